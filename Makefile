@@ -1,0 +1,54 @@
+# The only entry points a newcomer needs. Each builds .venv from a bare python3.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench docs sysdeps clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml airflow_provider/pyproject.toml salesforce_bridge/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[server,dev]" -e "airflow_provider[airflow]" -e salesforce_bridge
+	touch $(STAMP)
+
+# Debian programs some tests need: PostgreSQL (the inbox) and php-cli (the oracle
+# for Kudosity's V1 signatures). Installed when running as root, as in CI;
+# elsewhere those tests skip and say what to install.
+sysdeps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  need=""; \
+	  command -v php >/dev/null || need="$$need php-cli"; \
+	  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || need="$$need postgresql"; \
+	  if [ -n "$$need" ]; then \
+	    echo "installing Debian packages:$$need"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need >/dev/null) \
+	      || echo "warning: could not install$$need; the tests that need them will be skipped"; \
+	  fi; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/python -m smsrelay.demo
+
+test: $(STAMP) sysdeps lint
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	@if [ -f action.yml ]; then $(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml; fi
+	@if [ -f action/Dockerfile ]; then $(BIN)/hadolint action/Dockerfile; fi
+	@if [ -d .github/workflows ]; then $(BIN)/zizmor --offline --min-severity medium .github/workflows; fi
+
+bench: $(STAMP) sysdeps
+	$(BIN)/python -m bench
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

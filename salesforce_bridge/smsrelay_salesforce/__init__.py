@@ -1,0 +1,1 @@
+"""The smsrelay Salesforce bridge."""

@@ -1,0 +1,402 @@
+"""The client: one API over every provider.
+
+>>> with Client("sandbox") as client:  # doctest: +SKIP
+...     result = client.send("+61491570156", "Hi {{ name }}", vars={"name": "Ann"})
+...     result.results[0].status
+<Status.QUEUED: 'queued'>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Literal
+
+from smsrelay.clock import Clock
+from smsrelay.config import ProviderSettings, load_settings
+from smsrelay.errors import (
+    AmbiguousSend,
+    AuthError,
+    InsufficientCredit,
+    InvalidRequest,
+    ProviderServerError,
+    SmsRelayError,
+    TransportError,
+    Unsupported,
+)
+from smsrelay.model import (
+    Capabilities,
+    Delivery,
+    Encoding,
+    Message,
+    PreparedSms,
+    Recipient,
+    RecipientResult,
+    SendResult,
+    Status,
+)
+from smsrelay.phone import normalize
+from smsrelay.providers import provider_class
+from smsrelay.providers.base import Balance, EventPage, Provider, Quote
+from smsrelay.segments import check_length
+from smsrelay.templates import render
+
+__all__ = ["Client", "Preview"]
+
+log = logging.getLogger("smsrelay.client")
+
+Progress = Callable[[int, int], None]
+OnInvalid = Literal["raise", "skip"]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a send would be: encodings, parts, and cost where the provider tells."""
+
+    recipients: int
+    messages: int
+    parts: int
+    encodings: Mapping[Encoding, int]
+    rejected: tuple[RecipientResult, ...]
+    cost: Quote | None
+    sample: str | None
+    estimated_duration: timedelta | None
+
+
+def idempotency_key(context: str, to: str, body: str) -> str:
+    """The key of one message: stable for the same context, recipient and body.
+
+    >>> idempotency_key("dag/run/task/0", "+61491570156", "hi")[:3]
+    'sr-'
+    """
+    digest = hashlib.sha256(f"{context}\x1f{to}\x1f{body}".encode()).hexdigest()
+    return "sr-" + digest[:32]
+
+
+class Client:
+    """Send SMS and read delivery reports through one provider.
+
+    ``Client("kudosity", api_key=...)`` takes settings as keyword arguments;
+    ``Client()`` reads ``SMSRELAY_*`` variables (or ``SMSRELAY_CONFIG``), and
+    defaults to the embedded ``sandbox``.
+    """
+
+    def __init__(
+        self,
+        provider: str | Provider | None = None,
+        *,
+        settings: ProviderSettings | None = None,
+        config_file: str | None = None,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(provider, Provider):
+            self.provider = provider
+        else:
+            if settings is None:
+                settings = load_settings(provider, config_file=config_file, env=env, **options)
+            self.provider = provider_class(settings.provider)(settings, clock=clock)
+        self.settings = self.provider.settings
+
+    def __repr__(self) -> str:
+        return f"Client(provider={self.provider.name!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.provider.close()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.provider.capabilities
+
+    # -- sending ---------------------------------------------------------
+    def send(
+        self,
+        to: str | Recipient | Sequence[str | Recipient],
+        message: str | Message,
+        *,
+        sender: str | None = None,
+        vars: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        dry_run: bool = False,
+        on_invalid: OnInvalid = "raise",
+        on_progress: Progress | None = None,
+    ) -> SendResult:
+        """Send ``message`` to one number or many.
+
+        ``key`` is the idempotency context: the same key, recipient and body never
+        sends twice, across retries and processes.
+
+        >>> Client("sandbox").send("+61491570156", "Hi", dry_run=True).dry_run  # doctest: +SKIP
+        True
+        """
+        msg = message if isinstance(message, Message) else Message(body=message)
+        if sender or vars or key:
+            msg = replace(
+                msg,
+                sender=sender or msg.sender,
+                vars={**msg.vars, **(vars or {})},
+                ref=key or msg.ref,
+            )
+        recipients = [to] if isinstance(to, str | Recipient) else list(to)
+        return self.send_many(msg, recipients, dry_run=dry_run, on_invalid=on_invalid, on_progress=on_progress)
+
+    def prepare(
+        self, message: Message, recipients: Iterable[str | Recipient], *, on_invalid: OnInvalid = "raise"
+    ) -> tuple[list[PreparedSms], list[RecipientResult]]:
+        """Render, normalise and check every message; nothing is sent.
+
+        Returns the messages ready to send and the recipients rejected (invalid
+        numbers, and with ``on_invalid="skip"`` template or length errors). With
+        ``on_invalid="raise"`` a template or length error raises before any send.
+        """
+        caps = self.capabilities
+        context = message.ref or uuid.uuid4().hex
+        region = self.settings.default_region
+        max_chars = min(caps.max_chars, int(self.settings.option("max_chars", caps.max_chars)))
+        sender = message.sender or self.settings.sender
+        if sender != message.sender:
+            message = replace(message, sender=sender)
+        ready: list[PreparedSms] = []
+        rejected: list[RecipientResult] = []
+        seen: set[str] = set()
+        for item in recipients:
+            rcpt = item if isinstance(item, Recipient) else Recipient(str(item))
+            try:
+                to = normalize(rcpt.to, region)
+            except InvalidRequest as exc:
+                rejected.append(RecipientResult(to=rcpt.to, status=Status.REJECTED, error=exc.message))
+                continue
+            try:
+                body = render(message.body, {**message.vars, **rcpt.vars}, recipient=to)
+                seg = check_length(body, max_chars=max_chars, provider=self.provider.name, recipient=to)
+            except InvalidRequest as exc:
+                if on_invalid == "raise":
+                    raise
+                rejected.append(RecipientResult(to=to, status=Status.REJECTED, error=exc.message))
+                continue
+            key = rcpt.key or idempotency_key(context, to, body)
+            if key in seen:
+                # The same message to the same number twice in one send is a duplicate.
+                rejected.append(RecipientResult(to=to, status=Status.REJECTED, error="duplicate recipient", key=key))
+                continue
+            seen.add(key)
+            ready.append(
+                PreparedSms(to=to, body=body, key=key, encoding=seg.encoding, parts=seg.parts, message=message)
+            )
+        return ready, rejected
+
+    def send_many(
+        self,
+        message: Message,
+        recipients: Iterable[str | Recipient],
+        *,
+        dry_run: bool = False,
+        on_invalid: OnInvalid = "raise",
+        on_progress: Progress | None = None,
+    ) -> SendResult:
+        """Send one message template to many recipients, in the fewest provider calls.
+
+        Invalid numbers come back as ``rejected`` results and never stop the batch.
+        A send that may or may not have been accepted is looked up by its key
+        before anything is sent again; if that cannot be settled, ``AmbiguousSend``
+        is raised (its ``result`` holds everything settled so far).
+        """
+        caps = self.capabilities
+        if message.send_at is not None and not caps.schedule:
+            raise Unsupported(f"{self.provider.name} cannot schedule messages", provider=self.provider.name)
+        ready, rejected = self.prepare(message, recipients, on_invalid=on_invalid)
+        total = len(ready) + len(rejected)
+        if dry_run and not caps.dry_run:
+            results = [
+                RecipientResult(to=p.to, status=Status.QUEUED, parts=p.parts, key=p.key) for p in ready
+            ] + rejected
+            return SendResult(self.provider.name, None, tuple(results), dry_run=True)
+        eta = self.estimate(len(ready))
+        if eta is not None and eta > timedelta(minutes=1):
+            log.warning(
+                "%s: %d messages at the provider's rate limit will take about %s",
+                self.provider.name,
+                len(ready),
+                eta,
+            )
+        chunks = [ready[i : i + caps.bulk_max] for i in range(0, len(ready), caps.bulk_max)]
+        done = len(rejected)
+        if on_progress:
+            on_progress(done, total)
+        outcomes: list[tuple[str | None, list[RecipientResult]]] = []
+        ambiguous: list[str] = []
+        fatal: SmsRelayError | None = None
+
+        def run(chunk: list[PreparedSms]) -> tuple[str | None, list[RecipientResult]]:
+            if fatal is not None:
+                return None, [self._unsent(p, fatal) for p in chunk]
+            return self._send_chunk(chunk, dry_run)
+
+        workers = max(1, min(self.settings.concurrency or caps.concurrency, len(chunks) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsrelay-send") as pool:
+            futures = [pool.submit(run, chunk) for chunk in chunks]
+            for chunk, fut in zip(chunks, futures, strict=True):
+                try:
+                    outcome = fut.result()
+                except (AuthError, InsufficientCredit) as exc:
+                    fatal = fatal or exc
+                    outcome = (None, [self._unsent(p, exc) for p in chunk])
+                except AmbiguousSend as exc:
+                    ambiguous.extend(exc.keys)
+                    outcome = (
+                        None,
+                        [
+                            RecipientResult(to=p.to, status=Status.UNKNOWN, parts=p.parts, key=p.key, error=exc.message)
+                            for p in chunk
+                        ],
+                    )
+                outcomes.append(outcome)
+                done += len(chunk)
+                if on_progress:
+                    on_progress(done, total)
+        batch_ids = [b for b, _ in outcomes if b]
+        results = [r for _, rs in outcomes for r in rs] + rejected
+        result = SendResult(
+            self.provider.name,
+            batch_ids[0] if len(batch_ids) == 1 else (",".join(batch_ids) or None),
+            tuple(results),
+            dry_run=dry_run,
+        )
+        if fatal is not None and not result.accepted:
+            raise fatal
+        if ambiguous:
+            err = AmbiguousSend(
+                f"{len(ambiguous)} message(s) may or may not have been accepted by {self.provider.name}, "
+                "and it could not tell us; not resending. Look them up later with Client.lookup(keys).",
+                keys=ambiguous,
+                provider=self.provider.name,
+            )
+            err.result = result  # type: ignore[attr-defined]
+            raise err
+        return result
+
+    @staticmethod
+    def _unsent(p: PreparedSms, exc: SmsRelayError) -> RecipientResult:
+        return RecipientResult(to=p.to, status=Status.REJECTED, parts=p.parts, key=p.key, error=str(exc))
+
+    def _send_chunk(self, chunk: list[PreparedSms], dry_run: bool) -> tuple[str | None, list[RecipientResult]]:
+        try:
+            outcome = self.provider.send(chunk, dry_run=dry_run)
+            return outcome.batch_id, list(outcome.results)
+        except (AuthError, InsufficientCredit):
+            raise
+        except (TransportError, ProviderServerError) as exc:
+            sent = getattr(exc, "request_sent", True)
+            if not sent or dry_run:
+                return None, [self._unsent(p, exc) for p in chunk]
+            return self._reconcile(chunk, exc)
+        except SmsRelayError as exc:
+            return None, [self._unsent(p, exc) for p in chunk]
+
+    def _reconcile(self, chunk: list[PreparedSms], cause: SmsRelayError) -> tuple[str | None, list[RecipientResult]]:
+        """After an ambiguous failure: find what was accepted, resend only the rest, once."""
+        caps = self.capabilities
+        keys = [p.key for p in chunk]
+        if not caps.lookup_by_ref:
+            raise AmbiguousSend(f"{cause}", keys=keys, provider=self.provider.name)
+        log.warning("%s: send outcome unknown (%s); looking up %d key(s)", self.provider.name, cause, len(keys))
+        found = self.provider.lookup(keys)
+        missing = [p for p in chunk if p.key not in found]
+        results = {k: r for k, r in found.items()}
+        batch_id: str | None = None
+        if missing:
+            log.warning("%s: %d message(s) were not accepted; sending them again", self.provider.name, len(missing))
+            try:
+                outcome = self.provider.send(missing)
+            except (TransportError, ProviderServerError) as exc:
+                raise AmbiguousSend(f"{exc}", keys=[p.key for p in missing], provider=self.provider.name) from exc
+            batch_id = outcome.batch_id
+            for p, r in zip(missing, outcome.results, strict=False):
+                results[p.key] = r
+        return batch_id, [
+            results.get(p.key) or RecipientResult(to=p.to, status=Status.UNKNOWN, key=p.key, parts=p.parts)
+            for p in chunk
+        ]
+
+    def estimate(self, messages: int) -> timedelta | None:
+        """How long ``messages`` sends take at the provider's rate limit, if it has one.
+
+        >>> Client("sandbox").estimate(10) is None  # doctest: +SKIP
+        True
+        """
+        rate = self.settings.rate_limit or self.provider.default_rate_limit
+        if not rate or messages <= 0:
+            return None
+        calls = -(-messages // self.capabilities.bulk_max)
+        return timedelta(seconds=calls / rate)
+
+    def preview(self, message: str | Message, recipients: Iterable[str | Recipient] = ("+61491570156",)) -> Preview:
+        """Encoding, parts and cost of a send, without sending.
+
+        >>> Client("sandbox").preview("Hi").parts  # doctest: +SKIP
+        1
+        """
+        msg = message if isinstance(message, Message) else Message(body=message)
+        ready, rejected = self.prepare(msg, recipients, on_invalid="skip")
+        encodings: dict[Encoding, int] = {}
+        for p in ready:
+            encodings[p.encoding] = encodings.get(p.encoding, 0) + 1
+        return Preview(
+            recipients=len(ready) + len(rejected),
+            messages=len(ready),
+            parts=sum(p.parts for p in ready),
+            encodings=encodings,
+            rejected=tuple(rejected),
+            cost=self.provider.quote(ready) if ready else None,
+            sample=ready[0].body if ready else None,
+            estimated_duration=self.estimate(len(ready)),
+        )
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
+        """Find messages by idempotency key (e.g. after ``AmbiguousSend``)."""
+        return self.provider.lookup(keys)
+
+    # -- reports and events -------------------------------------------------
+    def status(self, message_ids: Sequence[str] | str) -> dict[str, Delivery]:
+        """The latest delivery report of each message id.
+
+        >>> Client("sandbox").status(["sbx-1"])  # doctest: +SKIP
+        {'sbx-1': Delivery(..., status=<Status.DELIVERED: 'delivered'>)}
+        """
+        from smsrelay.lifecycle import merge_all
+
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        return merge_all(self.provider.status(ids))
+
+    def events(self, since: str | None = None, *, limit: int = 500) -> EventPage:
+        """One page of events after the cursor ``since``; pass ``page.cursor`` next time.
+
+        >>> page = Client("sandbox").events()  # doctest: +SKIP
+        >>> [e.kind for e in page]  # doctest: +SKIP
+        ['delivery', 'reply']
+        """
+        return self.provider.poll_events(since, limit=limit)
+
+    def cancel(self, message_id: str) -> None:
+        """Cancel a scheduled message."""
+        self.provider.cancel(message_id)
+
+    def balance(self) -> Balance:
+        """The account's credit."""
+        return self.provider.balance()
+
+    def check(self) -> None:
+        """One cheap authenticated call; raises ``AuthError`` if refused."""
+        self.provider.check()

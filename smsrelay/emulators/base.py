@@ -1,0 +1,565 @@
+"""The emulator kit: a provider's wire API as a real HTTP(S) server on loopback.
+
+An emulator subclass declares routes with :func:`route`; the kit serves them on a
+random free port, records every request, injects faults, runs timed events on an
+injectable clock, and pushes webhooks with retries (at least once, like providers).
+
+It is built on the standard library's HTTP server, not an ASGI stack, because
+fault injection needs the raw socket: a reset after the request was accepted
+must reach the client as a TCP RST with no response bytes.
+
+>>> class Hello(Emulator):
+...     name = "hello"
+...     @route("GET", "/hello")
+...     def hello(self, req):
+...         return json_response({"hello": "world"})
+>>> with Hello() as emu:  # doctest: +SKIP
+...     requests.get(emu.url + "/hello").json()
+{'hello': 'world'}
+
+Control API (for users of ``smsrelay emulate`` and for subprocess tests), under
+``/_emulator/``: ``GET requests``, ``DELETE requests``, ``GET state``,
+``POST faults`` (a :class:`Fault` as JSON), ``DELETE faults``,
+``POST clock/advance`` (``{"seconds": n}``), ``GET pushes``, ``POST reset``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import json
+import logging
+import re
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+
+from smsrelay.clock import Clock, ManualClock, SystemClock
+
+__all__ = [
+    "EmuRequest",
+    "EmuResponse",
+    "Emulator",
+    "Fault",
+    "Push",
+    "json_response",
+    "route",
+]
+
+log = logging.getLogger("smsrelay.emulators")
+
+Handler = Callable[..., "EmuResponse"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def route(method: str, pattern: str) -> Callable[[F], F]:
+    """Declare an emulator method as the handler of ``method`` on a path regex.
+
+    Named groups in the pattern become keyword arguments of the handler.
+    """
+
+    def mark(fn: F) -> F:
+        fn.__emulator_route__ = (method.upper(), pattern)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+@dataclass(frozen=True)
+class EmuRequest:
+    """A request as the emulator received it."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: datetime
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Query parameters (the last value of a repeated name wins)."""
+        return dict(parse_qsl(self.query, keep_blank_values=True))
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers.items():
+            if k.lower() == lname:
+                return v
+        return default
+
+    def json(self) -> Any:
+        """The body as JSON; raises ``ValueError`` if it is not."""
+        return json.loads(self.body.decode("utf-8"))
+
+    def form(self) -> dict[str, str]:
+        """The body as ``application/x-www-form-urlencoded`` fields."""
+        return dict(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": dict(self.headers),
+            "body": self.body.decode("utf-8", "replace"),
+            "received_at": self.received_at.isoformat(),
+        }
+
+
+@dataclass
+class EmuResponse:
+    """A response to send back."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> EmuResponse:
+    """A JSON response with the right content type."""
+    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return EmuResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
+
+
+@dataclass
+class Fault:
+    """One injected fault, applied to the next ``times`` matching requests.
+
+    ``kind``: ``status`` (answer ``status``/``body``/``headers``), ``rate_limit``
+    (429, with ``Retry-After: retry_after`` if set), ``delay`` (wait ``seconds`` of
+    real time, then answer normally), ``reset_before`` (reset the connection before
+    handling: nothing happened), ``reset_after`` (handle the request, then reset
+    instead of answering: it happened, but the client cannot know).
+    """
+
+    kind: str
+    method: str | None = None
+    path: str | None = None
+    times: int = 1
+    status: int = 503
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    retry_after: float | None = None
+    seconds: float = 0.0
+
+    KINDS: ClassVar[frozenset[str]] = frozenset({"status", "rate_limit", "delay", "reset_before", "reset_after"})
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(self.KINDS)}")
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method:
+            return False
+        return not (self.path and not re.fullmatch(self.path, path))
+
+
+@dataclass
+class Push:
+    """A webhook the emulator delivered (or is still trying to)."""
+
+    url: str
+    method: str
+    body: bytes
+    headers: dict[str, str]
+    attempts: int = 0
+    delivered: bool = False
+    last_status: int | None = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    emulator: Emulator
+    ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("emulator connection error from %s", client_address, exc_info=True)
+
+
+class _Reset(Exception):
+    """Abort the connection with a TCP RST."""
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.server.emulator.name, *args)
+
+    def _handle(self) -> None:
+        emu = self.server.emulator
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        req = EmuRequest(
+            method=self.command,
+            path=parts.path,
+            query=parts.query,
+            headers={k: v for k, v in self.headers.items()},
+            body=body,
+            received_at=emu.clock.now(),
+        )
+        try:
+            resp = emu.dispatch(req)
+        except _Reset:
+            self._reset()
+            return
+        self.send_response(resp.status)
+        headers = {"Content-Type": "application/json", **resp.headers}
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.close()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+
+class Emulator:
+    """Base of every provider emulator. Subclasses declare routes with :func:`route`.
+
+    ``clock`` drives simulated time (delivery reports, lag); ``lag`` is the
+    read-after-write lag in seconds that :meth:`visible` applies.
+    """
+
+    name: ClassVar[str] = "emulator"
+    _routes: ClassVar[list[tuple[str, re.Pattern[str], str]]] = []
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        lag: float = 0.0,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.lag = lag
+        self.lock = threading.RLock()
+        self.requests: list[EmuRequest] = []
+        self.faults: list[Fault] = []
+        self.pushes: list[Push] = []
+        self._timers: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._server: _Server | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._push_session = requests.Session()
+        self._push_wake = threading.Condition()
+        self._push_queue: list[Push] = []
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        routes: list[tuple[str, re.Pattern[str], str]] = []
+        for klass in reversed(cls.__mro__):
+            for attr, fn in vars(klass).items():
+                spec = getattr(fn, "__emulator_route__", None)
+                if spec:
+                    routes = [r for r in routes if r[2] != attr]
+                    routes.append((spec[0], re.compile(spec[1]), attr))
+        cls._routes = routes
+
+    # -- lifecycle ----------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; use start() or a with block")
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> Emulator:
+        server = _Server((self.host, self.port), _RequestHandler)
+        server.emulator = self
+        server.ssl_context = self.ssl_context
+        self._server = server
+        self._stop.clear()
+        self._spawn(server.serve_forever, "serve")
+        self._spawn(self._push_loop, "push")
+        if not isinstance(self.clock, ManualClock):
+            self._spawn(self._tick_loop, "tick")
+        return self
+
+    def _spawn(self, target: Callable[[], None], what: str) -> None:
+        t = threading.Thread(target=target, name=f"{self.name}-{what}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._push_wake:
+            self._push_wake.notify_all()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+        self._push_session.close()
+
+    def __enter__(self: E) -> E:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Run until interrupted (for ``smsrelay emulate``)."""
+        if self._server is None:
+            self.start()
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    # -- dispatch -------------------------------------------------------------
+    def dispatch(self, req: EmuRequest) -> EmuResponse:
+        if req.path.startswith("/_emulator/"):
+            return self._control(req)
+        with self.lock:
+            self.requests.append(req)
+            fault = self._take_fault(req)
+        if fault is not None:
+            if fault.kind == "reset_before":
+                raise _Reset()
+            if fault.kind == "status":
+                return EmuResponse(fault.status, fault.body.encode(), dict(fault.headers))
+            if fault.kind == "rate_limit":
+                headers = dict(fault.headers)
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = f"{fault.retry_after:g}"
+                return self.rate_limited(req, headers)
+            if fault.kind == "delay":
+                time.sleep(fault.seconds)
+        resp = self.handle(req)
+        if fault is not None and fault.kind == "reset_after":
+            raise _Reset()
+        return resp
+
+    def handle(self, req: EmuRequest) -> EmuResponse:
+        for method, pattern, attr in self._routes:
+            m = pattern.fullmatch(req.path)
+            if m and method == req.method:
+                try:
+                    resp: EmuResponse = getattr(self, attr)(req, **m.groupdict())
+                except Exception:  # an emulator bug must answer 500, not hang the client
+                    log.exception("%s: handler %s failed", self.name, attr)
+                    return json_response({"error": "emulator handler failed"}, 500)
+                return resp
+        if any(p.fullmatch(req.path) for _, p, _ in self._routes):
+            return self.method_not_allowed(req)
+        return self.not_found(req)
+
+    # Hooks a provider emulator overrides to speak its own error shapes.
+    def not_found(self, req: EmuRequest) -> EmuResponse:
+        return json_response({"error": f"no route for {req.method} {req.path}"}, 404)
+
+    def method_not_allowed(self, req: EmuRequest) -> EmuResponse:
+        return json_response({"error": "method not allowed"}, 405)
+
+    def rate_limited(self, req: EmuRequest, headers: dict[str, str]) -> EmuResponse:
+        return json_response({"error": "rate limited"}, 429, headers)
+
+    def _take_fault(self, req: EmuRequest) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(req.method, req.path):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    # -- faults, inspection ---------------------------------------------------------
+    def inject(self, kind: str, **kw: Any) -> Fault:
+        """Add a fault, e.g. ``emu.inject("status", status=503, path="/v2/sms")``."""
+        fault = Fault(kind, **kw)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def received(self, method: str | None = None, path: str | None = None) -> list[EmuRequest]:
+        """Recorded requests, filtered by method and a path regex."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method.upper()) and (path is None or re.fullmatch(path, r.path))
+            ]
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-safe view of the emulator's state, for the control API."""
+        return {}
+
+    def reset(self) -> None:
+        """Forget requests, faults, pushes and timers (and provider state in subclasses)."""
+        with self.lock:
+            self.requests.clear()
+            self.faults.clear()
+            self.pushes.clear()
+            self._timers.clear()
+
+    def _control(self, req: EmuRequest) -> EmuResponse:
+        op = (req.method, req.path.removeprefix("/_emulator/").rstrip("/"))
+        if op == ("GET", "requests"):
+            return json_response([r.to_dict() for r in self.received()])
+        if op == ("DELETE", "requests"):
+            with self.lock:
+                self.requests.clear()
+            return json_response({"ok": True})
+        if op == ("GET", "state"):
+            with self.lock:
+                return json_response(self.state())
+        if op == ("GET", "pushes"):
+            with self.lock:
+                return json_response([{**asdict(p), "body": p.body.decode("utf-8", "replace")} for p in self.pushes])
+        if op == ("POST", "faults"):
+            try:
+                spec = req.json()
+                self.inject(**spec)
+            except (ValueError, TypeError) as exc:
+                return json_response({"error": str(exc)}, 400)
+            return json_response({"ok": True}, 201)
+        if op == ("DELETE", "faults"):
+            with self.lock:
+                self.faults.clear()
+            return json_response({"ok": True})
+        if op == ("POST", "clock/advance"):
+            if not isinstance(self.clock, ManualClock):
+                return json_response({"error": "the emulator runs on the real clock"}, 409)
+            seconds = float(req.json().get("seconds", 0))
+            self.advance(seconds)
+            return json_response({"now": self.clock.now().isoformat()})
+        if op == ("POST", "reset"):
+            self.reset()
+            return json_response({"ok": True})
+        return json_response({"error": f"unknown control call {req.method} {req.path}"}, 404)
+
+    # -- simulated time -----------------------------------------------------------
+    def after(self, seconds: float, action: Callable[[], None]) -> None:
+        """Run ``action`` once ``seconds`` of emulator time have passed."""
+        with self.lock:
+            heapq.heappush(self._timers, (self.clock.now() + timedelta(seconds=seconds), next(self._seq), action))
+
+    def advance(self, seconds: float) -> None:
+        """Move a manual clock forward and run whatever fell due (tests, control API)."""
+        clock = self.clock
+        if not isinstance(clock, ManualClock):
+            raise TypeError("advance() needs the emulator to run on a ManualClock")
+        clock.advance(seconds)
+        self.tick()
+
+    def tick(self) -> int:
+        """Run every timer that is due; return how many ran."""
+        ran = 0
+        while True:
+            with self.lock:
+                if not self._timers or self._timers[0][0] > self.clock.now():
+                    return ran
+                _, _, action = heapq.heappop(self._timers)
+            try:
+                action()
+            except Exception:
+                log.exception("%s: timed action failed", self.name)
+            ran += 1
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(0.02):
+            self.tick()
+
+    def visible(self, created_at: datetime) -> bool:
+        """False during the read-after-write lag after ``created_at``."""
+        return self.clock.now() >= created_at + timedelta(seconds=self.lag)
+
+    # -- pushing webhooks ---------------------------------------------------------------
+    def push(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        body: bytes | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Push:
+        """Queue a webhook delivery; it is retried until the receiver answers 2xx."""
+        hdrs = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
+            hdrs.setdefault("Content-Type", "application/json")
+        push = Push(url=url, method=method.upper(), body=body or b"", headers=hdrs)
+        with self.lock:
+            self.pushes.append(push)
+        with self._push_wake:
+            self._push_queue.append(push)
+            self._push_wake.notify()
+        return push
+
+    push_attempts: ClassVar[int] = 8
+
+    def _push_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._push_wake:
+                while not self._push_queue and not self._stop.is_set():
+                    self._push_wake.wait(0.5)
+                if self._stop.is_set():
+                    return
+                push = self._push_queue.pop(0)
+            self._deliver(push)
+
+    def _deliver(self, push: Push) -> None:
+        while push.attempts < self.push_attempts and not self._stop.is_set():
+            push.attempts += 1
+            try:
+                resp = self._push_session.request(
+                    push.method,
+                    push.url,
+                    data=push.body if push.method != "GET" else None,
+                    headers=push.headers,
+                    timeout=10,
+                )
+                push.last_status = resp.status_code
+                if 200 <= resp.status_code < 300:
+                    push.delivered = True
+                    return
+            except requests.RequestException as exc:
+                log.debug("%s: push to %s failed: %s", self.name, push.url, exc)
+            self._stop.wait(min(2.0, 0.05 * 2**push.attempts))
+
+
+E = TypeVar("E", bound=Emulator)

@@ -1,0 +1,146 @@
+"""The provider contract: what every adapter implements, and its capability flags.
+
+An adapter speaks one provider's wire format and nothing else: it knows no
+integration, and it never renders templates or picks idempotency keys (the client
+does). A method the provider cannot serve raises ``Unsupported``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from smsrelay.clock import Clock, SystemClock
+from smsrelay.errors import Unsupported
+from smsrelay.model import Capabilities, Delivery, Event, PreparedSms, RecipientResult
+from smsrelay.phone import WireFormat
+
+if TYPE_CHECKING:
+    from smsrelay.config import ProviderSettings
+    from smsrelay.webhooks import WebhookRequest
+
+__all__ = ["Balance", "BatchOutcome", "EventPage", "Provider", "Quote"]
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one provider call returned: a batch id, and a result per recipient."""
+
+    batch_id: str | None
+    results: Sequence[RecipientResult]
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """A page of polled events and the cursor to ask from next time.
+
+    Iterating a page yields its events.
+    """
+
+    events: Sequence[Event]
+    cursor: str | None
+    more: bool = False
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The account's credit, in the provider's unit."""
+
+    amount: Decimal
+    currency: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a send would cost, where the provider can tell."""
+
+    amount: Decimal
+    currency: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+class Provider(abc.ABC):
+    """Base of every adapter. Subclasses set ``name``, ``capabilities`` and ``wire_format``.
+
+    ``options`` declares the provider-specific settings and their types, so that
+    config files are validated before anything is sent (a typo is an error).
+    ``required`` lists the credentials that must be set.
+    """
+
+    name: ClassVar[str]
+    capabilities: Capabilities = Capabilities()
+    wire_format: ClassVar[WireFormat] = "e164"
+    options: ClassVar[Mapping[str, type]] = {}
+    required: ClassVar[tuple[str, ...]] = ("api_key",)
+    default_base_url: ClassVar[str] = ""
+    default_rate_limit: ClassVar[float | None] = None
+
+    def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.settings.base_url or self.default_base_url!r})"
+
+    # -- sending ---------------------------------------------------------
+    @abc.abstractmethod
+    def send(self, batch: Sequence[PreparedSms], *, dry_run: bool = False) -> BatchOutcome:
+        """Submit up to ``capabilities.bulk_max`` messages in one provider call.
+
+        Raise ``TransportError(request_sent=True)`` or ``ProviderServerError`` when
+        the outcome is unknown; the client then reconciles with :meth:`lookup`.
+        """
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
+        """Find messages previously sent with these idempotency keys.
+
+        Returns only the keys the provider knows. Used after an ambiguous send.
+        """
+        raise Unsupported(f"{self.name} cannot look messages up by reference", provider=self.name)
+
+    def quote(self, batch: Sequence[PreparedSms]) -> Quote | None:
+        """The cost of a send, if the provider can tell without sending."""
+        return None
+
+    # -- status and events ----------------------------------------------
+    def status(self, message_ids: Sequence[str]) -> list[Delivery]:
+        """The current delivery report of each message id."""
+        raise Unsupported(f"{self.name} has no status lookup", provider=self.name)
+
+    def poll_events(self, cursor: str | None, *, limit: int = 500) -> EventPage:
+        """Events (deliveries, replies, link hits, opt-outs) after ``cursor``."""
+        raise Unsupported(f"{self.name} has no event polling; use webhooks", provider=self.name)
+
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        """Raise ``WebhookError`` (401) unless the request is authentic."""
+        raise Unsupported(f"{self.name} pushes no webhooks", provider=self.name)
+
+    def parse_webhook(self, request: WebhookRequest) -> list[Event]:
+        """Parse an authentic webhook request into events; ``WebhookError`` (400) if malformed."""
+        raise Unsupported(f"{self.name} pushes no webhooks", provider=self.name)
+
+    # -- account ----------------------------------------------------------
+    def cancel(self, message_id: str) -> None:
+        """Cancel a scheduled message; ``NotCancellable`` says why not."""
+        raise Unsupported(f"{self.name} cannot cancel messages", provider=self.name)
+
+    def balance(self) -> Balance:
+        raise Unsupported(f"{self.name} does not report a balance", provider=self.name)
+
+    def check(self) -> None:
+        """Make one cheap authenticated call; raise ``AuthError`` if refused."""
+        return None
+
+    def close(self) -> None:
+        """Release connections."""
+        return None

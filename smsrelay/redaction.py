@@ -1,0 +1,87 @@
+"""The one redaction function: secrets never reach a log, an error or a repr.
+
+Every credential smsrelay loads is registered here, and :func:`redact` replaces it
+(and anything that looks like a credential in a header, URL or form) with ``***``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+
+__all__ = ["MASK", "redact", "redact_headers", "register_secret"]
+
+MASK = "***"
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+# Names whose values are credentials wherever they appear: headers, query, form, JSON.
+SECRET_NAMES = (
+    "api[-_]?key",
+    "api[-_]?secret",
+    "x-api-key",
+    "authorization",
+    "password",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "private_key",
+)
+_NAMED = re.compile(
+    r"(?i)(?P<name>\b(?:" + "|".join(SECRET_NAMES) + r")\b[\"']?\s*[:=]\s*[\"']?)"
+    r"(?P<value>(?:Basic |Bearer )?[^\s\"'&,;}]+)"
+)
+_URL_USERINFO = re.compile(r"(?P<scheme>https?://)[^/\s:@]+:[^/\s@]+@")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a credential so that :func:`redact` masks it everywhere.
+
+    >>> register_secret("s3cr3t-key"); redact("key is s3cr3t-key")
+    'key is ***'
+    """
+    global _pattern
+    if not value or len(value) < 4:
+        return
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: str) -> str:
+    """Mask registered secrets and credential-shaped values in ``text``.
+
+    >>> redact("x-api-key: abc123 sent")
+    'x-api-key: *** sent'
+    """
+    if not text:
+        return text
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
+    return _NAMED.sub(lambda m: m.group("name") + MASK, text)
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Return a copy of ``headers`` with credential headers masked.
+
+    >>> redact_headers({"Authorization": "Basic abc", "Accept": "json"})
+    {'Authorization': '***', 'Accept': 'json'}
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, str] = {}
+    for name, value in items:
+        if re.fullmatch(r"(?i)" + "|".join(SECRET_NAMES) + r"|x-.*(signature|token|secret).*", name):
+            out[name] = MASK
+        else:
+            out[name] = redact(value)
+    return out

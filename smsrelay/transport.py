@@ -1,0 +1,272 @@
+"""HTTP for provider adapters: one pooled session, timeouts, safe retries, rate limits.
+
+Retries follow one rule: a request is repeated only when repeating it cannot send
+an SMS twice. That is always true of a request that never reached the provider
+(connection refused) and of a 429 (the provider dropped it), and true of any
+request when the provider honours an idempotency key. Otherwise a failure after
+the request was written raises ``TransportError(request_sent=True)`` or
+``ProviderServerError``, and the client reconciles before it sends again.
+
+>>> t = Transport("https://api.example.com", provider="example")
+>>> t.url("/v2/sms")
+'https://api.example.com/v2/sms'
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+import requests.adapters
+
+from smsrelay.clock import Clock, SystemClock
+from smsrelay.errors import (
+    ProviderServerError,
+    RateLimited,
+    SmsRelayError,
+    TransportError,
+)
+from smsrelay.redaction import redact
+
+__all__ = ["RateLimiter", "RetryPolicy", "Transport", "parse_retry_after"]
+
+log = logging.getLogger("smsrelay.transport")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+ErrorMapper = Callable[[requests.Response], SmsRelayError]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry: exponential backoff with full jitter.
+
+    ``max_wait`` caps one wait; a ``Retry-After`` beyond it is raised to the caller
+    as ``RateLimited`` instead of blocking.
+    """
+
+    attempts: int = 5
+    backoff: float = 0.25
+    max_backoff: float = 20.0
+    max_wait: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return retry_after
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+
+
+class RateLimiter:
+    """A token bucket: at most ``rate`` calls a second, in bursts of ``burst``.
+
+    >>> from smsrelay.clock import ManualClock
+    >>> rl = RateLimiter(2, burst=2, clock=ManualClock()); rl.acquire(); rl.acquire(); rl.acquire()
+    0.5
+    """
+
+    def __init__(self, rate: float, *, burst: int | None = None, clock: Clock | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = float(burst if burst is not None else max(1, int(rate)))
+        self._tokens = self.capacity
+        self._clock = clock or SystemClock()
+        self._stamp = self._clock.now()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, waiting as needed; return the seconds waited."""
+        with self._lock:
+            now = self._clock.now()
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp).total_seconds() * self.rate)
+            self._stamp = now
+            self._tokens -= 1
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._clock.sleep(wait)
+        return wait
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    >>> parse_retry_after("3")
+    3.0
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server (safe to repeat)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        text = f"{type(reason).__name__} {reason}"
+        return "NewConnectionError" in text or "Connection refused" in text or "NameResolution" in text
+    return False
+
+
+class Transport:
+    """One pooled ``requests.Session`` for one provider account.
+
+    ``error_mapper`` turns an error response into the provider's core error; the
+    adapter supplies it because only the adapter knows its error bodies.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        provider: str,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+        pool_size: int = 16,
+        error_mapper: ErrorMapper | None = None,
+        verify: bool | str = True,
+        clock: Clock | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.provider = provider
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.clock = clock or SystemClock()
+        self.limiter = RateLimiter(rate_limit, clock=self.clock) if rate_limit else None
+        self.error_mapper = error_mapper
+        self.requests_made = 0
+        self._count_lock = threading.Lock()
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers["User-Agent"] = "smsrelay"
+        if headers:
+            self.session.headers.update(headers)
+        if auth:
+            self.session.auth = auth
+        self.session.verify = verify
+
+    def __repr__(self) -> str:
+        return f"Transport({self.base_url!r}, provider={self.provider!r})"
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else self.base_url + path
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        ok: Callable[[requests.Response], bool] | None = None,
+    ) -> requests.Response:
+        """Send a request with retries; return a 2xx/3xx response or raise a core error.
+
+        ``idempotent`` says whether repeating the request is safe; by default only
+        GET, HEAD, OPTIONS, PUT and DELETE are. ``ok`` may accept other statuses
+        (e.g. a 404 the adapter handles).
+        """
+        method = method.upper()
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        url = self.url(path)
+        shown = redact(url)
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.limiter:
+                self.limiter.acquire()
+            with self._count_lock:
+                self.requests_made += 1
+            try:
+                resp = self.session.request(
+                    method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
+                )
+            except requests.RequestException as exc:
+                sent = not _never_sent(exc)
+                err: SmsRelayError = TransportError(
+                    f"{method} {shown} failed: {type(exc).__name__}: {redact(str(exc))}",
+                    request_sent=sent,
+                    provider=self.provider,
+                )
+                if (safe or not sent) and attempt < self.retry.attempts:
+                    self._pause(attempt, None, err)
+                    continue
+                raise err from None
+            log.debug("%s %s -> %s", method, shown, resp.status_code)
+            if resp.status_code < 400 or (ok is not None and ok(resp)):
+                return resp
+            if resp.status_code == 429:
+                wait = parse_retry_after(resp.headers.get("Retry-After"), self.clock.now())
+                err = self._error(resp)
+                if isinstance(err, RateLimited) and err.retry_after is None and wait is not None:
+                    err.retry_after = timedelta(seconds=wait)
+                # A 429 was not processed, so it is safe to repeat even a send.
+                if attempt < self.retry.attempts and (wait is None or wait <= self.retry.max_wait):
+                    self._pause(attempt, wait, err)
+                    continue
+                raise err
+            if resp.status_code >= 500 and safe and attempt < self.retry.attempts:
+                self._pause(attempt, parse_retry_after(resp.headers.get("Retry-After")), self._error(resp))
+                continue
+            raise self._error(resp)
+
+    def _pause(self, attempt: int, retry_after: float | None, err: Exception) -> None:
+        delay = self.retry.delay(attempt, retry_after)
+        log.warning("%s: retry %d in %.2fs after %s", self.provider, attempt, delay, err)
+        self.clock.sleep(delay)
+
+    def _error(self, resp: requests.Response) -> SmsRelayError:
+        if self.error_mapper is not None:
+            return self.error_mapper(resp)
+        return default_error(resp, self.provider)
+
+
+def default_error(resp: requests.Response, provider: str) -> SmsRelayError:
+    """A core error for an HTTP status, keeping the provider's text."""
+    from smsrelay.errors import AuthError, InsufficientCredit, InvalidRequest, NotFound
+
+    text = redact(resp.text[:500])
+    status = resp.status_code
+    what = f"{provider} answered {status}"
+    kw: dict[str, Any] = {"provider": provider, "status_code": status, "provider_message": text}
+    if status == 429:
+        return RateLimited(what + ": rate limited", **kw)
+    if status in (401, 403):
+        return AuthError(what + ": the credentials were refused; check the API key", **kw)
+    if status == 402:
+        return InsufficientCredit(what + ": not enough credit", **kw)
+    if status == 404:
+        return NotFound(what + ": not found", **kw)
+    if status >= 500:
+        return ProviderServerError(what + ": provider error", **kw)
+    return InvalidRequest(what + ": the request was refused", **kw)
