@@ -161,41 +161,60 @@ class Client:
         numbers, and with ``on_invalid="skip"`` template or length errors). With
         ``on_invalid="raise"`` a template or length error raises before any send.
         """
+        ready, rejected, _, _ = self._prepare(message, recipients, on_invalid)
+        return ready, rejected
+
+    def _prepare(
+        self, message: Message, recipients: Iterable[str | Recipient], on_invalid: OnInvalid
+    ) -> tuple[list[PreparedSms], list[RecipientResult], list[int], list[int]]:
         caps = self.capabilities
         context = message.ref or uuid.uuid4().hex
-        region = self.settings.default_region
         max_chars = min(caps.max_chars, int(self.settings.option("max_chars", caps.max_chars)))
         sender = message.sender or self.settings.sender
         if sender != message.sender:
             message = replace(message, sender=sender)
         ready: list[PreparedSms] = []
         rejected: list[RecipientResult] = []
+        ready_pos: list[int] = []
+        rejected_pos: list[int] = []
         seen: set[str] = set()
-        for item in recipients:
+        for pos, item in enumerate(recipients):
             rcpt = item if isinstance(item, Recipient) else Recipient(str(item))
-            try:
-                to = normalize(rcpt.to, region)
-            except InvalidRequest as exc:
-                rejected.append(RecipientResult(to=rcpt.to, status=Status.REJECTED, error=exc.message))
-                continue
-            try:
-                body = render(message.body, {**message.vars, **rcpt.vars}, recipient=to)
-                seg = check_length(body, max_chars=max_chars, provider=self.provider.name, recipient=to)
-            except InvalidRequest as exc:
-                if on_invalid == "raise":
-                    raise
-                rejected.append(RecipientResult(to=to, status=Status.REJECTED, error=exc.message))
-                continue
-            key = rcpt.key or idempotency_key(context, to, body)
-            if key in seen:
-                # The same message to the same number twice in one send is a duplicate.
-                rejected.append(RecipientResult(to=to, status=Status.REJECTED, error="duplicate recipient", key=key))
-                continue
-            seen.add(key)
-            ready.append(
-                PreparedSms(to=to, body=body, key=key, encoding=seg.encoding, parts=seg.parts, message=message)
-            )
-        return ready, rejected
+            outcome = self._prepare_one(message, rcpt, context, max_chars, on_invalid, seen)
+            if isinstance(outcome, PreparedSms):
+                ready.append(outcome)
+                ready_pos.append(pos)
+            else:
+                rejected.append(outcome)
+                rejected_pos.append(pos)
+        return ready, rejected, ready_pos, rejected_pos
+
+    def _prepare_one(
+        self,
+        message: Message,
+        rcpt: Recipient,
+        context: str,
+        max_chars: int,
+        on_invalid: OnInvalid,
+        seen: set[str],
+    ) -> PreparedSms | RecipientResult:
+        try:
+            to = normalize(rcpt.to, self.settings.default_region)
+        except InvalidRequest as exc:
+            return RecipientResult(to=rcpt.to, status=Status.REJECTED, error=exc.message)
+        try:
+            body = render(message.body, {**message.vars, **rcpt.vars}, recipient=to)
+            seg = check_length(body, max_chars=max_chars, provider=self.provider.name, recipient=to)
+        except InvalidRequest as exc:
+            if on_invalid == "raise":
+                raise
+            return RecipientResult(to=to, status=Status.REJECTED, error=exc.message)
+        key = rcpt.key or idempotency_key(context, to, body)
+        if key in seen:
+            # The same message to the same number twice in one send is a duplicate.
+            return RecipientResult(to=to, status=Status.REJECTED, error="duplicate recipient", key=key)
+        seen.add(key)
+        return PreparedSms(to=to, body=body, key=key, encoding=seg.encoding, parts=seg.parts, message=message)
 
     def send_many(
         self,
@@ -216,7 +235,7 @@ class Client:
         caps = self.capabilities
         if message.send_at is not None and not caps.schedule:
             raise Unsupported(f"{self.provider.name} cannot schedule messages", provider=self.provider.name)
-        ready, rejected = self.prepare(message, recipients, on_invalid=on_invalid)
+        ready, rejected, ready_pos, rejected_pos = self._prepare(message, recipients, on_invalid)
         total = len(ready) + len(rejected)
         if dry_run and not caps.dry_run:
             results = [
@@ -267,7 +286,11 @@ class Client:
                 if on_progress:
                     on_progress(done, total)
         batch_ids = [b for b, _ in outcomes if b]
-        results = [r for _, rs in outcomes for r in rs] + rejected
+        sent = [r for _, rs in outcomes for r in rs]
+        # Back into the caller's order: adapters answer in batch order.
+        results = [
+            r for _, r in sorted(zip(ready_pos + rejected_pos, sent + rejected, strict=True), key=lambda x: x[0])
+        ]
         result = SendResult(
             self.provider.name,
             batch_ids[0] if len(batch_ids) == 1 else (",".join(batch_ids) or None),

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
     from smsrelay.webhooks import WebhookRequest
 
-__all__ = ["Balance", "BatchOutcome", "EventPage", "Provider", "Quote"]
+__all__ = ["Balance", "BatchOutcome", "EventPage", "Provider", "Quote", "Webhook"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,17 @@ class Quote:
 
     amount: Decimal
     currency: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook subscription at the provider. ``url`` is shown redacted in reprs."""
+
+    id: str
+    url: str = field(repr=False)
+    events: tuple[str, ...] = ()
+    name: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -129,7 +140,22 @@ class Provider(abc.ABC):
         """Parse an authentic webhook request into events; ``WebhookError`` (400) if malformed."""
         raise Unsupported(f"{self.name} pushes no webhooks", provider=self.name)
 
+    # -- webhook registration (providers with a webhook API) -------------------
+    def register_webhook(self, url: str, *, events: Sequence[str] | None = None, name: str | None = None) -> Webhook:
+        """Register ``url`` (carrying its secret token) for the given event types."""
+        raise Unsupported(f"{self.name} has no webhook API", provider=self.name)
+
+    def list_webhooks(self) -> list[Webhook]:
+        raise Unsupported(f"{self.name} has no webhook API", provider=self.name)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        raise Unsupported(f"{self.name} has no webhook API", provider=self.name)
+
     # -- account ----------------------------------------------------------
+    def devices(self) -> list[Mapping[str, Any]]:
+        """The sending devices of the account (phone gateways such as SMSKit)."""
+        raise Unsupported(f"{self.name} has no devices", provider=self.name)
+
     def cancel(self, message_id: str) -> None:
         """Cancel a scheduled message; ``NotCancellable`` says why not."""
         raise Unsupported(f"{self.name} cannot cancel messages", provider=self.name)
