@@ -1,0 +1,1 @@
+"""Benchmarks: smsrelay against the naive way, measured in one run. Run with ``make bench``."""
