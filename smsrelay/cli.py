@@ -1,0 +1,441 @@
+"""The ``smsrelay`` command line.
+
+Exit codes: 0 every message accepted, 1 some sends failed, 2 bad input or config
+(then nothing was sent).
+
+    smsrelay send +61491570156 -m "Deploy {{ version }} done" --var version=1.4
+    smsrelay send --to-file team.csv --template alert.txt --json
+    smsrelay status sbx-1234
+    smsrelay events --since <cursor>
+    smsrelay preview -m "Hi 👋"
+    smsrelay emulate kudosity-v2 --port 8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from smsrelay.client import Client
+from smsrelay.errors import AuthError, ConfigError, InvalidRequest, SmsRelayError
+from smsrelay.model import Event, Message, Recipient, SendResult, Status, event_to_dict
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+PHONE_COLUMNS = ("to", "phone", "mobile", "number", "msisdn")
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent elsewhere unless forced."""
+
+    def __init__(self, stream: TextIO, enabled: bool, label: str = "sending") -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.label = label
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / total)
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def read_recipients_csv(path: str) -> list[Recipient]:
+    """Recipients from a CSV with a ``to`` column (or phone/mobile/number/msisdn).
+
+    Every other column becomes a template variable of that row's recipient.
+    """
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
+    except OSError as exc:
+        raise ConfigError(f"cannot read the recipients file: {exc.strerror}", file=path) from None
+    with handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        column = next((c for c in PHONE_COLUMNS if c in fields), None)
+        if column is None:
+            raise ConfigError(f"the CSV needs a column named one of: {', '.join(PHONE_COLUMNS)}", file=path, line=1)
+        recipients = []
+        for row in reader:
+            clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+            number = clean.pop(column, "")
+            if not number and not any(clean.values()):
+                continue  # a blank line
+            if not number:
+                raise ConfigError(f"no phone number in column {column!r}", file=path, line=reader.line_num)
+            recipients.append(Recipient(number, vars=clean))
+    return recipients
+
+
+def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidRequest(f"--var takes NAME=VALUE, got {pair!r}", field="--var")
+        out[name.strip()] = value
+    return out
+
+
+def _client(args: argparse.Namespace) -> Client:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "base_url", None):
+        overrides["base_url"] = args.base_url
+    return Client(args.provider, config_file=args.config, **overrides)
+
+
+def _message_text(args: argparse.Namespace) -> str:
+    if args.message is not None and args.template:
+        raise InvalidRequest("give either --message or --template, not both", field="--message")
+    if args.template:
+        try:
+            return Path(args.template).read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the template: {exc.strerror}", file=args.template) from None
+    if args.message is None:
+        raise InvalidRequest("no message: give --message TEXT or --template FILE", field="--message")
+    return str(args.message)
+
+
+def _print_result(result: SendResult, out: TextIO) -> None:
+    for r in result.results:
+        ident = r.message_id or "-"
+        line = f"{r.to:<16} {r.status.value:<10} parts={r.parts} id={ident}"
+        if r.error:
+            line += f"  error: {r.error}"
+        out.write(line + "\n")
+    accepted = len(result.accepted)
+    note = " (dry run: nothing sent)" if result.dry_run else ""
+    batch = f", batch {result.batch_id}" if result.batch_id else ""
+    out.write(f"{accepted}/{len(result.results)} accepted{batch}{note}\n")
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    body = _message_text(args)
+    recipients: list[Recipient | str] = list(args.to)
+    if args.to_file:
+        recipients.extend(read_recipients_csv(args.to_file))
+    if not recipients:
+        raise InvalidRequest("no recipients: give numbers or --to-file", field="to")
+    send_at = None
+    if args.send_at:
+        try:
+            send_at = datetime.fromisoformat(args.send_at)
+        except ValueError:
+            raise InvalidRequest(
+                f"--send-at must be an ISO 8601 time, got {args.send_at!r}", field="--send-at"
+            ) from None
+        if send_at.tzinfo is None:
+            raise InvalidRequest("--send-at needs a time zone, e.g. 2026-05-01T09:00:00+10:00", field="--send-at")
+        send_at = send_at.astimezone(UTC)
+    message = Message(
+        body=body,
+        sender=args.sender,
+        vars=_parse_vars(args.var),
+        ref=args.key,
+        send_at=send_at,
+        track_links=args.track_links,
+    )
+    with _client(args) as client:
+        progress = Progress(sys.stderr, enabled=args.progress or (sys.stderr.isatty() and not args.json))
+        result = client.send_many(
+            message,
+            recipients,
+            dry_run=args.dry_run,
+            on_invalid="skip" if args.skip_invalid else "raise",
+            on_progress=progress,
+        )
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_result(result, sys.stdout)
+    return EXIT_OK if result.all_accepted else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        reports = client.status(args.message_id)
+    if args.json:
+        json.dump({k: event_to_dict(v) for k, v in reports.items()}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for mid in args.message_id:
+            d = reports.get(mid)
+            if d is None:
+                sys.stdout.write(f"{mid}  no report yet\n")
+                continue
+            reason = f"  ({d.reason})" if d.reason else ""
+            sys.stdout.write(
+                f"{mid}  {d.status.value:<10} {d.raw_status or ''} at {d.occurred_at.isoformat()}{reason}\n"
+            )
+    bad = [d for d in reports.values() if d.status.final and d.status is not Status.DELIVERED]
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def describe_event(e: Event) -> str:
+    """One human line for an event."""
+    when = e.occurred_at.isoformat()
+    if e.kind == "delivery":
+        return f"{when} delivery {e.phone} {e.message_id} {e.status.value}"
+    if e.kind == "reply":
+        return f"{when} reply    {e.phone} {e.text!r}"
+    if e.kind == "link_hit":
+        return f"{when} link     {e.phone} {e.url or ''}"
+    return f"{when} opt-out  {e.phone} ({e.source})"
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    cursor = args.since
+    with _client(args) as client:
+        while True:
+            page = client.events(since=cursor, limit=args.limit)
+            for event in page:
+                if args.json:
+                    sys.stdout.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
+                else:
+                    sys.stdout.write(describe_event(event) + "\n")
+            sys.stdout.flush()
+            cursor = page.cursor
+            if page.more:
+                continue
+            if not args.follow:
+                break
+            time.sleep(args.interval)
+    # The cursor goes to stderr so that stdout stays pure events (JSON lines).
+    sys.stderr.write(f"cursor: {cursor or ''}\n")
+    return EXIT_OK
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    body = _message_text(args)
+    recipients: list[Recipient | str] = list(args.to) or ["+61491570156"]
+    if args.to_file:
+        recipients = list(read_recipients_csv(args.to_file))
+    with _client(args) as client:
+        p = client.preview(Message(body=body, vars=_parse_vars(args.var)), recipients)
+    data = {
+        "recipients": p.recipients,
+        "messages": p.messages,
+        "parts": p.parts,
+        "encodings": dict(p.encodings),
+        "cost": None if p.cost is None else {"amount": str(p.cost.amount), "currency": p.cost.currency},
+        "sample": p.sample,
+        "rejected": [{"to": r.to, "error": r.error} for r in p.rejected],
+        "estimated_seconds": None if p.estimated_duration is None else p.estimated_duration.total_seconds(),
+    }
+    if args.json:
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        enc = ", ".join(f"{k} ×{v}" for k, v in p.encodings.items()) or "-"
+        sys.stdout.write(f"messages: {p.messages} of {p.recipients} recipients\nencoding: {enc}\nparts:    {p.parts}\n")
+        if p.cost is not None:
+            sys.stdout.write(f"cost:     {p.cost.amount} {p.cost.currency or ''}\n")
+        if p.estimated_duration is not None:
+            sys.stdout.write(f"duration: about {p.estimated_duration} at the provider's rate limit\n")
+        for r in p.rejected:
+            sys.stdout.write(f"rejected: {r.to}: {r.error}\n")
+        if p.sample is not None:
+            sys.stdout.write(f"sample:   {p.sample}\n")
+    return EXIT_OK if not p.rejected else EXIT_FAILED
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from smsrelay.clock import ManualClock
+    from smsrelay.emulators import emulator_class
+
+    try:
+        cls = emulator_class(args.name)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0]), field="name") from None
+    kw: dict[str, Any] = {"host": args.host, "port": args.port, "lag": args.lag}
+    if args.manual_clock:
+        kw["clock"] = ManualClock()
+    emulator = cls(**kw).start()
+    sys.stdout.write(f"{emulator.name} emulator listening on {emulator.url} (control API: {emulator.url}/_emulator/)\n")
+    sys.stdout.flush()
+    emulator.serve_forever()
+    return EXIT_OK
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        provider = client.provider
+        if args.action == "register":
+            hook = provider.register_webhook(args.url, events=args.events or None, name=args.name)
+            sys.stdout.write(f"registered webhook {hook.id} for {', '.join(hook.events) or 'all events'}\n")
+        elif args.action == "list":
+            for hook in provider.list_webhooks():
+                from smsrelay.redaction import redact
+
+                sys.stdout.write(f"{hook.id}  {redact(hook.url)}  {', '.join(hook.events)}\n")
+        else:
+            provider.delete_webhook(args.webhook_id)
+            sys.stdout.write(f"deleted webhook {args.webhook_id}\n")
+    return EXIT_OK
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.command == "balance":
+            bal = client.balance()
+            sys.stdout.write(f"{bal.amount} {bal.currency or ''}\n")
+        elif args.command == "cancel":
+            client.cancel(args.message_id)
+            sys.stdout.write(f"cancelled {args.message_id}\n")
+        elif args.command == "check":
+            client.check()
+            sys.stdout.write(f"{client.provider.name}: credentials accepted\n")
+        elif args.command == "devices":
+            for dev in client.provider.devices():
+                sys.stdout.write(json.dumps(dict(dev), ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from smsrelay.providers.sandbox import SandboxProvider
+
+    with Client("sandbox", config_file=args.config) as client:
+        provider = client.provider
+        assert isinstance(provider, SandboxProvider)
+        reply = provider.inject_reply(args.phone, args.text)
+    sys.stdout.write(f"reply {reply.message_id} from {reply.phone}: {reply.text!r}\n")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--provider", help="sandbox, kudosity, smskit, mesms or kaleyra (default: $SMSRELAY_PROVIDER)")
+    common.add_argument("--config", help="a YAML settings file (default: $SMSRELAY_CONFIG)")
+    common.add_argument("--base-url", help="the provider's API URL (e.g. an emulator)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("-v", "--verbose", action="count", default=0)
+
+    parser = argparse.ArgumentParser(prog="smsrelay", description="Send SMS and read delivery reports.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("send", parents=[common], help="send a message to one or many numbers")
+    p.add_argument("to", nargs="*", help="phone numbers (E.164, or national with default_region set)")
+    p.add_argument("-m", "--message", help="the message: a jinja2 template")
+    p.add_argument("--template", help="read the message template from a file")
+    p.add_argument("--to-file", help="CSV of recipients: a 'to' column, other columns are variables")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a template variable")
+    p.add_argument("--from", dest="sender", help="the sender id or number")
+    p.add_argument("--key", help="idempotency key: the same key never sends twice")
+    p.add_argument("--send-at", help="schedule, ISO 8601 with a zone")
+    p.add_argument("--track-links", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="validate and count parts; send nothing")
+    p.add_argument("--skip-invalid", action="store_true", help="send to the valid recipients when some fail checks")
+    p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("status", parents=[common], help="the delivery status of messages")
+    p.add_argument("message_id", nargs="+")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("events", parents=[common], help="delivery reports, replies, link hits and opt-outs")
+    p.add_argument("--since", help="the cursor printed by the previous call")
+    p.add_argument("--limit", type=int, default=500)
+    p.add_argument("--follow", action="store_true", help="keep polling")
+    p.add_argument("--interval", type=float, default=2.0)
+    p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("preview", parents=[common], help="encoding, parts and cost, without sending")
+    p.add_argument("to", nargs="*")
+    p.add_argument("-m", "--message")
+    p.add_argument("--template")
+    p.add_argument("--to-file")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("emulate", parents=[common], help="run a provider emulator on loopback")
+    p.add_argument("name", help="kudosity-v2, kudosity-v1, smskit, mesms or kaleyra")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--lag", type=float, default=0.0, help="read-after-write lag in seconds")
+    p.add_argument("--manual-clock", action="store_true", help="time moves only via POST /_emulator/clock/advance")
+    p.set_defaults(func=cmd_emulate)
+
+    p = sub.add_parser("webhooks", parents=[common], help="manage the provider's webhooks")
+    wsub = p.add_subparsers(dest="action", required=True)
+    w = wsub.add_parser("register", parents=[common], help="register a receiver URL")
+    w.add_argument("url")
+    w.add_argument("--events", nargs="*")
+    w.add_argument("--name")
+    w.set_defaults(func=cmd_webhooks)
+    w = wsub.add_parser("list", parents=[common], help="list registered webhooks")
+    w.set_defaults(func=cmd_webhooks)
+    w = wsub.add_parser("delete", parents=[common], help="delete a webhook")
+    w.add_argument("webhook_id")
+    w.set_defaults(func=cmd_webhooks)
+
+    for name, what in (
+        ("balance", "the account's credit"),
+        ("check", "test the credentials"),
+        ("devices", "the account's sending devices (SMSKit)"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=what)
+        p.set_defaults(func=cmd_account)
+    p = sub.add_parser("cancel", parents=[common], help="cancel a scheduled message")
+    p.add_argument("message_id")
+    p.set_defaults(func=cmd_account)
+
+    p = sub.add_parser("sandbox-reply", parents=[common], help="simulate an inbound SMS in the sandbox")
+    p.add_argument("phone")
+    p.add_argument("text")
+    p.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code.
+
+    >>> main(["preview", "-m", "Hi", "--json"])  # doctest: +SKIP
+    0
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        code: int = args.func(args)
+        return code
+    except (ConfigError, InvalidRequest, AuthError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except SmsRelayError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        result = getattr(exc, "result", None)
+        if isinstance(result, SendResult):
+            _print_result(result, sys.stdout)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
