@@ -16,7 +16,7 @@ from pathlib import Path
 
 from smsrelay.cli import Progress, describe_event
 from smsrelay.client import Client
-from smsrelay.model import Message, Recipient, Reply, Status
+from smsrelay.model import Event, Message, Recipient, Reply, Status
 
 NAMES = ("Ann", "Bo", "Chen", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jun")
 
@@ -64,7 +64,7 @@ def run(count: int, path: Path, timeout: float) -> int:
             out.write(f"   {status.value:<10}  {by_status[status.value]:>5}\n")
 
     time.sleep(1.0)  # replies follow deliveries by reply_after seconds
-    events = []
+    events: list[Event] = []
     cursor = None
     while True:
         page = client.events(since=cursor, limit=1000)
