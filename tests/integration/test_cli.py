@@ -1,0 +1,112 @@
+"""The smsrelay CLI as a subprocess: outputs and exit codes, on the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def run(tmp_path):
+    env = {**os.environ, "SMSRELAY_SANDBOX_PATH": str(tmp_path / "sbx.db"), "SMSRELAY_PROVIDER": "sandbox"}
+    env.pop("SMSRELAY_CONFIG", None)
+
+    def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "smsrelay", *args], env=env, capture_output=True, text=True, timeout=60, **kw
+        )
+
+    return run
+
+
+def test_send_json_and_status(run):
+    p = run("send", "+61491570156", "+61491570157", "-m", "Hi {{ who }}", "--var", "who=team", "--json")
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert [r["status"] for r in data["results"]] == ["queued", "queued"]
+    ids = [r["message_id"] for r in data["results"]]
+    s = run("status", *ids, "--json")
+    assert s.returncode == 0
+    assert set(json.loads(s.stdout)) == set(ids)
+
+
+def test_invalid_number_among_valid_exits_1_and_sends_the_rest(run):
+    p = run("send", "+61491570156", "12", "-m", "Hi", "--json")
+    assert p.returncode == 1
+    results = json.loads(p.stdout)["results"]
+    assert [r["status"] for r in results] == ["queued", "rejected"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["send", "+61491570156", "-m", "Hi {{ name }}"], "'name' is undefined for recipient +61491570156"),
+        (["send", "+61491570156", "-m", "x" * 1601], "over sandbox's limit of 1600"),
+        (["send", "+61491570156", "-m", "   "], "the message is empty"),
+        (["send", "+61491570156"], "no message"),
+        (["send", "-m", "hi"], "no recipients"),
+        (["send", "+61491570156", "-m", "hi", "--var", "novalue"], "--var takes NAME=VALUE"),
+        (["send", "+61491570156", "-m", "hi", "--send-at", "tomorrow"], "--send-at must be an ISO 8601 time"),
+        (["send", "+61491570156", "-m", "hi", "--provider", "nope"], "unknown provider 'nope'"),
+    ],
+)
+def test_bad_input_exits_2_and_sends_nothing(run, args, needle):
+    p = run(*args)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert needle in p.stderr
+    events = run("events", "--json")
+    assert events.stdout == ""
+
+
+def test_bad_yaml_config_names_the_line(run, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("provider: sandbox\nsandbox:\n  sent_after: [\n")
+    p = run("send", "+61491570156", "-m", "hi", "--config", str(cfg))
+    assert p.returncode == 2
+    assert f"{cfg}:4: invalid YAML" in p.stderr or f"{cfg}:3: invalid YAML" in p.stderr
+
+
+def test_to_file_csv_with_per_row_variables(run, tmp_path):
+    f = tmp_path / "team.csv"
+    f.write_text("to,name\n+61491570156,Ann\n+61491570157,Bo\n\n")
+    p = run("send", "--to-file", str(f), "-m", "Hi {{ name }}", "--json")
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout)["results"]) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name\nAnn\n")
+    p = run("send", "--to-file", str(bad), "-m", "Hi")
+    assert p.returncode == 2 and "needs a column named one of" in p.stderr
+
+
+def test_preview_counts_parts_and_encoding(run):
+    p = run("preview", "-m", "Héllo 👋 " * 20, "--json")
+    assert p.returncode == 0
+    data = json.loads(p.stdout)
+    assert data["encodings"] == {"UCS-2": 1}
+    assert data["parts"] == 3
+
+
+def test_dry_run_sends_nothing(run):
+    p = run("send", "+61491570156", "-m", "hi", "--dry-run", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["dry_run"] is True
+    assert run("events", "--json").stdout == ""
+
+
+def test_idempotent_key_never_sends_twice(run):
+    a = json.loads(run("send", "+61491570156", "-m", "hi", "--key", "deploy-42", "--json").stdout)
+    b = json.loads(run("send", "+61491570156", "-m", "hi", "--key", "deploy-42", "--json").stdout)
+    assert a["results"][0]["message_id"] == b["results"][0]["message_id"]
+
+
+def test_events_cursor_and_sandbox_reply(run):
+    assert run("sandbox-reply", "+61491570156", "YES").returncode == 0
+    p = run("events", "--json")
+    kinds = [json.loads(line)["kind"] for line in p.stdout.splitlines()]
+    assert kinds == ["reply"]
+    cursor = p.stderr.strip().split("cursor: ")[-1]
+    again = run("events", "--json", "--since", cursor)
+    assert again.stdout == ""
