@@ -10,7 +10,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def report(status: Status, seconds: float, n: int = 0, mid: str = "m1") -> Delivery:
-    return Delivery(f"e{n}-{status}-{seconds}", "sandbox", "+61491570156", T0 + timedelta(seconds=seconds), mid, status=status)
+    return Delivery(
+        f"e{n}-{status}-{seconds}", "sandbox", "+61491570156", T0 + timedelta(seconds=seconds), mid, status=status
+    )
 
 
 def test_late_sent_never_overwrites_delivered():

@@ -38,7 +38,10 @@ def test_yaml_settings_with_env_reference(tmp_path):
     ("text", "needle"),
     [
         ("provider: sandbox\nsandbox:\n  pathh: x\n", "smsrelay.yaml:3, field 'sandbox.pathh': unknown setting"),
-        ("provider: sandbox\nsandbox:\n  sent_after: soon\n", "smsrelay.yaml:3, field 'sandbox.sent_after': expected a number"),
+        (
+            "provider: sandbox\nsandbox:\n  sent_after: soon\n",
+            "smsrelay.yaml:3, field 'sandbox.sent_after': expected a number",
+        ),
         ("provider: nope\n", "smsrelay.yaml:1, field 'provider': unknown provider 'nope'"),
         ("provider: sandbox\n  bad: [indent\n", "smsrelay.yaml:2: invalid YAML"),
         ("provider: sandbox\nsandbox:\n  path: ${MISSING}\n", "${MISSING}, but that environment variable is not set"),
