@@ -78,6 +78,10 @@ def idempotency_key(context: str, to: str, body: str) -> str:
     return "sr-" + digest[:32]
 
 
+def _in_order(positions: list[int], results: list[RecipientResult]) -> list[RecipientResult]:
+    return [r for _, r in sorted(zip(positions, results, strict=True), key=lambda pr: pr[0])]
+
+
 class Client:
     """Send SMS and read delivery reports through one provider.
 
@@ -238,9 +242,8 @@ class Client:
         ready, rejected, ready_pos, rejected_pos = self._prepare(message, recipients, on_invalid)
         total = len(ready) + len(rejected)
         if dry_run and not caps.dry_run:
-            results = [
-                RecipientResult(to=p.to, status=Status.QUEUED, parts=p.parts, key=p.key) for p in ready
-            ] + rejected
+            local = [RecipientResult(to=p.to, status=Status.QUEUED, parts=p.parts, key=p.key) for p in ready]
+            results = _in_order(ready_pos + rejected_pos, local + rejected)
             return SendResult(self.provider.name, None, tuple(results), dry_run=True)
         eta = self.estimate(len(ready))
         if eta is not None and eta > timedelta(minutes=1):
