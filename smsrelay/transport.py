@@ -170,7 +170,7 @@ class Transport:
         self.session.verify = verify
 
     def __repr__(self) -> str:
-        return f"Transport({self.base_url!r}, provider={self.provider!r})"
+        return f"Transport({redact(self.base_url)!r}, provider={self.provider!r})"
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
