@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-__all__ = ["WebhookRequest", "constant_time_equals"]
+__all__ = ["WebhookRequest", "constant_time_equals", "find_header"]
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,20 @@ class WebhookRequest:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """A header by case-insensitive name."""
-        lname = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lname:
-                return value
-        return default
+        return find_header(self.headers, name, default)
+
+
+def find_header(headers: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    """A header's value by case-insensitive name.
+
+    >>> find_header({"X-Token": "t"}, "x-token")
+    't'
+    """
+    lname = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lname:
+            return value
+    return default
 
 
 def constant_time_equals(a: str | bytes | None, b: str | bytes | None) -> bool:

@@ -46,6 +46,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from smsrelay.clock import Clock, ManualClock, SystemClock
+from smsrelay.webhooks import find_header
 
 __all__ = [
     "EmuRequest",
@@ -93,11 +94,7 @@ class EmuRequest:
         return dict(parse_qsl(self.query, keep_blank_values=True))
 
     def header(self, name: str, default: str | None = None) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers.items():
-            if k.lower() == lname:
-                return v
-        return default
+        return find_header(self.headers, name, default)
 
     def json(self) -> Any:
         """The body as JSON; raises ``ValueError`` if it is not."""
