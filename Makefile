@@ -30,8 +30,15 @@ sysdeps:
 	  fi; \
 	fi
 
+# The core campaign, then each integration's own demo, all offline on loopback.
+DEMOS := smsrelay.demo smsrelay.receiver_demo action.demo smsrelay_airflow.demo smsrelay_salesforce.demo
+
 demo: $(STAMP)
-	$(BIN)/python -m smsrelay.demo
+	@for m in $(DEMOS); do \
+	  if $(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$$m') is None)" 2>/dev/null; then \
+	    echo; echo "######## python -m $$m"; $(BIN)/python -m $$m || exit 1; \
+	  fi; \
+	done
 
 test: $(STAMP) sysdeps lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
