@@ -46,7 +46,6 @@ def test_yaml_settings_with_env_reference(tmp_path):
         ("provider: sandbox\n  bad: [indent\n", "smsrelay.yaml:2: invalid YAML"),
         ("provider: sandbox\nsandbox:\n  path: ${MISSING}\n", "${MISSING}, but that environment variable is not set"),
         ("- a list\n", "must be a mapping"),
-        ("provider: kudosity\n", "kudosity needs api_key"),
     ],
 )
 def test_bad_yaml_names_file_line_and_field(tmp_path, text, needle):
@@ -109,3 +108,13 @@ def test_skip_invalid_sends_the_rest(sandbox):
 def test_client_repr_hides_secrets():
     c = Client("sandbox", env={}, api_key="sk-zzzz-very-secret", path="/tmp/never-used.db")
     assert "very-secret" not in repr(c) and "very-secret" not in repr(c.provider)
+
+
+def test_missing_credential_names_the_setting_and_its_variable(tmp_path):
+    pytest.importorskip("smsrelay.providers.kudosity", reason="the Kudosity adapter is not built yet")
+    f = tmp_path / "smsrelay.yaml"
+    f.write_text("provider: kudosity\n")
+    with pytest.raises(ConfigError) as info:
+        settings_from_file(f, env={})
+    assert "kudosity needs api_key" in str(info.value)
+    assert "SMSRELAY_KUDOSITY_API_KEY" in str(info.value)
