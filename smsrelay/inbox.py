@@ -1,0 +1,513 @@
+"""The durable event inbox: an ordered, deduplicated log of core events.
+
+The webhook receiver appends what providers push, the feed appends what it polls,
+and every reader drains the log with its own named, durable cursor:
+
+>>> inbox = open_inbox(":memory:")
+>>> inbox.append([event]).added  # doctest: +SKIP
+1
+>>> page = inbox.read("bridge")  # doctest: +SKIP
+>>> inbox.commit("bridge", page.position)  # doctest: +SKIP
+
+Guarantees, on both backends (SQLite in WAL mode, the embedded default; and
+PostgreSQL for several receiver replicas):
+
+- **Deduplicated** on ``event_id``, also after compaction (ids are remembered for
+  ``dedupe_window``), so a provider's redelivery is stored once.
+- **Ordered**: positions increase in commit order. PostgreSQL appends take a
+  transaction-level advisory lock, because a sequence alone may commit position 10
+  before 9, and a reader that passed 10 would never see 9.
+- **At least once** to each reader: :meth:`Inbox.read` returns events after the
+  cursor's committed position, and only :meth:`Inbox.commit` moves it on.
+- **The merge rule**: a delivery report that does not supersede the stored status of
+  its message (a late ``sent`` after ``delivered``) is kept but marked superseded,
+  and readers skip it unless they ask for it.
+- **Compaction** removes events that every cursor has passed.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import json
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from smsrelay.clock import Clock, SystemClock
+from smsrelay.errors import ConfigError, InvalidRequest
+from smsrelay.lifecycle import precedence
+from smsrelay.model import Delivery, Event, Status, event_from_dict, event_to_dict
+from smsrelay.redaction import redact
+
+__all__ = [
+    "AppendResult",
+    "Entry",
+    "Inbox",
+    "InboxPage",
+    "PostgresInbox",
+    "SqliteInbox",
+    "open_inbox",
+]
+
+log = logging.getLogger("smsrelay.inbox")
+
+DEFAULT_DEDUPE_WINDOW = timedelta(days=14)
+_CURSOR_NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
+# Any constant: the advisory lock that serialises PostgreSQL appends.
+_PG_APPEND_LOCK = 0x5E5_1B0C
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event in the log, at ``position``."""
+
+    position: int
+    event: Event
+    received_at: datetime
+    superseded: bool = False
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    """Entries after a position; ``position`` is where the next read starts.
+
+    Iterating a page yields its events.
+    """
+
+    entries: Sequence[Entry]
+    position: int
+    more: bool = False
+
+    @property
+    def events(self) -> list[Event]:
+        return [e.event for e in self.entries]
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """How many events were new, already stored, and stored as superseded."""
+
+    added: int = 0
+    duplicates: int = 0
+    superseded: int = 0
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _CURSOR_NAME.match(name):
+        raise InvalidRequest(
+            f"cursor name {name!r} is not valid: use 1 to 200 letters, digits or _ . : @ / -", field="cursor"
+        )
+    return name
+
+
+def _ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def _message_key(event: Delivery) -> str | None:
+    if not event.message_id:
+        return None
+    return f"{event.provider}\x1f{event.message_id}"
+
+
+class Inbox(abc.ABC):
+    """The log's interface; :func:`open_inbox` picks the backend from a URL."""
+
+    def __init__(self, *, clock: Clock | None = None, dedupe_window: timedelta = DEFAULT_DEDUPE_WINDOW) -> None:
+        self.clock = clock or SystemClock()
+        self.dedupe_window = dedupe_window
+        self._local = threading.local()
+        self._conns: list[Any] = []
+        self._conns_lock = threading.Lock()
+
+    # -- backend hooks ------------------------------------------------------------
+    @abc.abstractmethod
+    def _connect(self) -> Any: ...
+
+    @abc.abstractmethod
+    def _transaction(self, conn: Any, write: bool) -> Any: ...
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[Any]:
+        conn = self._conn()
+        with self._transaction(conn, write) as cur:
+            yield cur
+
+    def _exec(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur.execute(self._sql(sql), tuple(params))
+        return cur
+
+    # -- writing ------------------------------------------------------------------
+    def append(self, events: Sequence[Event], *, source: tuple[str, str | None] | None = None) -> AppendResult:
+        """Store events durably, once each; return when they are committed.
+
+        ``source`` is ``(name, cursor)`` of a poller: the cursor is stored in the
+        same transaction as the events, so a restart neither replays nor skips.
+
+        >>> open_inbox(":memory:").append([]).added
+        0
+        """
+        added = dupes = stale = 0
+        now = _ts(self.clock.now())
+        with self._tx() as cur:
+            for event in events:
+                eid = event.event_id
+                if self._exec(cur, "SELECT 1 FROM tombstones WHERE event_id = ?", (eid,)).fetchone():
+                    dupes += 1
+                    continue
+                superseded = isinstance(event, Delivery) and not self._take_status(cur, event, now)
+                data = json.dumps(event_to_dict(event), ensure_ascii=False, default=str)
+                row = self._exec(
+                    cur,
+                    "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
+                    (eid, event.provider, event.kind, event.message_id, now, 1 if superseded else 0, data),
+                ).fetchone()
+                if row is None:
+                    dupes += 1
+                else:
+                    added += 1
+                    stale += int(superseded)
+            if source is not None:
+                name, value = source
+                self._exec(
+                    cur,
+                    "INSERT INTO sources (name, cursor, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                    (_check_name(name), value, now),
+                )
+        return AppendResult(added, dupes, stale)
+
+    def _take_status(self, cur: Any, event: Delivery, now: float) -> bool:
+        """Record ``event`` as its message's status if it supersedes the stored one."""
+        key = _message_key(event)
+        if key is None:
+            return True
+        row = self._exec(cur, "SELECT status, occurred_at, event_id FROM statuses WHERE message = ?", (key,)).fetchone()
+        new = precedence(event.status, event.occurred_at, event.event_id)
+        if row is not None:
+            old = precedence(Status(row[0]), datetime.fromtimestamp(row[1], UTC), row[2])
+            if row[2] == event.event_id:
+                return True
+            if new <= old:
+                return False
+        self._exec(
+            cur,
+            "INSERT INTO statuses (message, status, occurred_at, event_id, updated_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (message) DO UPDATE SET status = excluded.status, occurred_at = excluded.occurred_at,"
+            " event_id = excluded.event_id, updated_at = excluded.updated_at",
+            (key, event.status.value, _ts(event.occurred_at), event.event_id, now),
+        )
+        return True
+
+    # -- reading ------------------------------------------------------------------
+    def read(self, cursor: str, limit: int = 500, *, include_superseded: bool = False) -> InboxPage:
+        """Events after the committed position of ``cursor`` (a new cursor starts at the beginning).
+
+        Reading does not move the cursor: :meth:`commit` the page's ``position``
+        once its events are handled, so a crash in between re-delivers them.
+        """
+        return self.read_after(self.position(cursor), limit, include_superseded=include_superseded)
+
+    def read_after(self, position: int, limit: int = 500, *, include_superseded: bool = False) -> InboxPage:
+        """Events after ``position``, for readers that keep their own position."""
+        if limit < 1:
+            raise InvalidRequest(f"limit must be at least 1, got {limit}", field="limit")
+        with self._tx(write=False) as cur:
+            rows = self._exec(
+                cur,
+                "SELECT seq, received_at, superseded, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (position, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        entries = [
+            Entry(int(r[0]), event_from_dict(json.loads(r[3])), datetime.fromtimestamp(r[1], UTC), bool(r[2]))
+            for r in rows
+        ]
+        last = entries[-1].position if entries else position
+        if not include_superseded:
+            entries = [e for e in entries if not e.superseded]
+        return InboxPage(entries, last, more)
+
+    # -- cursors ------------------------------------------------------------------
+    def position(self, cursor: str) -> int:
+        """The committed position of ``cursor``; 0 for a cursor never committed."""
+        with self._tx(write=False) as cur:
+            row = self._exec(cur, "SELECT position FROM cursors WHERE name = ?", (_check_name(cursor),)).fetchone()
+        return int(row[0]) if row else 0
+
+    def commit(self, cursor: str, position: int) -> None:
+        """Advance ``cursor`` to ``position``; it never moves backwards.
+
+        >>> inbox = open_inbox(":memory:"); inbox.commit("bridge", 0); inbox.position("bridge")
+        0
+        """
+        _check_name(cursor)
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise InvalidRequest(f"position must be a whole number of at least 0, got {position!r}", field="position")
+        with self._tx() as cur:
+            (top,) = self._exec(cur, "SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            (high,) = self._exec(cur, "SELECT COALESCE(MAX(position), 0) FROM cursors").fetchone()
+            if position > max(int(top), int(high)):
+                raise InvalidRequest(
+                    f"position {position} is beyond the end of the inbox ({top}); commit a page's position",
+                    field="position",
+                )
+            self._exec(
+                cur,
+                "INSERT INTO cursors (name, position, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET position = CASE WHEN excluded.position > cursors.position THEN excluded.position"
+                " ELSE cursors.position END, updated_at = excluded.updated_at",
+                (cursor, position, _ts(self.clock.now())),
+            )
+
+    def cursors(self) -> dict[str, int]:
+        """Every named cursor and its committed position."""
+        with self._tx(write=False) as cur:
+            rows = self._exec(cur, "SELECT name, position FROM cursors ORDER BY name").fetchall()
+        return {str(n): int(p) for n, p in rows}
+
+    def drop_cursor(self, cursor: str) -> None:
+        """Forget a reader that is gone, so it no longer holds back compaction."""
+        with self._tx() as cur:
+            self._exec(cur, "DELETE FROM cursors WHERE name = ?", (_check_name(cursor),))
+
+    def source_cursor(self, name: str) -> str | None:
+        """The cursor a poller stored with its last :meth:`append`."""
+        with self._tx(write=False) as cur:
+            row = self._exec(cur, "SELECT cursor FROM sources WHERE name = ?", (_check_name(name),)).fetchone()
+        return None if row is None else row[0]
+
+    # -- housekeeping -------------------------------------------------------------
+    def compact(self) -> int:
+        """Delete the events every cursor has passed; return how many went.
+
+        With no cursor at all nothing is deleted: no reader has consumed anything.
+        Their ids are remembered for ``dedupe_window``, so late redeliveries still dedupe.
+        """
+        now = _ts(self.clock.now())
+        horizon = now - self.dedupe_window.total_seconds()
+        with self._tx() as cur:
+            (low,) = self._exec(cur, "SELECT MIN(position) FROM cursors").fetchone()
+            removed = 0
+            if low is not None:
+                self._exec(
+                    cur,
+                    "INSERT INTO tombstones (event_id, removed_at) SELECT event_id, ? FROM events WHERE seq <= ?"
+                    " ON CONFLICT (event_id) DO NOTHING",
+                    (now, int(low)),
+                )
+                removed = self._exec(cur, "DELETE FROM events WHERE seq <= ?", (int(low),)).rowcount
+            self._exec(cur, "DELETE FROM tombstones WHERE removed_at < ?", (horizon,))
+            self._exec(cur, "DELETE FROM statuses WHERE updated_at < ?", (horizon,))
+        if removed:
+            log.info("inbox compacted: %d events removed", removed)
+        return int(removed)
+
+    def count(self) -> int:
+        """How many events the log holds now."""
+        with self._tx(write=False) as cur:
+            (n,) = self._exec(cur, "SELECT COUNT(*) FROM events").fetchone()
+        return int(n)
+
+    def ping(self) -> None:
+        """Raise unless the store answers (the receiver's readiness check)."""
+        with self._tx(write=False) as cur:
+            self._exec(cur, "SELECT 1").fetchone()
+
+    def close(self) -> None:
+        """Close every connection this inbox opened."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(Exception):  # closing is best effort
+                conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> Inbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message_id TEXT,
+    received_at REAL NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position INTEGER NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, cursor TEXT, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones (event_id TEXT PRIMARY KEY, removed_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS statuses (
+    message TEXT PRIMARY KEY, status TEXT NOT NULL, occurred_at REAL NOT NULL,
+    event_id TEXT NOT NULL, updated_at REAL NOT NULL
+);
+"""
+
+
+class SqliteInbox(Inbox):
+    """The embedded inbox: one SQLite file in WAL mode.
+
+    A commit survives the process being killed (WAL with ``synchronous=NORMAL``
+    loses nothing on a process crash; ``durable=True`` also survives power loss).
+    """
+
+    def __init__(self, path: str | Path, *, durable: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.path = str(path)
+        self.durable = durable
+        self._memory = self.path == ":memory:"
+        # One writer at a time in this process: cheaper than SQLite's busy-wait.
+        self._write_lock = threading.Lock()
+        if not self._memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._write_lock:
+            self._conn().executescript(_SQLITE_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"SqliteInbox({self.path!r})"
+
+    def _conn(self) -> Any:
+        if self._memory:  # one shared connection, or each thread would see its own empty database
+            if not self._conns:
+                conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                self._conns.append(conn)
+            return self._conns[0]
+        return super()._conn()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection, write: bool) -> Iterator[sqlite3.Cursor]:
+        lock = self._write_lock if (write or self._memory) else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+_PG_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS events (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        provider TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message_id TEXT,
+        received_at DOUBLE PRECISION NOT NULL,
+        superseded INTEGER NOT NULL DEFAULT 0,
+        data TEXT NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position BIGINT NOT NULL,"
+    " updated_at DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, cursor TEXT, updated_at DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tombstones (event_id TEXT PRIMARY KEY, removed_at DOUBLE PRECISION NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS statuses (
+        message TEXT PRIMARY KEY, status TEXT NOT NULL, occurred_at DOUBLE PRECISION NOT NULL,
+        event_id TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
+]
+
+
+class PostgresInbox(Inbox):
+    """The inbox in PostgreSQL, shared by several receiver replicas (``psycopg`` 3)."""
+
+    def __init__(self, url: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError("a PostgreSQL inbox needs psycopg; install smsrelay[server]", field="inbox") from None
+        self.url = url
+        with self._tx() as cur:
+            # Replicas may start together; the lock makes CREATE IF NOT EXISTS safe.
+            self._exec(cur, "SELECT pg_advisory_xact_lock(?)", (_PG_APPEND_LOCK + 1,))
+            for stmt in _PG_SCHEMA:
+                self._exec(cur, stmt)
+
+    def __repr__(self) -> str:
+        return f"PostgresInbox({redact(self.url)!r})"
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise ConfigError(f"cannot connect to the PostgreSQL inbox: {redact(str(exc))}", field="inbox") from None
+
+    @contextmanager
+    def _transaction(self, conn: Any, write: bool) -> Iterator[Any]:
+        with conn.transaction(), conn.cursor() as cur:
+            if write:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_APPEND_LOCK,))
+            yield cur
+
+
+def open_inbox(url: str | Path, *, clock: Clock | None = None, **kw: Any) -> Inbox:
+    """Open an inbox by URL: ``postgresql://…``, ``sqlite:///path``, or a file path.
+
+    >>> open_inbox(":memory:")
+    SqliteInbox(':memory:')
+    """
+    text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        return PostgresInbox(text, clock=clock, **kw)
+    if text.startswith("sqlite:///"):  # as SQLAlchemy: sqlite:///relative.db, sqlite:////absolute.db
+        text = text[len("sqlite:///") :] or ":memory:"
+    elif text.startswith("sqlite://"):
+        raise ConfigError(f"use sqlite:///path for an SQLite inbox, got {text!r}", field="inbox")
+    elif "://" in text:
+        raise ConfigError(
+            f"unknown inbox URL scheme in {redact(text)!r}; use postgresql://… or sqlite:///path", field="inbox"
+        )
+    return SqliteInbox(text, clock=clock, **kw)

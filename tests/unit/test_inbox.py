@@ -1,0 +1,171 @@
+"""The inbox: one suite, run over SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from smsrelay import ManualClock
+from smsrelay.errors import ConfigError, InvalidRequest
+from smsrelay.inbox import open_inbox
+from smsrelay.model import Delivery, OptOut, Reply, Status, event_id_for
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def delivery(mid: str, status: Status, at: float = 0.0, tag: str = "") -> Delivery:
+    return Delivery(
+        event_id_for("sandbox", "delivery", mid, status.value, tag),
+        "sandbox",
+        "+61491570156",
+        T0 + timedelta(seconds=at),
+        mid,
+        raw={"id": mid, "status": status.value},
+        status=status,
+        raw_status=status.value.upper(),
+    )
+
+
+def reply(n: int, text: str = "YES") -> Reply:
+    return Reply(f"r{n}", "sandbox", "+61491570156", T0 + timedelta(seconds=n), f"mo{n}", text=text)
+
+
+def test_append_read_commit_dedupe(open_test_inbox):
+    inbox = open_test_inbox()
+    first = inbox.append([reply(1), reply(2), reply(1)])
+    assert (first.added, first.duplicates) == (2, 1)
+    again = inbox.append([reply(2), reply(3)])
+    assert (again.added, again.duplicates) == (1, 1)
+    assert inbox.count() == 3
+
+    page = inbox.read("bridge", limit=2)
+    assert [e.event_id for e in page] == ["r1", "r2"]
+    assert page.more
+    # Reading does not move the cursor: without a commit, the same page comes back.
+    assert [e.event_id for e in inbox.read("bridge", limit=2)] == ["r1", "r2"]
+    inbox.commit("bridge", page.position)
+    rest = inbox.read("bridge")
+    assert [e.event_id for e in rest] == ["r3"]
+    assert not rest.more
+    assert rest.events[0] == reply(3)
+
+
+def test_readers_are_independent_and_cursors_never_move_back(open_test_inbox):
+    inbox = open_test_inbox()
+    inbox.append([reply(n) for n in range(1, 6)])
+    a = inbox.read("airflow", limit=3)
+    inbox.commit("airflow", a.position)
+    assert len(inbox.read("salesforce")) == 5
+    inbox.commit("airflow", 1)
+    assert inbox.position("airflow") == a.position
+    assert inbox.cursors() == {"airflow": a.position}
+    with pytest.raises(InvalidRequest, match="beyond the end"):
+        inbox.commit("airflow", 10_000)
+    with pytest.raises(InvalidRequest, match="position"):
+        inbox.commit("airflow", -1)
+    with pytest.raises(InvalidRequest, match="cursor name"):
+        inbox.read("bad name with spaces")
+    with pytest.raises(InvalidRequest, match="limit"):
+        inbox.read("airflow", limit=0)
+
+
+def test_durable_across_reopen(open_test_inbox):
+    inbox = open_test_inbox()
+    inbox.append([reply(1), reply(2)], source=("poll:sandbox", "cursor-42"))
+    inbox.commit("bridge", inbox.read("bridge", limit=1).position)
+    inbox.close()
+    again = open_test_inbox()
+    assert again.source_cursor("poll:sandbox") == "cursor-42"
+    assert again.source_cursor("poll:other") is None
+    assert [e.event_id for e in again.read("bridge")] == ["r2"]
+    assert again.append([reply(1)]).duplicates == 1
+
+
+def test_late_sent_never_overwrites_delivered(open_test_inbox):
+    inbox = open_test_inbox()
+    inbox.append([delivery("m1", Status.QUEUED, 0), delivery("m1", Status.DELIVERED, 2)])
+    late = inbox.append([delivery("m1", Status.SENT, 1)])
+    assert (late.added, late.superseded) == (1, 1)
+    assert [e.status for e in inbox.read("r")] == [Status.QUEUED, Status.DELIVERED]
+    everything = inbox.read("r", include_superseded=True)
+    assert [(e.event.status, e.superseded) for e in everything.entries] == [
+        (Status.QUEUED, False),
+        (Status.DELIVERED, False),
+        (Status.SENT, True),
+    ]
+    # The position passes superseded events too, so a reader never re-reads them.
+    assert inbox.read("r").position == everything.position
+    # In order, every step is news.
+    inbox.append([delivery("m2", Status.SENT, 1), delivery("m2", Status.DELIVERED, 2)])
+    assert [e.status for e in inbox.read_after(everything.position)] == [Status.SENT, Status.DELIVERED]
+
+
+def test_compaction_waits_for_every_cursor_and_still_dedupes(open_test_inbox):
+    clock = ManualClock(T0)
+    inbox = open_test_inbox(clock=clock, dedupe_window=timedelta(days=1))
+    inbox.append([reply(n) for n in range(1, 11)])
+    assert inbox.compact() == 0, "no reader has consumed anything yet"
+    inbox.commit("a", 8)
+    inbox.commit("b", 4)
+    assert inbox.compact() == 4
+    assert inbox.count() == 6
+    assert [e.event_id for e in inbox.read("b")] == [f"r{n}" for n in range(5, 11)]
+    # A provider redelivers an event that was compacted away: still a duplicate.
+    assert inbox.append([reply(2)]).duplicates == 1
+    inbox.drop_cursor("b")
+    assert inbox.compact() == 4
+    clock.advance(2 * 86400)
+    inbox.compact()
+    # Past the dedupe window the id is forgotten, as documented.
+    assert inbox.append([reply(2)]).added == 1
+
+
+def test_concurrent_appends_are_ordered_and_exactly_once(open_test_inbox):
+    inbox = open_test_inbox()
+    events = [reply(n) for n in range(400)]
+
+    def worker(k: int) -> None:
+        # Each thread appends an overlapping slice: every event is offered twice.
+        for i in range(k * 50, k * 50 + 100):
+            inbox.append([events[i % 400]])
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    page = inbox.read("all", limit=1000)
+    ids = [e.event_id for e in page]
+    assert sorted(ids) == sorted(e.event_id for e in events)
+    positions = [e.position for e in page.entries]
+    assert positions == sorted(positions)
+
+
+def test_event_kinds_round_trip(open_test_inbox):
+    inbox = open_test_inbox()
+    opt = OptOut("o1", "sandbox", "+61491570156", T0, "m1", source="reply", text="STOP")
+    d = delivery("m9", Status.FAILED, 3)
+    inbox.append([opt, d])
+    assert inbox.read("x").events == [opt, d]
+
+
+def test_open_inbox_urls(tmp_path):
+    with pytest.raises(ConfigError, match="unknown inbox URL scheme"):
+        open_inbox("mysql://u:pw@host/db")
+    with pytest.raises(ConfigError, match="sqlite:///path"):
+        open_inbox("sqlite://x.db")
+    inbox = open_inbox(f"sqlite:///{tmp_path}/a.db")
+    assert inbox.path == f"{tmp_path}/a.db"
+    inbox.close()
+
+
+@pytest.mark.postgres
+def test_postgres_repr_and_errors_hide_the_password(postgres_server):
+    from smsrelay.inbox import PostgresInbox
+
+    url = postgres_server.replace("smsrelay@", "smsrelay:hunter2pw@") + "/nonexistent_db"
+    with pytest.raises(ConfigError) as err:
+        PostgresInbox(url)
+    assert "hunter2pw" not in str(err.value)
