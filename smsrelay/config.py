@@ -34,7 +34,7 @@ from smsrelay.redaction import register_secret
 
 __all__ = ["ProviderSettings", "load_settings", "settings_from_env", "settings_from_file", "settings_from_mapping"]
 
-SECRET_FIELDS = ("api_key", "api_secret", "webhook_secret")
+SECRET_FIELDS = ("api_key", "api_secret", "webhook_secret", "webhook_secret_previous")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -53,6 +53,8 @@ class ProviderSettings:
     api_key: str | None = None
     api_secret: str | None = None
     webhook_secret: str | None = None
+    # The secret being rotated out: the receiver accepts both until it is removed.
+    webhook_secret_previous: str | None = None
     base_url: str | None = None
     sender: str | None = None
     default_region: str | None = None
@@ -86,6 +88,7 @@ _COMMON: dict[str, type] = {
     "api_key": str,
     "api_secret": str,
     "webhook_secret": str,
+    "webhook_secret_previous": str,
     "base_url": str,
     "sender": str,
     "default_region": str,

@@ -23,6 +23,11 @@ digits  outcome
 ======  ==========================================================
 
 Every other number is delivered.
+
+The sandbox also accepts pushes, so the webhook receiver can be run and tested
+without a provider: a JSON body ``{"events": [...]}`` of core events (as
+:func:`~smsrelay.model.event_to_dict` writes them), authenticated by the
+``webhook_secret`` in the header ``X-Smsrelay-Token`` or the query parameter ``token``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from smsrelay.errors import NotCancellable, NotFound
+from smsrelay.errors import NotCancellable, NotFound, WebhookError
 from smsrelay.model import (
     Capabilities,
     Delivery,
@@ -54,6 +59,7 @@ from smsrelay.model import (
     event_to_dict,
 )
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Quote
+from smsrelay.webhooks import WebhookRequest, constant_time_equals
 
 __all__ = ["MAGIC", "SandboxProvider", "default_path"]
 
@@ -387,6 +393,53 @@ class SandboxProvider(Provider):
         events = [event_from_dict(json.loads(r[2])) for r in rows]
         new_cursor = f"{rows[-1][0]!r}:{rows[-1][1]}" if rows else cursor
         return EventPage(events, new_cursor, more)
+
+    # -- pushed events -------------------------------------------------------------
+    def verify_webhook(self, request: WebhookRequest) -> None:
+        """Accept a push carrying ``webhook_secret`` in ``X-Smsrelay-Token`` or ``?token=``."""
+        secret = self.settings.webhook_secret
+        given = request.header("X-Smsrelay-Token")
+        if given is None:
+            given = next((v for k, v in request.params if k == "token"), None)
+        # Always compare, even without a secret, so timing tells nothing.
+        if not constant_time_equals(given or "", secret or "\x00") or not secret:
+            raise WebhookError("missing or wrong sandbox webhook token", provider=self.name, status_code=401)
+
+    def parse_webhook(self, request: WebhookRequest) -> list[Event]:
+        """Core events from a JSON body ``{"events": [...]}``; ``WebhookError`` (400) if malformed.
+
+        >>> provider.parse_webhook(WebhookRequest("POST", "/", body=b'{"events": []}'))  # doctest: +SKIP
+        []
+        """
+        try:
+            data = json.loads(request.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise WebhookError("the body is not JSON", provider=self.name, status_code=400) from None
+        items = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise WebhookError('the body needs an "events" list', provider=self.name, status_code=400)
+        return [self._pushed_event(i, item) for i, item in enumerate(items)]
+
+    def _pushed_event(self, index: int, item: Any) -> Event:
+        where = f"events[{index}]"
+        try:
+            if not isinstance(item, dict) or item.get("provider") != self.name:
+                raise ValueError(f'must be an event object with "provider": "{self.name}"')
+            if item.get("kind") not in ("delivery", "reply", "link_hit", "opt_out"):
+                raise ValueError("kind must be delivery, reply, link_hit or opt_out")
+            event = event_from_dict(item)
+            for name in ("event_id", "phone"):
+                if not isinstance(getattr(event, name), str) or not getattr(event, name):
+                    raise ValueError(f"{name} must be a non-empty string")
+            if event.occurred_at.tzinfo is None:
+                raise ValueError("occurred_at needs a time zone")
+            if not isinstance(event.raw, dict):
+                raise ValueError("raw must be an object")
+            json.dumps(event_to_dict(event))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise WebhookError(f"{where}: {detail}", provider=self.name, status_code=400) from None
+        return event
 
     # -- account ------------------------------------------------------------------
     def cancel(self, message_id: str) -> None:

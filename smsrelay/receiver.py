@@ -1,0 +1,249 @@
+"""The webhook receiver: an ASGI app (Starlette, served by uvicorn) that fills the inbox.
+
+Each route belongs to one provider account, at ``/webhooks/<route>`` (anything under
+it too, e.g. Kaleyra's ``/webhooks/kaleyra/dlr`` and ``/webhooks/kaleyra/mo``):
+
+1. the body is read up to ``max_body`` bytes (413 beyond);
+2. the provider adapter verifies authenticity in constant time (401), with the
+   current secret and, during a rotation, the previous one;
+3. the adapter parses the request into core events (400 when malformed);
+4. the events are appended to the inbox, durably and deduplicated,
+5. and only then the receiver answers 200. A store failure answers 503, so the
+   provider retries: nothing is acknowledged that was not stored.
+
+``GET /healthz`` says the process is up; ``GET /readyz`` that the inbox answers.
+Logs are one JSON object per request, with credentials in the URL redacted.
+
+>>> app = create_app({"sandbox": provider}, open_inbox("inbox.db"))  # doctest: +SKIP
+>>> serve(app, port=8080)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from smsrelay.errors import SmsRelayError, Unsupported, WebhookError
+from smsrelay.inbox import AppendResult, Inbox
+from smsrelay.providers import provider_class
+from smsrelay.providers.base import Provider
+from smsrelay.redaction import redact
+from smsrelay.webhooks import WebhookRequest
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from smsrelay.config import ProviderSettings
+
+__all__ = ["DEFAULT_MAX_BODY", "Route", "create_app", "route_for", "serve"]
+
+log = logging.getLogger("smsrelay.receiver")
+
+DEFAULT_MAX_BODY = 1024 * 1024
+METHODS = ["GET", "POST", "PUT"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One provider account's webhook route.
+
+    ``verifiers`` are adapters that differ only in their secret: the current one
+    first, then the one being rotated out. ``verifiers[0]`` parses.
+    """
+
+    name: str
+    verifiers: tuple[Provider, ...]
+
+    @property
+    def provider(self) -> Provider:
+        return self.verifiers[0]
+
+
+def route_for(settings: ProviderSettings, name: str | None = None) -> Route:
+    """A route for one provider account, accepting its previous webhook secret too.
+
+    >>> route_for(ProviderSettings("sandbox", webhook_secret="t0ken-1")).name  # doctest: +SKIP
+    'sandbox'
+    """
+    cls = provider_class(settings.provider)
+    verifiers = [cls(settings)]
+    if settings.webhook_secret_previous:
+        verifiers.append(cls(replace(settings, webhook_secret=settings.webhook_secret_previous)))
+    return Route(name or settings.provider, tuple(verifiers))
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _handle(route: Route, request: WebhookRequest, inbox: Inbox) -> AppendResult:
+    """Verify, parse and store one request (runs in a worker thread)."""
+    failure: WebhookError | None = None
+    for verifier in route.verifiers:
+        try:
+            verifier.verify_webhook(request)
+            failure = None
+            break
+        except WebhookError as exc:
+            failure = exc
+    if failure is not None:
+        raise _Refused(failure.status_code or 401, failure.message)
+    try:
+        events = route.provider.parse_webhook(request)
+    except WebhookError as exc:
+        raise _Refused(exc.status_code or 400, exc.message) from None
+    return inbox.append(events)
+
+
+def create_app(
+    routes: Mapping[str, Provider | Route] | Sequence[Route],
+    inbox: Inbox,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> Starlette:
+    """The receiver's ASGI app over ``routes`` (route name → adapter), storing into ``inbox``."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route as StarletteRoute
+
+    table: dict[str, Route] = {}
+    items = routes.items() if isinstance(routes, Mapping) else ((r.name, r) for r in routes)
+    for name, item in items:
+        table[name] = item if isinstance(item, Route) else Route(name, (item,))
+
+    def answer(request: Request, status: int, body: dict[str, Any], started: float, **fields: Any) -> JSONResponse:
+        record = {
+            "event": "webhook",
+            "route": request.path_params.get("route"),
+            "method": request.method,
+            "path": redact(request.url.path),
+            "query": redact(request.url.query) or None,
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "client": request.client.host if request.client else None,
+            **fields,
+        }
+        log.log(logging.WARNING if status >= 500 else logging.INFO, json.dumps(record, ensure_ascii=False))
+        return JSONResponse(body, status_code=status)
+
+    async def read_body(request: Request) -> bytes | None:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        name = request.path_params["route"]
+        route = table.get(name)
+        if route is None:
+            return answer(request, 404, {"error": f"no webhook route {name!r}"}, started)
+        body = await read_body(request)
+        if body is None:
+            return answer(request, 413, {"error": f"the body is larger than {max_body} bytes"}, started)
+        req = WebhookRequest(
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            headers=dict(request.headers),
+            body=body,
+        )
+        try:
+            result = await run_in_threadpool(_handle, route, req, inbox)
+        except _Refused as exc:
+            return answer(request, exc.status, {"error": exc.message}, started, reason=exc.message)
+        except Unsupported as exc:
+            return answer(request, 404, {"error": exc.message}, started)
+        except SmsRelayError as exc:
+            # The inbox could not store the events: the provider must retry.
+            return answer(request, 503, {"error": "the event store is unavailable"}, started, reason=exc.message)
+        except Exception as exc:
+            # A parser bug or a store failure: never acknowledge what was not stored.
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            return answer(request, 503, {"error": "the event could not be stored"}, started, reason=reason)
+        return answer(
+            request,
+            200,
+            {"accepted": result.added, "duplicates": result.duplicates},
+            started,
+            events=result.added,
+            duplicates=result.duplicates,
+        )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "routes": sorted(table)})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(inbox.ping)
+        except Exception as exc:
+            log.warning(json.dumps({"event": "not_ready", "reason": redact(f"{type(exc).__name__}: {exc}")}))
+            return JSONResponse({"status": "unavailable", "inbox": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        return JSONResponse({"error": detail}, status_code=status)
+
+    app = Starlette(
+        routes=[
+            StarletteRoute("/healthz", healthz, methods=["GET"]),
+            StarletteRoute("/readyz", readyz, methods=["GET"]),
+            StarletteRoute("/webhooks/{route}", webhook, methods=METHODS),
+            StarletteRoute("/webhooks/{route}/{rest:path}", webhook, methods=METHODS),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.inbox = inbox
+    app.state.routes = table
+    return app
+
+
+def serve(
+    app: Starlette,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    forwarded_allow_ips: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the app under uvicorn until interrupted.
+
+    Uvicorn's access log stays off: it would print query strings, where URL tokens
+    live. The receiver logs each request itself, redacted.
+
+    >>> serve(create_app(routes, inbox), port=8080)  # doctest: +SKIP
+    """
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=log_level,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
