@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ from smsrelay.errors import (
     TransportError,
     Unsupported,
 )
+from smsrelay.feed import CURSOR_PREFIX, Feed, default_inbox_url
+from smsrelay.inbox import Inbox, open_inbox
 from smsrelay.model import (
     Capabilities,
     Delivery,
@@ -98,8 +101,14 @@ class Client:
         config_file: str | None = None,
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
+        inbox: str | Inbox | None = None,
         **options: Any,
     ) -> None:
+        # The event inbox (a URL, a path or an Inbox): opened on first use by events().
+        self._inbox_spec = inbox
+        self._inbox: Inbox | None = inbox if isinstance(inbox, Inbox) else None
+        self._own_inbox = False
+        self._feeds: dict[str, Feed] = {}
         if isinstance(provider, Provider):
             self.provider = provider
         else:
@@ -119,6 +128,9 @@ class Client:
 
     def close(self) -> None:
         self.provider.close()
+        if self._own_inbox and self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -406,14 +418,54 @@ class Client:
         ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
         return merge_all(self.provider.status(ids))
 
-    def events(self, since: str | None = None, *, limit: int = 500) -> EventPage:
+    def events(self, since: str | None = None, *, limit: int = 500, cursor: str | None = None) -> EventPage:
         """One page of events after the cursor ``since``; pass ``page.cursor`` next time.
 
-        >>> page = Client("sandbox").events()  # doctest: +SKIP
+        With ``cursor="<name>"`` the position is kept durably in the inbox instead:
+        each call returns the events after that reader's committed position, and
+        commits the page it returned before (or call :meth:`commit_events`). With an
+        inbox (``inbox=`` or ``SMSRELAY_INBOX``) or a named cursor, pushed and polled
+        events come through one feed, deduplicated, and a late ``sent`` never
+        follows ``delivered``. Without either, this polls the provider directly.
+
+        >>> page = Client("sandbox").events(cursor="bridge")  # doctest: +SKIP
         >>> [e.kind for e in page]  # doctest: +SKIP
         ['delivery', 'reply']
         """
-        return self.provider.poll_events(since, limit=limit)
+        if cursor is not None:
+            return self.feed(cursor).read(limit)
+        if since is not None and not since.startswith(CURSOR_PREFIX):
+            return self.provider.poll_events(since, limit=limit)
+        if since is None and self._inbox_spec is None and not os.environ.get("SMSRELAY_INBOX"):
+            return self.provider.poll_events(None, limit=limit)
+        return self.feed("default").read_since(since, limit)
+
+    def feed(self, cursor: str = "default") -> Feed:
+        """The unified feed read through the durable cursor named ``cursor``.
+
+        >>> feed = Client("sandbox").feed("bridge")  # doctest: +SKIP
+        >>> page = feed.read(); feed.commit(page)  # doctest: +SKIP
+        """
+        found = self._feeds.get(cursor)
+        if found is None:
+            found = self._feeds[cursor] = Feed(self.provider, self.inbox, name=cursor)
+        return found
+
+    def commit_events(self, cursor: str, page: EventPage | str | None = None) -> None:
+        """Acknowledge the events of the cursor ``cursor`` up to ``page`` (default: the last page read).
+
+        >>> client.commit_events("bridge", page)  # doctest: +SKIP
+        """
+        self.feed(cursor).commit(page)
+
+    @property
+    def inbox(self) -> Inbox:
+        """The event inbox: ``inbox=``, else ``SMSRELAY_INBOX``, else a file in the state directory."""
+        if self._inbox is None:
+            spec = self._inbox_spec if self._inbox_spec is not None else default_inbox_url()
+            self._inbox = open_inbox(str(spec))
+            self._own_inbox = True
+        return self._inbox
 
     def cancel(self, message_id: str) -> None:
         """Cancel a scheduled message."""
