@@ -1,0 +1,353 @@
+"""The action's inputs: read as the runner writes them, validated before any network call.
+
+Every problem raises :class:`InputError` naming the input (and the item or CSV
+line), so the step fails with exit code 2 and sends nothing.
+
+>>> parse_duration("1h30m", "wait-timeout")
+5400.0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from action.runner import Runner
+
+__all__ = ["INPUT_NAMES", "InputError", "Inputs", "RecipientInput", "parse_duration", "parse_inputs", "secret_values"]
+
+WaitFor = Literal["none", "delivery", "reply"]
+
+# Every input action.yml declares; tests check the two lists agree.
+INPUT_NAMES = (
+    "provider",
+    "api-key",
+    "api-secret",
+    "api-url",
+    "sid",
+    "region",
+    "default-region",
+    "provider-options",
+    "to",
+    "to-file",
+    "from",
+    "message",
+    "message-file",
+    "template-vars",
+    "message-ref",
+    "track-links",
+    "priority",
+    "dry-run",
+    "fail-on-error",
+    "retries",
+    "timeout",
+    "wait-for",
+    "wait-timeout",
+    "poll-interval",
+    "reply-from",
+    "approve-pattern",
+    "reject-pattern",
+)
+PROVIDERS = ("kudosity", "smskit", "mesms", "kaleyra", "sandbox")
+# The CLI's phone columns, so a CSV that works with `smsrelay send --csv` works here.
+PHONE_COLUMNS = ("to", "phone", "mobile", "number", "msisdn")
+# Names the template context already uses; a CSV column may not hide them.
+RESERVED_VARS = ("github", "env", "vars", "row")
+DEFAULT_APPROVE = r"^\s*(yes|y|approve|approved|ok|go)\b"
+DEFAULT_REJECT = r"^\s*(no|n|reject|rejected|deny|stop|abort)\b"
+MAX_RETRIES = 10
+_DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
+
+
+class InputError(Exception):
+    """An input is missing or invalid; ``input`` names it."""
+
+    def __init__(self, input: str, message: str) -> None:
+        self.input = input
+        self.message = message
+        super().__init__(f"Input '{input}': {message}")
+
+
+@dataclass(frozen=True)
+class RecipientInput:
+    """One recipient as given, with where it came from (for error messages)."""
+
+    to: str
+    origin: str
+    vars: Mapping[str, str] = field(default_factory=dict)
+    from_file: bool = False
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Every input, parsed and checked; settings are validated later by the core."""
+
+    provider: str
+    settings: Mapping[str, Any]
+    recipients: tuple[RecipientInput, ...]
+    message: str
+    message_input: str
+    template_vars: Mapping[str, Any]
+    sender: str | None
+    message_ref: str | None
+    track_links: bool
+    priority: int | None
+    dry_run: bool
+    fail_on_error: bool
+    wait_for: WaitFor
+    wait_timeout: float
+    poll_interval: float
+    reply_from: tuple[str, ...]
+    approve: re.Pattern[str]
+    reject: re.Pattern[str]
+    duplicates: tuple[str, ...] = ()
+
+
+def parse_bool(runner: Runner, name: str, default: bool) -> bool:
+    """A boolean input, as strict as ``core.getBooleanInput`` (YAML 1.2 core schema)."""
+    value = runner.input(name)
+    if value == "":
+        return default
+    if value in ("true", "True", "TRUE"):
+        return True
+    if value in ("false", "False", "FALSE"):
+        return False
+    raise InputError(name, f"must be true or false, got {value!r}")
+
+
+def parse_duration(value: str, name: str) -> float:
+    """Seconds from ``90``, ``90s``, ``10m``, ``1h`` or ``1h30m``.
+
+    >>> parse_duration("90", "timeout"), parse_duration("2m", "timeout")
+    (90.0, 120.0)
+    """
+    m = _DURATION.match(value.strip().lower())
+    if not value.strip() or m is None or not any(m.groupdict().values()):
+        raise InputError(name, f"must be a duration such as 30, 45s, 10m or 1h30m, got {value!r}")
+    h, mi, s = (float(m.group(g) or 0) for g in ("h", "m", "s"))
+    return h * 3600 + mi * 60 + s
+
+
+def _number(runner: Runner, name: str, default: float, *, low: float, high: float, duration: bool = False) -> float:
+    value = runner.input(name)
+    if value == "":
+        return default
+    if duration:
+        number = parse_duration(value, name)
+    else:
+        try:
+            number = float(value)
+        except ValueError:
+            raise InputError(name, f"must be a number, got {value!r}") from None
+    if not low <= number <= high:
+        raise InputError(name, f"must be between {low:g} and {high:g}, got {value!r}")
+    return number
+
+
+def _json_object(runner: Runner, name: str) -> dict[str, Any]:
+    value = runner.input(name)
+    if value == "":
+        return {}
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InputError(name, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise InputError(name, f"must be a JSON object ({{...}}), got a {type(data).__name__}")
+    return data
+
+
+def _workspace_file(runner: Runner, name: str, value: str) -> Path:
+    """A path as given, relative to ``GITHUB_WORKSPACE`` (where the checkout is)."""
+    path = Path(value)
+    if not path.is_absolute():
+        path = Path(runner.env.get("GITHUB_WORKSPACE") or ".") / path
+    if not path.is_file():
+        raise InputError(name, f"file {value!r} does not exist (paths are relative to the workspace)")
+    return path
+
+
+def split_numbers(value: str) -> list[str]:
+    """A comma- or newline-separated list, without blanks.
+
+    >>> split_numbers("+61491570156, +61491570157\\n")
+    ['+61491570156', '+61491570157']
+    """
+    return [part.strip() for part in re.split(r"[,\n;]", value) if part.strip()]
+
+
+def read_csv(runner: Runner, value: str) -> list[RecipientInput]:
+    """Recipients from ``to-file``: a phone column, and every other column as a variable."""
+    path = _workspace_file(runner, "to-file", value)
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError("to-file", f"cannot read {value!r}: {exc.strerror}") from None
+    out: list[RecipientInput] = []
+    with handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = [(f or "").strip().lower() for f in reader.fieldnames or []]
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError("to-file", f"{value!r} line 1 is not CSV text: {exc}") from None
+        column = next((c for c in PHONE_COLUMNS if c in header), None)
+        if column is None:
+            names = ", ".join(PHONE_COLUMNS)
+            raise InputError("to-file", f"{value!r} needs a header with a column named one of: {names}")
+        clash = sorted(set(header) & set(RESERVED_VARS))
+        if clash:
+            raise InputError("to-file", f"{value!r}: column {clash[0]!r} would hide the template's own {clash[0]!r}")
+        try:
+            for row in reader:
+                clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+                number = clean.pop(column, "")
+                if not number and not any(clean.values()):
+                    continue  # a blank line
+                origin = f"to-file line {reader.line_num}"
+                if not number:
+                    raise InputError("to-file", f"{value!r} line {reader.line_num} has no phone number in {column!r}")
+                out.append(RecipientInput(number, origin, clean, from_file=True))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError("to-file", f"{value!r} line {reader.line_num} is not valid CSV: {exc}") from None
+    if not out:
+        raise InputError("to-file", f"{value!r} lists no recipients")
+    return out
+
+
+def secret_values(runner: Runner) -> list[str]:
+    """Everything to mask before the first line is printed: credentials and numbers.
+
+    Reads only; a bad input here is reported later, after the masks.
+    """
+    values = [runner.raw_input("api-key"), runner.raw_input("api-secret")]
+    values += split_numbers(runner.input("to")) + split_numbers(runner.input("reply-from"))
+    file_value = runner.input("to-file")
+    if file_value:
+        with contextlib.suppress(InputError):
+            values += [r.to for r in read_csv(runner, file_value)]
+    try:
+        options = _json_object(runner, "provider-options")
+    except InputError:
+        options = {}
+    values += [str(v) for k, v in options.items() if re.search(r"key|secret|token|password", k, re.I)]
+    return [v for v in values if v]
+
+
+def _message(runner: Runner) -> tuple[str, str]:
+    text, file_value = runner.raw_input("message"), runner.input("message-file")
+    if text.strip() and file_value:
+        raise InputError("message", "give either message or message-file, not both")
+    if file_value:
+        path = _workspace_file(runner, "message-file", file_value)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError("message-file", f"cannot read {file_value!r} as UTF-8 text: {exc}") from None
+        if "${{" in text:
+            # The runner evaluates ${{ }} only in `with:` values, never inside files.
+            raise InputError(
+                "message-file",
+                f"{file_value!r} contains '${{{{': workflow expressions are not evaluated in files; "
+                "write {{ github.sha }} (no $) to use the action's own template variables",
+            )
+        text, name = text.rstrip("\n"), "message-file"
+    else:
+        name = "message"
+    if not text.strip():
+        raise InputError("message", "is required (or message-file): the text to send")
+    return text, name
+
+
+def _pattern(runner: Runner, name: str, default: str) -> re.Pattern[str]:
+    value = runner.input(name) or default
+    try:
+        return re.compile(value, re.IGNORECASE)
+    except re.error as exc:
+        raise InputError(name, f"is not a valid regular expression: {exc}") from None
+
+
+def _settings(runner: Runner, provider: str) -> dict[str, Any]:
+    """Overrides for the core's settings; the core validates names and types."""
+    data: dict[str, Any] = dict(_json_object(runner, "provider-options"))
+    for name, key in (
+        ("api-key", "api_key"),
+        ("api-secret", "api_secret"),
+        ("api-url", "base_url"),
+        ("from", "sender"),
+        ("default-region", "default_region"),
+        ("sid", "sid"),
+        ("region", "region"),
+    ):
+        value = runner.input(name)
+        if value:
+            data[key] = value
+    url = data.get("base_url")
+    if url is not None and not re.match(r"^https?://[^\s/]+", str(url)):
+        raise InputError("api-url", "must be an http:// or https:// URL")
+    data["retries"] = int(_number(runner, "retries", 3, low=0, high=MAX_RETRIES))
+    data["timeout"] = _number(runner, "timeout", 30, low=1, high=600, duration=True)
+    return data
+
+
+def parse_inputs(runner: Runner) -> Inputs:
+    """Read and check every input; raise :class:`InputError` at the first problem."""
+    provider = runner.input("provider").lower()
+    if not provider:
+        raise InputError("provider", f"is required: one of {', '.join(PROVIDERS)}")
+    if provider not in PROVIDERS:
+        raise InputError("provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    settings = _settings(runner, provider)
+    recipients: list[RecipientInput] = []
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for i, number in enumerate(split_numbers(runner.input("to")), 1):
+        if number in seen:
+            duplicates.append(f"to item {i}")
+            continue
+        seen.add(number)
+        recipients.append(RecipientInput(number, f"to item {i}"))
+    if runner.input("to-file"):
+        recipients += read_csv(runner, runner.input("to-file"))
+    if not recipients:
+        raise InputError("to", "is required (or to-file): one or more phone numbers, comma- or newline-separated")
+    message, message_input = _message(runner)
+    wait_for = runner.input("wait-for").lower() or "none"
+    if wait_for not in ("none", "delivery", "reply"):
+        raise InputError("wait-for", f"must be none, delivery or reply, got {wait_for!r}")
+    priority_text = runner.input("priority")
+    priority: int | None = None
+    if priority_text:
+        try:
+            priority = int(priority_text)
+        except ValueError:
+            raise InputError("priority", f"must be a whole number, got {priority_text!r}") from None
+    reply_from = tuple(split_numbers(runner.input("reply-from")))
+    if reply_from and wait_for != "reply":
+        raise InputError("reply-from", "only applies with wait-for: reply")
+    return Inputs(
+        provider=provider,
+        settings=settings,
+        recipients=tuple(recipients),
+        message=message,
+        message_input=message_input,
+        template_vars=_json_object(runner, "template-vars"),
+        sender=runner.input("from") or None,
+        message_ref=runner.input("message-ref") or None,
+        track_links=parse_bool(runner, "track-links", False),
+        priority=priority,
+        dry_run=parse_bool(runner, "dry-run", False),
+        fail_on_error=parse_bool(runner, "fail-on-error", True),
+        wait_for=wait_for,  # type: ignore[arg-type]
+        wait_timeout=_number(runner, "wait-timeout", 600, low=0, high=6 * 3600, duration=True),
+        poll_interval=_number(runner, "poll-interval", 5, low=0.01, high=600, duration=True),
+        reply_from=reply_from,
+        approve=_pattern(runner, "approve-pattern", DEFAULT_APPROVE),
+        reject=_pattern(runner, "reject-pattern", DEFAULT_REJECT),
+        duplicates=tuple(duplicates),
+    )

@@ -1,0 +1,68 @@
+"""Build the Action's runtime environment: the core and its dependencies, nothing else.
+
+One procedure for the image (``RUN python action/install.py /opt/venv``), the
+contract tests and the start-up benchmark, so what is tested is what ships:
+
+1. a venv without pip (the image never installs anything at run time);
+2. ``pip install --constraint action/constraints.txt <repo root>``: the core,
+   non-editable, without extras (no Airflow, no Salesforce, no server);
+3. prune data the core never loads: ``phonenumbers``' geocoder, carrier and
+   time-zone tables (about 43 MB; ``smsrelay.phone`` only parses and validates).
+
+Usage: ``python action/install.py TARGET [SOURCE]``; SOURCE defaults to the repository root.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CONSTRAINTS = HERE / "constraints.txt"
+# Modules of phonenumbers that smsrelay.phone never imports (phonenumbers' own
+# __init__ imports none of them either: geocoder, carrier and timezone are opt-in).
+PRUNE = ("phonenumbers/geodata", "phonenumbers/carrierdata", "phonenumbers/tzdata")
+
+
+def site_packages(target: Path) -> Path:
+    """The runtime venv's site-packages directory."""
+    found = sorted(target.glob("lib/python3*/site-packages"))
+    if not found:
+        raise SystemExit(f"no site-packages under {target}")
+    return found[0]
+
+
+def install(target: Path, source: Path = HERE.parent) -> Path:
+    """Create ``target`` and install the core from ``source`` into it; return site-packages."""
+    venv.EnvBuilder(with_pip=False, clear=True).create(target)
+    python = target / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--constraint",
+            str(CONSTRAINTS),
+            str(source),
+        ],
+        check=True,
+    )
+    site = site_packages(target)
+    for rel in PRUNE:
+        shutil.rmtree(site / rel, ignore_errors=True)
+    return site
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (2, 3):
+        raise SystemExit(__doc__)
+    install(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) == 3 else HERE.parent)

@@ -1,0 +1,407 @@
+"""The action's entrypoint: ``python -m action.main``, as the image runs it.
+
+1. mask the credentials and every recipient number before anything is printed;
+2. validate every input, then render and check every message, before any network call
+   (a bad input: ``::error::`` naming it, exit 2, nothing sent);
+3. send through the core client (retries, idempotency keys, reconciliation);
+4. optionally wait for delivery reports or for an approving reply;
+5. write the outputs and the job summary; exit 1 on a failed send unless
+   ``fail-on-error`` is false (then a ``::warning::`` and exit 0).
+
+Provider adapters are imported lazily, so only the chosen one is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import timedelta
+from typing import Any, TextIO
+
+from action.context import template_context
+from action.inputs import InputError, Inputs, RecipientInput, parse_inputs, secret_values
+from action.report import Row, mask_number, outputs, summary
+from action.runner import Runner
+from action.wait import ReplyOutcome, wait_for_delivery, wait_for_reply
+from smsrelay.client import Client
+from smsrelay.config import ProviderSettings, settings_from_mapping
+from smsrelay.errors import AmbiguousSend, AuthError, ConfigError, InvalidRequest, SmsRelayError
+from smsrelay.model import Message, PreparedSms, Recipient, Reply, SendResult, Status
+from smsrelay.phone import normalize
+from smsrelay.providers import provider_class
+from smsrelay.redaction import redact, register_secret
+from smsrelay.segments import analyse
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# The core's setting -> the input that sets it, so a core error names the input.
+SETTING_INPUTS = {
+    "api_key": "api-key",
+    "api_secret": "api-secret",
+    "base_url": "api-url",
+    "sender": "from",
+    "default_region": "default-region",
+    "retries": "retries",
+    "timeout": "timeout",
+    "sid": "sid",
+    "region": "region",
+}
+# ASSUMPTION: provider and runner clocks may disagree by up to a minute; a reply
+# older than the send by more than this is from an earlier run.
+CLOCK_SKEW = timedelta(seconds=60)
+DRY_RUN_SHOWN = 20
+
+
+class _RunnerLogHandler(logging.Handler):
+    """The core's log records as workflow commands, redacted."""
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__(logging.DEBUG)
+        self.runner = runner
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = redact(record.getMessage())
+        if record.levelno >= logging.WARNING:
+            self.runner.warning(text)
+        elif record.levelno >= logging.INFO:
+            self.runner.info(text)
+        else:
+            self.runner.debug(text)
+
+
+def _mask_everything(runner: Runner) -> None:
+    """Register every credential and number with the runner and with the core's redaction."""
+    region = runner.input("default-region") or None
+    for value in secret_values(runner):
+        runner.mask(value)
+        register_secret(value)
+        try:
+            e164 = normalize(value, region)
+        except InvalidRequest:
+            continue
+        # Providers' wire formats drop the "+": mask both spellings.
+        for spelling in (e164, e164.lstrip("+")):
+            runner.mask(spelling)
+            register_secret(spelling)
+
+
+def _env_options(env: Mapping[str, str], provider: str, known: set[str]) -> dict[str, str]:
+    """``SMSRELAY_<PROVIDER>_<SETTING>`` variables, for settings the inputs do not cover."""
+    prefix = f"SMSRELAY_{provider.upper()}_"
+    found = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    return {k: v for k, v in found.items() if k in known}
+
+
+def build_settings(runner: Runner, inputs: Inputs) -> ProviderSettings:
+    """The core's settings from the inputs; a problem names the input that caused it."""
+    cls = provider_class(inputs.provider)
+    common = {f.name for f in fields(ProviderSettings)} - {"provider", "options", "source"}
+    known = common | set(cls.options)
+    data: dict[str, Any] = _env_options(runner.env, inputs.provider, known)
+    data.update(inputs.settings)
+    for key in ("sid", "region"):
+        if key in inputs.settings and key not in known:
+            raise InputError(key, f"does not apply to provider {inputs.provider}")
+    for req in cls.required:
+        if data.get(req) in (None, ""):
+            raise InputError(SETTING_INPUTS.get(req, "provider-options"), f"is required for provider {inputs.provider}")
+    try:
+        return settings_from_mapping(data, inputs.provider, env=runner.env)
+    except ConfigError as exc:
+        field = (exc.field or "").split(".")[-1]
+        text = exc.message.split(": ", 1)[-1] if exc.field else exc.message
+        raise InputError(SETTING_INPUTS.get(field, "provider-options"), f"{field}: {text}") from None
+
+
+def default_ref(env: Mapping[str, str]) -> str:
+    """The idempotency context of this step: one per repository, run, attempt, job and step.
+
+    A retried request never sends twice; a re-run of the job is a new attempt and sends again.
+    """
+    parts = [env.get(k, "") for k in ("GITHUB_REPOSITORY", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_JOB")]
+    parts.append(env.get("GITHUB_ACTION", ""))
+    if not any(parts):
+        import uuid
+
+        return "gha-local-" + uuid.uuid4().hex
+    return "gha/" + "/".join(parts)
+
+
+def _prepare(
+    client: Client, message: Message, inputs: Inputs, runner: Runner
+) -> tuple[list[tuple[RecipientInput, PreparedSms]], list[Row]]:
+    """Render and check every message. A bad ``to`` or template is an input error;
+    a bad CSV row is skipped and reported, so one row never sinks a list."""
+    ready: list[tuple[RecipientInput, PreparedSms]] = []
+    rejected: list[Row] = []
+    keys: set[str] = set()
+    for rcpt in inputs.recipients:
+        recipient = Recipient(rcpt.to, vars={**rcpt.vars, "row": dict(rcpt.vars)})
+        try:
+            good, bad = client.prepare(message, [recipient], on_invalid="raise" if not rcpt.from_file else "skip")
+        except InvalidRequest as exc:
+            field = inputs.message_input if exc.field == "message" else "to"
+            raise InputError(field, f"{rcpt.origin}: {exc.message}") from None
+        if bad:
+            if not rcpt.from_file:
+                raise InputError("to", f"{rcpt.origin}: {bad[0].error}")
+            runner.error(f"{rcpt.origin}: {bad[0].error}; this row is not sent", title="Invalid recipient in to-file")
+            rejected.append(Row(bad[0].to, rcpt.origin, Status.REJECTED.value, error=bad[0].error))
+            continue
+        sms = good[0]
+        if sms.key in keys:
+            runner.warning(f"{rcpt.origin}: the same message to the same number is already in the list; sent once")
+            continue
+        keys.add(sms.key)
+        ready.append((rcpt, sms))
+    if not ready:
+        first = rejected[0].error if rejected else "no recipients"
+        raise InputError("to-file", f"no recipient can be sent to (first problem: {first})")
+    return ready, rejected
+
+
+def _dry_run(runner: Runner, client: Client, ready: list[tuple[RecipientInput, PreparedSms]]) -> list[Row]:
+    settings = client.settings
+    request = {
+        "provider": settings.provider,
+        "endpoint": settings.base_url or client.provider.default_base_url or "(embedded)",
+        "credentials": {k: "***" for k in ("api_key", "api_secret") if getattr(settings, k)},
+        "from": settings.sender,
+        "messages": [
+            {"to": mask_number(s.to), "body": s.body, "encoding": s.encoding, "parts": s.parts, "key": s.key}
+            for _, s in ready[:DRY_RUN_SHOWN]
+        ],
+    }
+    runner.group(f"Dry run: {len(ready)} message(s) that would be sent (nothing is sent)")
+    runner.info(redact(json.dumps(request, indent=2, ensure_ascii=False)))
+    if len(ready) > DRY_RUN_SHOWN:
+        runner.info(f"... and {len(ready) - DRY_RUN_SHOWN} more")
+    runner.endgroup()
+    return [Row(s.to, r.origin, "dry-run", s.parts, encoding=s.encoding) for r, s in ready]
+
+
+def _send(
+    runner: Runner, client: Client, message: Message, ready: list[tuple[RecipientInput, PreparedSms]]
+) -> list[Row]:
+    recipients = [Recipient(r.to, vars={**r.vars, "row": dict(r.vars)}) for r, _ in ready]
+    error: str | None = None
+    try:
+        result: SendResult = client.send_many(message, recipients, on_invalid="skip")
+    except AuthError as exc:
+        raise InputError("api-key", f"the provider refused the credentials: {exc}") from None
+    except AmbiguousSend as exc:
+        result = exc.result  # type: ignore[attr-defined]
+        runner.error(str(exc), title="Send outcome unknown")
+    except SmsRelayError as exc:
+        # A fatal provider error (e.g. no credit) before anything was accepted.
+        error = str(exc)
+        runner.error(error, title="Send failed")
+        return [Row(s.to, r.origin, Status.REJECTED.value, s.parts, error=error, encoding=s.encoding) for r, s in ready]
+    rows = []
+    for (rcpt, sms), res in zip(ready, result.results, strict=True):
+        rows.append(Row(sms.to, rcpt.origin, res.status.value, res.parts or sms.parts, res.message_id, res.error))
+    return rows
+
+
+def _log_rows(runner: Runner, rows: list[Row]) -> None:
+    for r in rows:
+        mark = "✓" if r.ok else "✗"
+        detail = f"  {r.error}" if r.error else ""
+        runner.info(f"{mark} {mask_number(r.to)}  {r.status}  {r.parts} part(s)  {r.message_id or ''}{detail}")
+
+
+def _wait_delivery(runner: Runner, client: Client, inputs: Inputs, rows: list[Row]) -> list[str]:
+    ids = [r.message_id for r in rows if r.message_id and r.ok]
+    if not ids:
+        return []
+    runner.info(f"Waiting up to {inputs.wait_timeout:g}s for {len(ids)} delivery report(s) ...")
+    reports, complete = wait_for_delivery(client, ids, timeout=inputs.wait_timeout, interval=inputs.poll_interval)
+    for r in rows:
+        report = reports.get(r.message_id or "")
+        if report is not None:
+            r.status = report.status.value
+            if report.reason and not report.status.ok:
+                r.error = report.reason
+    if not complete:
+        pending = sum(1 for r in rows if r.message_id in ids and not Status(r.status).final)
+        return [f"{pending} message(s) had no final delivery report after {inputs.wait_timeout:g}s"]
+    return []
+
+
+def _wait_reply(
+    runner: Runner, client: Client, inputs: Inputs, rows: list[Row], allowed: set[str], started: Any
+) -> ReplyOutcome:
+    ids = {r.message_id for r in rows if r.message_id and r.ok}
+    runner.info(f"Waiting up to {inputs.wait_timeout:g}s for a reply from {len(allowed)} number(s) ...")
+
+    def ignored(reply: Reply) -> None:
+        runner.info(f"Reply from {mask_number(reply.phone)} matches neither pattern; still waiting")
+
+    return wait_for_reply(
+        client,
+        allowed=allowed,
+        message_ids=ids,
+        not_before=started - CLOCK_SKEW,
+        approve=inputs.approve,
+        reject=inputs.reject,
+        timeout=inputs.wait_timeout,
+        interval=inputs.poll_interval,
+        on_ignored=ignored,
+    )
+
+
+def run(runner: Runner) -> int:
+    """Everything after the masks; raises ``InputError`` for a bad input."""
+    inputs = parse_inputs(runner)
+    settings = build_settings(runner, inputs)
+    client = Client(settings=settings)
+    try:
+        return _run(runner, client, inputs)
+    finally:
+        client.close()
+
+
+def _check_capabilities(client: Client, inputs: Inputs) -> None:
+    caps, name = client.capabilities, client.provider.name
+    if inputs.wait_for == "delivery" and not caps.status_poll:
+        raise InputError("wait-for", f"{name} cannot be polled for delivery reports, so 'delivery' is not available")
+    if inputs.wait_for == "reply" and not caps.inbound_poll:
+        raise InputError("wait-for", f"{name} cannot be polled for replies, so 'reply' is not available")
+    if inputs.track_links and not caps.link_tracking:
+        raise InputError("track-links", f"{name} does not track links")
+
+
+def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
+    _check_capabilities(client, inputs)
+    allowed: set[str] = set()
+    if inputs.wait_for == "reply":
+        for i, number in enumerate(inputs.reply_from, 1):
+            try:
+                allowed.add(normalize(number, client.settings.default_region))
+            except InvalidRequest as exc:
+                raise InputError("reply-from", f"item {i}: {exc.message}") from None
+    context = template_context(runner.env, inputs.template_vars)
+    message = Message(
+        body=inputs.message,
+        sender=inputs.sender,
+        vars=context,
+        ref=inputs.message_ref or default_ref(runner.env),
+        track_links=inputs.track_links,
+        priority=inputs.priority,
+    )
+    ready, rejected = _prepare(client, message, inputs, runner)
+    if inputs.wait_for == "reply" and not allowed:
+        allowed = {s.to for _, s in ready}
+    for dup in inputs.duplicates:
+        runner.warning(f"{dup} repeats an earlier number; it is sent once")
+    sample = analyse(ready[0][1].body)
+    runner.info(
+        f"smsrelay: {len(ready)} message(s) via {client.provider.name}, "
+        f"{sample.encoding}, {sample.parts} part(s) for the first"
+    )
+    if sample.encoding == "UCS-2":
+        runner.notice("The message needs UCS-2 (emoji or non-GSM characters): 70 characters per part, not 160")
+
+    if inputs.dry_run:
+        rows = _dry_run(runner, client, ready) + rejected
+        return _finish(runner, inputs, client, rows, problems=[], outcome=None)
+
+    started = client.provider.clock.now()
+    rows = _send(runner, client, message, ready) + rejected
+    _log_rows(runner, rows)
+    failed = sum(1 for r in rows if not r.ok)
+    problems = [f"{failed} of {len(rows)} message(s) failed"] if failed else []
+    outcome: ReplyOutcome | None = None
+    if inputs.wait_for == "delivery":
+        problems = _wait_delivery(runner, client, inputs, rows)
+        undelivered = [r for r in rows if r.status != Status.DELIVERED.value and Status(r.status).final]
+        if undelivered:
+            problems.append(f"{len(undelivered)} of {len(rows)} message(s) were not delivered")
+        _log_rows(runner, rows)
+    elif inputs.wait_for == "reply" and not problems:
+        outcome = _wait_reply(runner, client, inputs, rows, allowed, started)
+        if outcome.decision == "rejected" and outcome.reply is not None:
+            problems.append(f"rejected by a reply from {mask_number(outcome.reply.phone)}: {outcome.reply.text!r}")
+        elif outcome.decision == "timeout":
+            problems.append(f"no approving or rejecting reply within {inputs.wait_timeout:g}s")
+        else:
+            assert outcome.reply is not None
+            runner.notice(f"Approved by a reply from {mask_number(outcome.reply.phone)}: {outcome.reply.text!r}")
+    return _finish(runner, inputs, client, rows, problems=problems, outcome=outcome)
+
+
+def _finish(
+    runner: Runner,
+    inputs: Inputs,
+    client: Client,
+    rows: list[Row],
+    *,
+    problems: list[str],
+    outcome: ReplyOutcome | None,
+) -> int:
+    if inputs.dry_run and any(not r.ok for r in rows):
+        problems = [f"{sum(1 for r in rows if not r.ok)} recipient(s) would not be sent"]
+    reply = outcome.reply if outcome else None
+    runner.set_outputs(
+        outputs(
+            rows,
+            dry_run=inputs.dry_run,
+            reply=reply.text if reply else "",
+            reply_from=reply.phone if reply else "",
+            decision=outcome.decision if outcome else "",
+        )
+    )
+    counts = Counter(r.status for r in rows)
+    verb = "would be sent" if inputs.dry_run else ", ".join(f"{n} {s}" for s, n in counts.items())
+    headline = f"**{len(rows)}** message(s): {verb}."
+    notes = list(problems)
+    if outcome is not None and reply is not None:
+        notes.append(f"Decision: {outcome.decision} by a reply from {mask_number(reply.phone)}: {reply.text!r}")
+    runner.add_summary(
+        redact(summary(rows, provider=client.provider.name, dry_run=inputs.dry_run, headline=headline, notes=notes))
+    )
+    if not problems:
+        return EXIT_OK
+    text = "; ".join(problems)
+    if inputs.fail_on_error:
+        runner.error(text, title="SMS failed")
+        return EXIT_FAILED
+    runner.warning(f"{text} (fail-on-error is false, so the step passes)", title="SMS failed")
+    return EXIT_OK
+
+
+def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
+    """Run the action as the runner would; return the exit code.
+
+    >>> main({"INPUT_PROVIDER": "sandbox", "INPUT_TO": "+61491570156", "INPUT_MESSAGE": "Hi",
+    ...       "INPUT_DRY-RUN": "true"})  # doctest: +SKIP
+    0
+    """
+    runner = Runner(os.environ if env is None else env, out or sys.stdout)
+    _mask_everything(runner)
+    core_log = logging.getLogger("smsrelay")
+    handler = _RunnerLogHandler(runner)
+    core_log.addHandler(handler)
+    core_log.setLevel(logging.DEBUG if runner.env.get("RUNNER_DEBUG") == "1" else logging.INFO)
+    core_log.propagate = False
+    try:
+        return run(runner)
+    except InputError as exc:
+        runner.error(redact(exc.message), title=f"Invalid input: {exc.input}")
+        runner.info(redact(f"Input '{exc.input}': {exc.message}"))
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug or an unexpected provider answer: fail, redacted
+        runner.error(redact(f"{type(exc).__name__}: {exc}"), title="smsrelay action failed")
+        return EXIT_FAILED
+    finally:
+        core_log.removeHandler(handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

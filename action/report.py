@@ -1,0 +1,116 @@
+"""What the step reports: one row per recipient, the outputs, and the job summary table.
+
+Numbers appear only partly hidden (``+614•••••156``): the runner masks the full
+number in logs, but outputs and summaries travel further.
+
+>>> mask_number("+61491570156")
+'+614•••••156'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from smsrelay.model import Status
+
+__all__ = ["Row", "mask_number", "outputs", "overall_status", "summary"]
+
+
+def mask_number(number: str) -> str:
+    """A number with its middle hidden: enough to tell recipients apart, not to dial."""
+    digits = number.lstrip("+")
+    plus = "+" if number.startswith("+") else ""
+    if len(digits) < 7:
+        return plus + "•" * max(len(digits) - 2, 1) + digits[-2:]
+    return plus + digits[:3] + "•" * (len(digits) - 6) + digits[-3:]
+
+
+@dataclass
+class Row:
+    """One recipient's line in the outputs and the summary."""
+
+    to: str
+    origin: str
+    status: str
+    parts: int = 0
+    message_id: str | None = None
+    error: str | None = None
+    encoding: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "dry-run" or Status(self.status).ok
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "to": mask_number(self.to),
+            "origin": self.origin,
+            "status": self.status,
+            "message_id": self.message_id,
+            "parts": self.parts,
+            "error": self.error,
+        }
+
+
+def overall_status(statuses: Sequence[str]) -> str:
+    """One status for many messages: the first failure, else the least advanced.
+
+    >>> overall_status(["delivered", "sent"]), overall_status(["delivered", "failed"])
+    ('sent', 'failed')
+    """
+    if not statuses:
+        return "none"
+    if "dry-run" in statuses:
+        return "dry-run"
+    for s in statuses:
+        if not Status(s).ok:
+            return s
+    order = [Status.SCHEDULED, Status.QUEUED, Status.SENT, Status.DELIVERED]
+    return min((Status(s) for s in statuses), key=order.index).value
+
+
+def outputs(
+    rows: Sequence[Row],
+    *,
+    dry_run: bool,
+    reply: str = "",
+    reply_from: str = "",
+    decision: str = "",
+) -> dict[str, str]:
+    """Every declared output, always written (an empty string where there is none)."""
+    ids = [r.message_id for r in rows if r.message_id]
+    return {
+        "message-id": ids[0] if ids else "",
+        "message-ids": json.dumps(ids),
+        "status": overall_status([r.status for r in rows]),
+        "statuses": json.dumps([r.to_dict() for r in rows], ensure_ascii=False),
+        "parts": str(sum(r.parts for r in rows if r.ok)),
+        "reply": reply,
+        "reply-from": reply_from,
+        "decision": decision,
+        "dry-run": "true" if dry_run else "false",
+    }
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def summary(
+    rows: Sequence[Row], *, provider: str, dry_run: bool, headline: str, limit: int = 1000, notes: Sequence[str] = ()
+) -> str:
+    """The job summary: a headline and a table of recipient, status, parts and message id."""
+    title = "SMS dry run" if dry_run else "SMS sent"
+    lines = [f"### {title} via {provider}", "", headline, ""]
+    lines += ["| # | Recipient | Status | Parts | Message id | Detail |", "|---:|---|---|---:|---|---|"]
+    for i, r in enumerate(rows[:limit], 1):
+        detail = r.error or (r.encoding or "")
+        lines.append(
+            f"| {i} | `{mask_number(r.to)}` | {r.status} | {r.parts} | {_cell(r.message_id or '')} | {_cell(detail)} |"
+        )
+    if len(rows) > limit:
+        lines.append(f"| … | {len(rows) - limit} more | | | | |")
+    lines += [""] + [f"> {_cell(n)}" for n in notes]
+    return "\n".join(lines).rstrip() + "\n"
