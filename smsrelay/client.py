@@ -265,7 +265,12 @@ class Client:
                 len(ready),
                 eta,
             )
-        chunks = [ready[i : i + caps.bulk_max] for i in range(0, len(ready), caps.bulk_max)]
+        # An adapter whose one request carries one body (ME-SMS, Kaleyra) plans its own requests.
+        plan = getattr(self.provider, "plan_requests", None)
+        chunks = plan(ready) if plan else [ready[i : i + caps.bulk_max] for i in range(0, len(ready), caps.bulk_max)]
+        if plan:  # planned chunks need not follow the caller's order; keep positions aligned
+            index = {id(p): i for i, p in enumerate(ready)}
+            ready_pos = [ready_pos[index[id(p)]] for chunk in chunks for p in chunk]
         done = len(rejected)
         if on_progress:
             on_progress(done, total)
