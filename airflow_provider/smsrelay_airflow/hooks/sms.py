@@ -1,0 +1,282 @@
+"""``SmsHook``: an Airflow connection turned into a core smsrelay ``Client``.
+
+The connection is read lazily (never in ``__init__``), and arguments given to the
+hook override the connection's extras. Secrets live in the password field (and in
+extras whose names Airflow masks: ``api_secret``, ``webhook_secret``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from smsrelay_airflow._compat import BaseHook, mask_secret
+from smsrelay_airflow.connections import BACKENDS, backend_for_conn_type, ui_field_behaviour
+
+if TYPE_CHECKING:
+    from smsrelay import Client, EventPage, ProviderSettings, SendResult
+    from smsrelay.model import Delivery
+
+__all__ = [
+    "KaleyraSmsHook",
+    "KudositySmsHook",
+    "MeSmsSmsHook",
+    "SandboxSmsHook",
+    "SmsHook",
+    "SmsKitSmsHook",
+    "settings_for_connection",
+]
+
+# Which connection attribute holds each core setting; everything else is an extra.
+_FROM_CONN = {"api_key": "password", "sid": "login"}
+_SECRETS = ("api_key", "api_secret", "webhook_secret")
+
+
+def _extras(conn: Any) -> dict[str, Any]:
+    raw = conn.extra_dejson if conn.extra else {}
+    prefix = f"extra__{conn.conn_type}__"
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        # research/airflow.md §2.3: the 2.x UI wrote extras as extra__<type>__<field>.
+        name = key[len(prefix) :] if key.startswith(prefix) else key
+        if value is None or value == "":
+            continue
+        out[name] = value
+    return out
+
+
+def _base_url(conn: Any) -> str | None:
+    host = (conn.host or "").strip()
+    if not host:
+        return None
+    if "://" not in host:
+        # research/airflow.md §4: a URI connection's host has no scheme; schema carries it.
+        host = f"{conn.schema or 'https'}://{host}"
+    if conn.port and host.count(":") < 2:
+        host = f"{host}:{conn.port}"
+    return host.rstrip("/")
+
+
+def settings_for_connection(
+    conn: Any, overrides: Mapping[str, Any] | None = None, *, mask: bool = True
+) -> ProviderSettings:
+    """Core settings from an Airflow connection; ``overrides`` (hook arguments) win.
+
+    Raises ``smsrelay.ConfigError`` naming the connection and the field at fault.
+
+    >>> from airflow.sdk import Connection  # doctest: +SKIP
+    >>> settings_for_connection(Connection(conn_id="sms", conn_type="smsrelay_sandbox")).provider  # doctest: +SKIP
+    'sandbox'
+    """
+    from smsrelay.config import settings_from_mapping
+    from smsrelay.errors import ConfigError
+    from smsrelay.providers import provider_class
+
+    source = f"Airflow connection {conn.conn_id!r}"
+    extras = _extras(conn)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    backend = backend_for_conn_type(conn.conn_type)
+    provider = overrides.pop("provider", None) or extras.pop("provider", None) or (backend and backend.provider)
+    extras.pop("provider", None)
+    if not provider:
+        types = ", ".join(BACKENDS)
+        raise ConfigError(
+            f"has type {conn.conn_type!r}; use one of {types}, or set the extra 'provider'",
+            field="conn_type",
+            file=source,
+        )
+    data: dict[str, Any] = dict(extras)
+    if url := _base_url(conn):
+        data["base_url"] = url
+    if conn.password:
+        data["api_key"] = conn.password
+    if conn.login and provider == "kaleyra":
+        data["sid"] = conn.login
+    data.update(overrides)
+    if provider == "sandbox" and isinstance(data.get("path"), str):
+        from pathlib import Path
+
+        data["path"] = str(Path(data["path"]).expanduser())
+    for name in _SECRETS if mask else ():
+        if data.get(name):
+            mask_secret(str(data[name]))
+    try:
+        required = provider_class(provider).required
+    except ConfigError as exc:
+        raise ConfigError(exc.message, field="provider", file=source) from None
+    for name in required:
+        if data.get(name) in (None, ""):
+            where = _FROM_CONN.get(name, f"extra {name!r}")
+            raise ConfigError(f"{provider} needs {name}; put it in the connection's {where}", field=name, file=source)
+    return settings_from_mapping(data, provider, source=source, env={})
+
+
+class SmsHook(BaseHook):
+    """Send SMS and read reports and replies through an smsrelay connection.
+
+    Works with every ``smsrelay_*`` connection type; the type picks the backend.
+
+    >>> hook = SmsHook(sms_conn_id="smsrelay_default", sender="Acme")  # doctest: +SKIP
+    >>> hook.send(["+61491570156"], "Hi {{ name }}", vars={"name": "Ann"}).message_ids  # doctest: +SKIP
+    ['sbx-...']
+    """
+
+    conn_name_attr = "sms_conn_id"
+    default_conn_name = "smsrelay_default"
+    conn_type = "smsrelay_sandbox"
+    hook_name = "SMS (smsrelay)"
+
+    def __init__(
+        self,
+        sms_conn_id: str = default_conn_name,
+        *,
+        provider: str | None = None,
+        sender: str | None = None,
+        base_url: str | None = None,
+        timeout: float | None = None,
+        default_region: str | None = None,
+        connection: Any = None,
+        mask_secrets: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        self.sms_conn_id = sms_conn_id
+        self.overrides: dict[str, Any] = {
+            "provider": provider,
+            "sender": sender,
+            "base_url": base_url,
+            "timeout": timeout,
+            "default_region": default_region,
+            **options,
+        }
+        self._connection = connection
+        # Triggers pass False: a synchronous mask_secret call from the triggerer's loop can deadlock
+        # (research/airflow.md §2.5); the connection they fetch is masked by Airflow already.
+        self.mask_secrets = mask_secrets
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sms_conn_id={self.sms_conn_id!r})"
+
+    @cached_property
+    def connection(self) -> Any:
+        return self._connection if self._connection is not None else self.get_connection(self.sms_conn_id)
+
+    @cached_property
+    def settings(self) -> ProviderSettings:
+        return settings_for_connection(self.connection, self.overrides, mask=self.mask_secrets)
+
+    @cached_property
+    def client(self) -> Client:
+        from smsrelay import Client
+
+        return Client(settings=self.settings)
+
+    def get_conn(self) -> Client:
+        """The core client (built on first use)."""
+        return self.client
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]
+
+    def send(
+        self,
+        to: str | Sequence[Any],
+        message: str,
+        *,
+        sender: str | None = None,
+        vars: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        on_invalid: str = "skip",
+    ) -> SendResult:
+        """Send ``message`` to one number or many; ``key`` makes a resend a no-op.
+
+        >>> SmsHook().send("+61491570156", "Hi", key="dag/run/task/-1").all_accepted  # doctest: +SKIP
+        True
+        """
+        return self.client.send(to, message, sender=sender, vars=vars, key=key, on_invalid=on_invalid)  # type: ignore[arg-type]
+
+    def status(self, message_ids: Sequence[str]) -> dict[str, Delivery]:
+        """The latest delivery report of each message."""
+        return self.client.status(list(message_ids))
+
+    def events(self, since: str | None = None, *, limit: int = 500) -> EventPage:
+        """One page of events (reports, replies, opt-outs) after the cursor ``since``."""
+        return self.client.events(since, limit=limit)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call, for the connection form's Test button."""
+        from smsrelay.errors import SmsRelayError
+
+        try:
+            self.client.check()
+        except SmsRelayError as exc:
+            return False, str(exc)
+        return True, f"Connected to {self.settings.provider}."
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of this hook's connection type, for Airflow < 3.2 forms."""
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import PasswordField, StringField
+        from wtforms.validators import Optional
+
+        backend = BACKENDS.get(cls.conn_type)
+        widgets: dict[str, Any] = {}
+        for name, f in (backend.fields if backend else {}).items():
+            if f.secret:
+                widgets[name] = PasswordField(lazy_gettext(f.label), widget=BS3PasswordFieldWidget())
+            else:
+                widgets[name] = StringField(
+                    lazy_gettext(f.label),
+                    widget=BS3TextFieldWidget(),
+                    validators=[Optional()],
+                    description=f.description,
+                )
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden fields, labels and placeholders, for Airflow < 3.2 forms."""
+        backend = BACKENDS.get(cls.conn_type)
+        if backend is None:
+            return {"hidden_fields": [], "relabeling": {}}
+        return ui_field_behaviour(backend, kebab=False)
+
+
+class KudositySmsHook(SmsHook):
+    """``SmsHook`` for ``smsrelay_kudosity`` connections."""
+
+    conn_type = "smsrelay_kudosity"
+    hook_name = BACKENDS[conn_type].hook_name
+
+
+class SmsKitSmsHook(SmsHook):
+    """``SmsHook`` for ``smsrelay_smskit`` connections."""
+
+    conn_type = "smsrelay_smskit"
+    hook_name = BACKENDS[conn_type].hook_name
+
+
+class MeSmsSmsHook(SmsHook):
+    """``SmsHook`` for ``smsrelay_mesms`` connections."""
+
+    conn_type = "smsrelay_mesms"
+    hook_name = BACKENDS[conn_type].hook_name
+
+
+class KaleyraSmsHook(SmsHook):
+    """``SmsHook`` for ``smsrelay_kaleyra`` connections."""
+
+    conn_type = "smsrelay_kaleyra"
+    hook_name = BACKENDS[conn_type].hook_name
+
+
+class SandboxSmsHook(SmsHook):
+    """``SmsHook`` for ``smsrelay_sandbox`` connections."""
+
+    conn_type = "smsrelay_sandbox"
+    hook_name = BACKENDS[conn_type].hook_name

@@ -1,0 +1,309 @@
+"""``SendSmsOperator``: send a templated SMS to one number or many, exactly once per recipient.
+
+Retry safety, in three layers (research/airflow.md §0.5):
+
+1. Every message carries an idempotency key derived from dag id, run id, task id,
+   map index, recipient and body; providers with native keys dedupe on it.
+2. On Airflow >= 3.3, the results (message ids) go to ``task_state_store`` right
+   after the provider answers, and a retry reads them back and re-sends only what
+   was not accepted.
+3. A retry that finds no stored results asks the provider by key
+   (``lookup_by_ref``) before sending, where the provider can tell.
+
+The send always happens here, on the worker; ``wait_for_delivery`` defers to a
+trigger that only polls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from smsrelay_airflow._compat import AirflowException, AirflowFailException, BaseOperator
+from smsrelay_airflow.outcomes import DEFAULT_SUCCESS, judge
+from smsrelay_airflow.outcomes import success_statuses as check_statuses
+
+if TYPE_CHECKING:
+    from smsrelay.model import Recipient
+    from smsrelay_airflow.hooks.sms import SmsHook
+
+__all__ = ["STATE_KEY", "SendSmsOperator", "recipients_from"]
+
+STATE_KEY = "smsrelay_send"
+
+
+def recipients_from(to: Any) -> list[Recipient]:
+    """Recipients from a number, a comma-separated string, or a list of numbers or dicts.
+
+    A dict has ``to`` and the recipient's template variables, flat or under ``vars``.
+    A bad item raises ``ValueError`` naming its position, before anything is sent.
+
+    >>> [r.to for r in recipients_from(["+61491570156", {"to": "+61491570157", "name": "Ann"}])]
+    ['+61491570156', '+61491570157']
+    """
+    from smsrelay.model import Recipient
+
+    if to is None:
+        raise ValueError("to: no recipient given")
+    if isinstance(to, str):
+        items: list[Any] = [p.strip() for p in to.split(",") if p.strip()]
+    elif isinstance(to, Mapping):
+        items = [to]
+    elif isinstance(to, Sequence):
+        items = list(to)
+    else:
+        raise ValueError(f"to: expected a number or a list of recipients, got {type(to).__name__}")
+    out: list[Recipient] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str | int):
+            out.append(Recipient(str(item)))
+        elif isinstance(item, Mapping):
+            number = item.get("to")
+            if not number:
+                raise ValueError(f"to[{i}]: a recipient dict needs a 'to' number, got keys {sorted(item)}")
+            nested = item.get("vars") or {}
+            if not isinstance(nested, Mapping):
+                raise ValueError(f"to[{i}].vars: expected a mapping, got {type(nested).__name__}")
+            flat = {k: v for k, v in item.items() if k not in ("to", "vars")}
+            out.append(Recipient(str(number), vars={**flat, **nested}))
+        else:
+            raise ValueError(f"to[{i}]: expected a number or a dict with 'to', got {type(item).__name__}")
+    return out
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return {
+        "to": r.to,
+        "message_id": r.message_id,
+        "status": r.status.value,
+        "parts": r.parts,
+        "error": r.error,
+    }
+
+
+class SendSmsOperator(BaseOperator):
+    """Send a message to ``to``; return message ids, statuses and parts (JSON-safe, to XCom).
+
+    Give either ``message``, which Airflow renders with the task context
+    (``{{ ds }}``, ``{{ params.x }}``), or ``message_template``, which Airflow leaves
+    alone and smsrelay renders per recipient with ``vars`` and the recipient's own
+    variables (``Hi {{ name }}``). ``vars`` is templated by Airflow, so
+    ``vars={"day": "{{ ds }}"}`` brings the context into a per-recipient message.
+
+    >>> SendSmsOperator(task_id="notify", to=["+61491570156"], message="Deploy {{ ds }} done")  # doctest: +SKIP
+    >>> SendSmsOperator.partial(task_id="campaign", message_template="Hi {{ name }}").expand(
+    ...     to=[[{"to": "+61491570156", "name": "Ann"}], [{"to": "+61491570157", "name": "Bo"}]])  # doctest: +SKIP
+    """
+
+    template_fields: Sequence[str] = ("to", "message", "sender", "vars", "sms_conn_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"to": "json", "vars": "json"}
+    ui_color = "#b8e0d2"
+
+    def __init__(
+        self,
+        *,
+        to: Any,
+        message: str | None = None,
+        message_template: str | None = None,
+        sender: str | None = None,
+        vars: Mapping[str, Any] | None = None,
+        sms_conn_id: str = "smsrelay_default",
+        wait_for_delivery: bool = False,
+        success_statuses: Sequence[str] = DEFAULT_SUCCESS,
+        poll_interval: float = 30.0,
+        delivery_timeout: timedelta | float = timedelta(hours=24),
+        fail_on_rejected: bool = True,
+        hook_params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (message is None) == (message_template is None):
+            raise ValueError(f"{self.task_id}: give exactly one of message or message_template")
+        self.to = to
+        self.message = message
+        self.message_template = message_template
+        self.sender = sender
+        self.vars = vars
+        self.sms_conn_id = sms_conn_id
+        self.wait_for_delivery = wait_for_delivery
+        self.success_statuses = success_statuses  # validated in execute: the core's import is deferred
+        self.poll_interval = float(poll_interval)
+        self.delivery_timeout = (
+            delivery_timeout if isinstance(delivery_timeout, timedelta) else timedelta(seconds=delivery_timeout)
+        )
+        self.fail_on_rejected = fail_on_rejected
+        self.hook_params = dict(hook_params or {})
+
+    @cached_property
+    def hook(self) -> SmsHook:
+        from smsrelay_airflow.hooks.sms import SmsHook
+
+        return SmsHook(self.sms_conn_id, **self.hook_params)
+
+    # -- the send ------------------------------------------------------------------
+    def idempotency_context(self, context: Mapping[str, Any]) -> str:
+        """``dag/run/task/map_index``: the same on every try of this task instance."""
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        return f"airflow/{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from smsrelay.errors import AmbiguousSend, AuthError, ConfigError, InsufficientCredit
+
+        try:
+            self.success_statuses = check_statuses(self.success_statuses)
+            recipients = recipients_from(self.to)
+        except ValueError as exc:
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
+        body = self.message if self.message is not None else self.message_template
+        assert body is not None
+        if self.vars is not None and not isinstance(self.vars, Mapping):
+            raise AirflowFailException(f"{self.task_id}: vars must be a mapping, got {type(self.vars).__name__}")
+        key = self.idempotency_context(context)
+        store = context.get("task_state_store")  # Airflow >= 3.3
+        state = (store.get(STATE_KEY) if store is not None else None) or {}
+        try_number = int(getattr(context["ti"], "try_number", 1) or 1)
+        previous: list[dict[str, Any]] | None = state.get("results")
+        if previous is not None and len(previous) != len(recipients):
+            previous = None  # the recipients changed between tries: trust only the provider's lookup
+        if not recipients:
+            self.log.info("No recipients: nothing to send.")
+            return self._output({"provider": None, "key": key, "sent_at": None, "results": [], "batch_id": None})
+        try:
+            if store is not None and not state:
+                store.set(STATE_KEY, {"key": key, "sending": datetime.now(UTC).isoformat()})
+            output = self._send(recipients, body, key, previous, resume=bool(state) or try_number > 1)
+        except AmbiguousSend as exc:
+            partial = getattr(exc, "result", None)
+            if store is not None and partial is not None:
+                store.set(STATE_KEY, {"key": key, "results": [_row(r) for r in partial.results]})
+            raise AirflowException(f"{self.task_id}: {exc}") from None
+        except (AuthError, ConfigError, InsufficientCredit) as exc:
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
+        if store is not None:
+            # Before anything else can fail: a retry must find these ids.
+            store.set(STATE_KEY, {k: output[k] for k in ("key", "provider", "batch_id", "sent_at", "results")})
+        output = self._output(output)
+        self._log_summary(output)
+        if output["rejected"] and self.fail_on_rejected:
+            context["ti"].xcom_push(key="return_value", value=output)
+            raise AirflowException(self._rejections(output))
+        if self.wait_for_delivery and output["message_ids"]:
+            self.defer(
+                trigger=self._trigger(output["message_ids"]),
+                method_name="execute_complete",
+                kwargs={"output": output},
+                timeout=self.delivery_timeout,
+            )
+        return output
+
+    def _send(
+        self,
+        recipients: list[Recipient],
+        body: str,
+        key: str,
+        previous: list[dict[str, Any]] | None,
+        *,
+        resume: bool,
+    ) -> dict[str, Any]:
+        from smsrelay.model import Message
+
+        client = self.hook.client
+        message = Message(body=body, sender=self.sender or None, vars=dict(self.vars or {}), ref=key)
+        rows: list[dict[str, Any] | None] = list(previous) if previous is not None else [None] * len(recipients)
+        done = sum(1 for r in rows if r and r.get("message_id"))
+        if done:
+            self.log.info("Found %d message(s) sent by an earlier try; not sending them again.", done)
+        if resume and previous is None and client.capabilities.lookup_by_ref:
+            rows = self._lookup(recipients, message)
+        todo = [i for i, r in enumerate(rows) if not (r and r.get("message_id"))]
+        sent_at = datetime.now(UTC).isoformat()
+        batch_id = None
+        if todo:
+            result = client.send_many(message, [recipients[i] for i in todo], on_invalid="skip")
+            batch_id = result.batch_id
+            for i, r in zip(todo, result.results, strict=True):
+                rows[i] = _row(r)
+        return {
+            "provider": client.provider.name,
+            "batch_id": batch_id,
+            "key": key,
+            "sent_at": sent_at,
+            "results": rows,
+        }
+
+    def _lookup(self, recipients: list[Recipient], message: Any) -> list[dict[str, Any] | None]:
+        """Ask the provider which of this task's messages it already has (a retry without stored ids)."""
+        client = self.hook.client
+        keys: list[str | None] = []
+        for rcpt in recipients:
+            ready, _ = client.prepare(message, [rcpt], on_invalid="skip")
+            keys.append(ready[0].key if ready else None)
+        found = client.lookup([k for k in keys if k])
+        if found:
+            self.log.info("An earlier try already sent %d message(s); not sending them again.", len(found))
+        return [_row(found[k]) if k and k in found else None for k in keys]
+
+    @staticmethod
+    def _output(raw: Mapping[str, Any]) -> dict[str, Any]:
+        results = [r for r in raw["results"] if r is not None]
+        ids = [r["message_id"] for r in results if r.get("message_id")]
+        return {
+            **raw,
+            "message_ids": ids,
+            "accepted": len(ids),
+            "rejected": len(results) - len(ids),
+            "parts": sum(int(r.get("parts") or 0) for r in results if r.get("message_id")),
+        }
+
+    def _log_summary(self, output: Mapping[str, Any]) -> None:
+        self.log.info(
+            "%s: %d accepted (%d parts), %d not sent.",
+            output["provider"],
+            output["accepted"],
+            output["parts"],
+            output["rejected"],
+        )
+
+    def _rejections(self, output: Mapping[str, Any]) -> str:
+        bad = [r for r in output["results"] if not r.get("message_id")]
+        shown = "; ".join(f"{r['to']}: {r.get('error') or r['status']}" for r in bad[:20])
+        more = f"; and {len(bad) - 20} more" if len(bad) > 20 else ""
+        return (
+            f"{self.task_id}: {len(bad)} of {len(output['results'])} recipient(s) were not sent "
+            f"({shown}{more}). The others were sent and will not be sent again on retry; "
+            "set fail_on_rejected=False to let the task succeed anyway."
+        )
+
+    # -- waiting for delivery -------------------------------------------------------
+    def _trigger(self, message_ids: list[str]) -> Any:
+        from smsrelay_airflow.triggers.sms import SmsDeliveryTrigger
+
+        return SmsDeliveryTrigger(
+            self.sms_conn_id,
+            message_ids,
+            poll_interval=self.poll_interval,
+            success_statuses=list(self.success_statuses),
+            hook_params=self.hook_params,
+        )
+
+    def execute_complete(
+        self, context: Any, event: Mapping[str, Any] | None = None, output: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume after the delivery trigger fired: merge final statuses, fail on failures."""
+        if not event or event.get("status") != "done":
+            raise AirflowException(f"{self.task_id}: waiting for delivery failed: {(event or {}).get('message')}")
+        statuses: Mapping[str, Mapping[str, Any]] = event["statuses"]
+        result = dict(output or {})
+        result["results"] = [
+            {**r, "status": statuses.get(r.get("message_id") or "", {}).get("status", r["status"])}
+            for r in result.get("results", [])
+        ]
+        result["delivery"] = dict(statuses)
+        verdict = judge(statuses, tuple(self.success_statuses))
+        if verdict.failures:
+            context["ti"].xcom_push(key="return_value", value=result)
+            raise AirflowFailException(f"{self.task_id}: {verdict.failure_message(statuses)}")
+        return result

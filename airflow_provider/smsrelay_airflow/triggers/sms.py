@@ -1,0 +1,175 @@
+"""Triggers that wait on the triggerer for delivery reports and replies. They never send.
+
+Each builds its own client inside ``run()`` (a trigger is serialised and rebuilt, so
+it holds only JSON-safe arguments) and runs the core's blocking calls in a thread,
+so the triggerer's event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from smsrelay_airflow.outcomes import DEFAULT_SUCCESS, judge
+from smsrelay_airflow.polling import DeliveryPoller, ReplyPoller
+from smsrelay_airflow.replies import ReplyRule
+
+__all__ = ["SmsDeliveryTrigger", "SmsReplyTrigger", "connect"]
+
+
+async def connect(sms_conn_id: str, hook_params: dict[str, Any] | None) -> Any:
+    """An ``SmsHook`` built from a connection fetched without blocking the event loop."""
+    from smsrelay_airflow._compat import BaseHook
+    from smsrelay_airflow.hooks.sms import SmsHook
+
+    aget = getattr(BaseHook, "aget_connection", None)  # Airflow >= 3.1
+    if aget is not None:
+        conn = await aget(sms_conn_id)
+    else:
+        conn = await asyncio.to_thread(BaseHook.get_connection, sms_conn_id)
+    return SmsHook(sms_conn_id, connection=conn, mask_secrets=False, **(hook_params or {}))
+
+
+def _transient(exc: BaseException) -> bool:
+    from smsrelay.errors import ProviderServerError, RateLimited, TransportError
+
+    return isinstance(exc, TransportError | ProviderServerError | RateLimited)
+
+
+class SmsDeliveryTrigger(BaseTrigger):
+    """Fires when every message is settled (successful or final); polls ``status()``/``events()``."""
+
+    def __init__(
+        self,
+        sms_conn_id: str,
+        message_ids: Sequence[str],
+        *,
+        poll_interval: float = 30.0,
+        success_statuses: Sequence[str] = DEFAULT_SUCCESS,
+        hook_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.sms_conn_id = sms_conn_id
+        self.message_ids = list(message_ids)
+        self.poll_interval = float(poll_interval)
+        self.success_statuses = list(success_statuses)
+        self.hook_params = hook_params or {}
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "sms_conn_id": self.sms_conn_id,
+                "message_ids": self.message_ids,
+                "poll_interval": self.poll_interval,
+                "success_statuses": self.success_statuses,
+                "hook_params": self.hook_params,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            hook = await connect(self.sms_conn_id, self.hook_params)
+        except Exception as exc:
+            yield TriggerEvent({"status": "error", "message": str(exc)})
+            return
+        poller = DeliveryPoller(self.message_ids)
+        last: tuple[str, ...] = ()
+        try:
+            while True:
+                try:
+                    statuses = await asyncio.to_thread(poller.poll, hook)
+                except Exception as exc:
+                    if not _transient(exc):
+                        yield TriggerEvent({"status": "error", "message": str(exc)})
+                        return
+                    self.log.warning("polling delivery reports failed, will retry: %s", exc)
+                else:
+                    verdict = judge(statuses, self.success_statuses)
+                    if verdict.done:
+                        yield TriggerEvent({"status": "done", "statuses": statuses})
+                        return
+                    if verdict.pending != last:  # log once per change, not per poll
+                        self.log.info("%d of %d message(s) still pending", len(verdict.pending), len(statuses))
+                        last = verdict.pending
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await asyncio.to_thread(hook.close)
+
+
+class SmsReplyTrigger(BaseTrigger):
+    """Fires on the first reply that the rule accepts or rejects; polls the event feed."""
+
+    def __init__(
+        self,
+        sms_conn_id: str,
+        *,
+        from_numbers: Sequence[str] = (),
+        after: str | None = None,
+        approve: str | None = None,
+        reject: str | None = None,
+        in_reply_to: Sequence[str] = (),
+        poll_interval: float = 30.0,
+        hook_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.sms_conn_id = sms_conn_id
+        self.from_numbers = list(from_numbers)
+        self.after = after
+        self.approve = approve
+        self.reject = reject
+        self.in_reply_to = list(in_reply_to)
+        self.poll_interval = float(poll_interval)
+        self.hook_params = hook_params or {}
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "sms_conn_id": self.sms_conn_id,
+                "from_numbers": self.from_numbers,
+                "after": self.after,
+                "approve": self.approve,
+                "reject": self.reject,
+                "in_reply_to": self.in_reply_to,
+                "poll_interval": self.poll_interval,
+                "hook_params": self.hook_params,
+            },
+        )
+
+    def rule(self) -> ReplyRule:
+        return ReplyRule(
+            numbers=frozenset(self.from_numbers),
+            after=datetime.fromisoformat(self.after) if self.after else None,
+            approve=self.approve,
+            reject=self.reject,
+            in_reply_to=frozenset(self.in_reply_to),
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            hook = await connect(self.sms_conn_id, self.hook_params)
+        except Exception as exc:
+            yield TriggerEvent({"status": "error", "message": str(exc)})
+            return
+        poller = ReplyPoller(self.rule())
+        try:
+            while True:
+                try:
+                    found = await asyncio.to_thread(poller.poll, hook)
+                except Exception as exc:
+                    if not _transient(exc):
+                        yield TriggerEvent({"status": "error", "message": str(exc)})
+                        return
+                    self.log.warning("polling replies failed, will retry: %s", exc)
+                else:
+                    if found is not None:
+                        yield TriggerEvent({"status": "reply", "reply": found})
+                        return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await asyncio.to_thread(hook.close)
