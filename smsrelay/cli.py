@@ -101,7 +101,7 @@ def _client(args: argparse.Namespace) -> Client:
     overrides: dict[str, Any] = {}
     if getattr(args, "base_url", None):
         overrides["base_url"] = args.base_url
-    return Client(args.provider, config_file=args.config, **overrides)
+    return Client(args.provider, config_file=args.config, inbox=getattr(args, "inbox", None), **overrides)
 
 
 def _message_text(args: argparse.Namespace) -> str:
@@ -207,15 +207,19 @@ def describe_event(e: Event) -> str:
 
 def cmd_events(args: argparse.Namespace) -> int:
     cursor = args.since
+    if args.cursor and args.since:
+        raise InvalidRequest("give either --since or --cursor, not both", field="--cursor")
     with _client(args) as client:
         while True:
-            page = client.events(since=cursor, limit=args.limit)
+            page = client.events(since=cursor, limit=args.limit, cursor=args.cursor)
             for event in page:
                 if args.json:
                     sys.stdout.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
                 else:
                     sys.stdout.write(describe_event(event) + "\n")
             sys.stdout.flush()
+            if args.cursor:  # printed: acknowledge, so the next run starts after these
+                client.commit_events(args.cursor, page)
             cursor = page.cursor
             if page.more:
                 continue
@@ -276,6 +280,57 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     sys.stdout.write(f"{emulator.name} emulator listening on {emulator.url} (control API: {emulator.url}/_emulator/)\n")
     sys.stdout.flush()
     emulator.serve_forever()
+    return EXIT_OK
+
+
+def cmd_webhooks_serve(args: argparse.Namespace) -> int:
+    import threading
+
+    from smsrelay.config import load_settings
+    from smsrelay.feed import default_inbox_url
+    from smsrelay.inbox import open_inbox
+    from smsrelay.receiver import create_app, route_for, serve
+
+    routes = []
+    for spec in args.route:
+        name, sep, config = spec.partition("=")
+        if not sep or not name or not config:
+            raise InvalidRequest(f"--route takes NAME=CONFIG_FILE, got {spec!r}", field="--route")
+        routes.append(route_for(load_settings(config_file=config), name))
+    if not routes:
+        overrides = {"base_url": args.base_url} if args.base_url else {}
+        settings = load_settings(args.provider, config_file=args.config, **overrides)
+        routes.append(route_for(settings, args.name))
+    for route in routes:
+        secrets = route.provider.settings
+        if not (secrets.webhook_secret or secrets.api_secret):
+            logging.getLogger("smsrelay.receiver").warning(
+                "route %s has no webhook_secret: every push to it will be refused", route.name
+            )
+    if len({r.name for r in routes}) != len(routes):
+        raise InvalidRequest("two routes have the same name", field="--route")
+    inbox = open_inbox(args.inbox or default_inbox_url())
+    stop = threading.Event()
+
+    def compact() -> None:
+        while not stop.wait(args.compact_interval):
+            try:
+                inbox.compact()
+            except Exception as exc:  # keep serving; the next round retries
+                logging.getLogger("smsrelay.receiver").warning("compaction failed: %s", exc)
+
+    if args.compact_interval > 0:
+        threading.Thread(target=compact, name="smsrelay-compact", daemon=True).start()
+    app = create_app(routes, inbox, max_body=args.max_body)
+    logging.getLogger("smsrelay.receiver").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    paths = ", ".join(f"/webhooks/{r.name}" for r in routes)
+    sys.stdout.write(f"receiver on http://{args.host}:{args.port} routes: {paths}; inbox: {inbox!r}\n")
+    sys.stdout.flush()
+    try:
+        serve(app, host=args.host, port=args.port, forwarded_allow_ips=args.forwarded_allow_ips)
+    finally:
+        stop.set()
+        inbox.close()
     return EXIT_OK
 
 
@@ -356,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("events", parents=[common], help="delivery reports, replies, link hits and opt-outs")
     p.add_argument("--since", help="the cursor printed by the previous call")
+    p.add_argument("--cursor", help="a durable reader name: resume where it left off, and acknowledge what is printed")
+    p.add_argument("--inbox", help="the event inbox: a path, sqlite:///path or postgresql://… ($SMSRELAY_INBOX)")
     p.add_argument("--limit", type=int, default=500)
     p.add_argument("--follow", action="store_true", help="keep polling")
     p.add_argument("--interval", type=float, default=2.0)
@@ -384,6 +441,19 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--events", nargs="*")
     w.add_argument("--name")
     w.set_defaults(func=cmd_webhooks)
+    w = wsub.add_parser("serve", parents=[common], help="run the webhook receiver (needs smsrelay[server])")
+    w.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 behind a proxy)")
+    w.add_argument("--port", type=int, default=8080)
+    w.add_argument("--inbox", help="where events are stored: a path, sqlite:///path or postgresql://…")
+    w.add_argument("--name", help="the route name of the provider given by --provider/--config (default: its name)")
+    w.add_argument(
+        "--route", action="append", default=[], metavar="NAME=CONFIG", help="serve /webhooks/NAME with this config"
+    )
+    w.add_argument("--max-body", type=int, default=1024 * 1024, help="refuse larger bodies with 413 (bytes)")
+    w.add_argument("--forwarded-allow-ips", help="trust X-Forwarded-For from these proxy addresses")
+    w.add_argument("--compact-interval", type=float, default=3600.0, help="seconds between compactions (0: never)")
+    w.add_argument("--quiet", action="store_true", help="log only problems, not each request")
+    w.set_defaults(func=cmd_webhooks_serve)
     w = wsub.add_parser("list", parents=[common], help="list registered webhooks")
     w.set_defaults(func=cmd_webhooks)
     w = wsub.add_parser("delete", parents=[common], help="delete a webhook")
