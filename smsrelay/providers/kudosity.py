@@ -704,66 +704,62 @@ class KudosityProvider(Provider):
     def _poll_v2(self, cursor: str | None, limit: int) -> EventPage:
         """Replies are new IN messages; deliveries are OUT messages that reached a final status.
 
-        The cursor keeps a watermark per direction (a created_at) and the ids already
-        reported at or after it, so a resumed poll neither replays nor skips. The OUT
-        watermark stays at the oldest message still in flight.
+        The cursor keeps a watermark per direction (a created_at, second precision)
+        and the ids already reported at or after it, so a resumed poll neither
+        replays nor skips. The OUT watermark stays at the oldest message still in
+        flight (for at most ``poll_window``), and neither passes ``now - read_lag``,
+        since rows younger than that may not be listed yet (§3.3).
         """
         state = _Cursor.load(cursor)
         now = self.clock.now()
-        horizon = now - timedelta(seconds=self.read_lag)  # later rows may still be invisible
+        floor = (now - self.poll_window).replace(microsecond=0)
+        horizon = now - timedelta(seconds=self.read_lag)
         events: list[Event] = []
         more = False
         # -- replies --
-        in_mark = parse_time(state.get("i")) or (now - self.poll_window)
+        in_mark = max(parse_time(state.get("i")) or floor, floor)
         in_seen = set(state.get("is") or [])
-        rows = self._list_v2({"direction": "IN", "start_date": _rfc3339(in_mark), "order_by[]": "CREATED_AT_ASC"})
-        for row in rows:
-            rid = str(row.get("id"))
+        created_of: dict[str, datetime] = {}
+        stop: datetime | None = None
+        for row in self._list_v2({"direction": "IN", "start_date": _rfc3339(in_mark), "order_by[]": "CREATED_AT_ASC"}):
+            rid = _short(str(row.get("id")))
             created = parse_time(row.get("created_at")) or now
+            created_of[rid] = created
             if rid in in_seen or created < in_mark:
                 continue
             if len(events) >= limit:
-                more = True
+                more, stop = True, created
                 break
             events.extend(self._reply_events(row, created))
-            if created.replace(microsecond=0) > in_mark:
-                in_mark, in_seen = created.replace(microsecond=0), set()
             in_seen.add(rid)
+        new_in = max(in_mark, min(stop or now, horizon).replace(microsecond=0))
+        in_seen = {r for r in in_seen if created_of.get(r, new_in) >= new_in}
         # -- final statuses --
-        out_mark = parse_time(state.get("o")) or (now - self.poll_window)
+        out_mark = max(parse_time(state.get("o")) or floor, floor)
         out_seen = set(state.get("os") or [])
-        new_mark: datetime | None = None
         if not more:
+            created_of = {}
+            first_open: datetime | None = None
             rows = self._list_v2({"direction": "OUT", "start_date": _rfc3339(out_mark), "order_by[]": "CREATED_AT_ASC"})
             for row in rows:
-                rid = str(row.get("id"))
+                rid = _short(str(row.get("id")))
                 created = parse_time(row.get("created_at")) or now
-                status = V2_STATUS.get(str(row.get("status", "")).upper(), Status.UNKNOWN)
-                if not status.final:
-                    if new_mark is None:
-                        new_mark = created.replace(microsecond=0)
+                created_of[rid] = created
+                if not V2_STATUS.get(str(row.get("status", "")).upper(), Status.UNKNOWN).final:
+                    first_open = first_open or created
                     continue
                 if rid in out_seen:
                     continue
                 if len(events) >= limit:
-                    more = True
-                    if new_mark is None:
-                        new_mark = created.replace(microsecond=0)
+                    more, stop = True, created
                     break
                 events.append(self._delivery_from_row(row))
-                out_seen.add(_short(rid))
-            if new_mark is None:
-                new_mark = min(horizon, now).replace(microsecond=0)
-            new_mark = max(out_mark, min(new_mark, horizon.replace(microsecond=0)))
-            # Forget the ids the watermark has passed; keep those at or after it.
-            kept = {
-                _short(str(r.get("id")))
-                for r in rows
-                if (parse_time(r.get("created_at")) or now) >= new_mark and _short(str(r.get("id"))) in out_seen
-            }
-            out_seen = kept
-            out_mark = new_mark
-        state = {"i": _rfc3339(in_mark), "is": sorted(in_seen), "o": _rfc3339(out_mark), "os": sorted(out_seen)}
+                out_seen.add(rid)
+            target = min(t for t in (first_open, stop, now, horizon) if t is not None)
+            new_out = max(out_mark, target.replace(microsecond=0))
+            out_seen = {r for r in out_seen if created_of.get(r, new_out) >= new_out}
+            out_mark = new_out
+        state = {"i": _rfc3339(new_in), "is": sorted(in_seen), "o": _rfc3339(out_mark), "os": sorted(out_seen)}
         return EventPage(events, _Cursor.dump(state), more)
 
     def _delivery_from_row(self, row: Mapping[str, Any]) -> Delivery:
