@@ -174,11 +174,12 @@ class MeSmsEmulator(Emulator):
             self.batches[batch.uuid] = batch
         return batch.uuid
 
-    def recipient_status(self, batch: _Batch, msisdn: str) -> str:
-        """A recipient's status now, derived from its number and the clock."""
+    def recipient_status(self, batch: _Batch, msisdn: str, now: datetime | None = None) -> str:
+        """A recipient's status at ``now``, derived from its number and the clock."""
         if not THAI.fullmatch(msisdn):
             return "invalid"
-        if batch.cancelled or self.clock.now() < batch.dispatch_at + timedelta(seconds=self.delivered_after):
+        now = now or self.clock.now()
+        if batch.cancelled or now < batch.dispatch_at + timedelta(seconds=self.delivered_after):
             return "pending"
         return OUTCOMES.get(msisdn[-4:], "success")
 
@@ -205,8 +206,9 @@ class MeSmsEmulator(Emulator):
         if cached is not None:
             return cached
         counts = dict.fromkeys(RECIPIENT_STATUSES, 0)
+        now = self.clock.now()
         for m in batch.msisdns:
-            counts[self.recipient_status(batch, m)] += 1
+            counts[self.recipient_status(batch, m, now)] += 1
         result = [{"status": s, "count": c} for s, c in counts.items() if c]
         if settled:
             batch.summaries[phase] = result
@@ -449,14 +451,20 @@ class MeSmsEmulator(Emulator):
         # string; the seed says only that the first page starts at 0.
         start = after if after is not None else (page - 1) * limit
         rows: list[dict[str, Any]] = []
+        now = self.clock.now()
+        stamps: dict[str, str] = {}
         i = start
-        for i in itertools.islice(self._matching(batch, start, status), limit):
-            rows.append(self._recipient(batch, batch.msisdns[i]))
+        for i in itertools.islice(self._matching(batch, start, status, now), limit):
+            msisdn = batch.msisdns[i]
+            state = self.recipient_status(batch, msisdn, now)
+            stamp = stamps.get(state) or stamps.setdefault(state, _iso(self._updated_at(batch, state)))
+            # ASSUMPTION: a row's fields beyond msisdn and status are not documented.
+            rows.append({"msisdn": msisdn, "status": state, "updatedAt": stamp})
         end = i + 1 if rows else n
         body: dict[str, Any] = {"data": rows, "summary": self.summary(batch)}
         if after is not None:
             # seed: "When using after, the response carries nextCursor + hasMore in place of total".
-            more = any(True for _ in itertools.islice(self._matching(batch, end, status), 1))
+            more = any(True for _ in itertools.islice(self._matching(batch, end, status, now), 1))
             body["nextCursor"] = str(end) if more else None
             body["hasMore"] = more
         else:
@@ -464,15 +472,10 @@ class MeSmsEmulator(Emulator):
             body["page"] = page
         return json_response(body)
 
-    def _matching(self, batch: _Batch, start: int, status: str | None) -> Iterator[int]:
+    def _matching(self, batch: _Batch, start: int, status: str | None, now: datetime) -> Iterator[int]:
         for i in range(start, len(batch.msisdns)):
-            if status is None or self.recipient_status(batch, batch.msisdns[i]) == status:
+            if status is None or self.recipient_status(batch, batch.msisdns[i], now) == status:
                 yield i
-
-    def _recipient(self, batch: _Batch, msisdn: str) -> dict[str, Any]:
-        status = self.recipient_status(batch, msisdn)
-        # ASSUMPTION: a row's fields beyond msisdn and status are not documented.
-        return {"msisdn": msisdn, "status": status, "updatedAt": _iso(self._updated_at(batch, status))}
 
     # -- account ----------------------------------------------------------------------
     @route("GET", r"/api/v2/credits")

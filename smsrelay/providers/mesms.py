@@ -24,9 +24,11 @@ How smsrelay maps ME-SMS onto its model:
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -114,6 +116,11 @@ class Sender:
 def _time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
+    return _parse_time(value)
+
+
+@functools.lru_cache(maxsize=4096)  # a page's rows share a handful of timestamps
+def _parse_time(value: str) -> datetime | None:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
@@ -331,14 +338,15 @@ class MeSmsProvider(Provider):
         >>> for report in provider.iter_recipients(uuid, status="failed"):  # doctest: +SKIP
         ...     print(report.phone, report.reason)
         """
-        for _cursor, rows in self._pages(batch_uuid, status=status, after=after, limit=self.page_size):
+        pages = self._pages(batch_uuid, status=status, after=after, limit=self.page_size, prefetch=True)
+        for _cursor, rows in pages:
             for row in rows:
                 event = self._delivery(batch_uuid, row)
                 if event is not None:
                     yield event
 
     def _pages(
-        self, batch_uuid: str, *, status: str | None, after: str, limit: int
+        self, batch_uuid: str, *, status: str | None, after: str, limit: int, prefetch: bool = False
     ) -> Iterator[tuple[str | None, list[Any]]]:
         if status is not None and status not in STATUS_FILTERS:
             raise InvalidRequest(
@@ -346,19 +354,39 @@ class MeSmsProvider(Provider):
                 field="status",
                 provider=self.name,
             )
-        cursor: str | None = after
-        while cursor is not None:
+        path = f"/api/v2/sms/{batch_uuid}/recipients"
+
+        def fetch(cursor: str) -> tuple[str | None, list[Any]]:
             params: dict[str, Any] = {"after": cursor, "limit": limit}
             if status:
                 params["status"] = status
-            resp = self.transport.request("GET", f"/api/v2/sms/{batch_uuid}/recipients", params=params)
-            data = resp.json()
+            data = self.transport.request("GET", path, params=params).json()
             rows = data.get("data") if isinstance(data, dict) else None
             if not isinstance(rows, list):
                 raise ProviderServerError("ME-SMS answered /recipients without a data list", provider=self.name)
             nxt = data.get("nextCursor")
-            cursor = str(nxt) if data.get("hasMore") and nxt is not None else None
-            yield cursor, rows
+            return (str(nxt) if data.get("hasMore") and nxt is not None else None), rows
+
+        if not prefetch:
+            cursor: str | None = after
+            while cursor is not None:
+                cursor, rows = fetch(cursor)
+                yield cursor, rows
+            return
+        # Read one page ahead while the caller works through this one: at most two
+        # pages are held, so memory stays flat, and the network wait overlaps the work.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-mesms-page")
+        try:
+            ahead = pool.submit(fetch, after)
+            while True:
+                cursor, rows = ahead.result()
+                if cursor is not None:
+                    ahead = pool.submit(fetch, cursor)
+                yield cursor, rows
+                if cursor is None:
+                    return
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _delivery(self, batch_uuid: str, row: Any) -> Delivery | None:
         if not isinstance(row, dict) or not isinstance(row.get("msisdn"), str):
