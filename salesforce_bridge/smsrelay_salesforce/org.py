@@ -1,0 +1,545 @@
+"""The org: sign-in, queries, sObject Collections and Bulk API 2.0 writes, and the API budget.
+
+Everything the bridge says to Salesforce goes through :class:`Org`, over one
+``requests`` session whose response hook counts every call and reads
+``Sforce-Limit-Info``. simple-salesforce is used unmodified for queries and
+REST calls; Bulk 2.0 ingest jobs are driven directly so that polling waits on
+the bridge's clock.
+
+>>> org = Org(auth, limits=Limits())  # doctest: +SKIP
+>>> outcomes = org.write("update", "SMS_Message__c", [{"Id": "a00...", "Status__c": "Sent"}])  # doctest: +SKIP
+>>> outcomes[0].ok  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import functools
+import io
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import requests
+
+from smsrelay.clock import Clock, SystemClock
+from smsrelay.errors import AuthError, SmsRelayError
+from smsrelay.redaction import redact, register_secret
+from smsrelay_salesforce.config import Limits, OrgAuth
+
+if TYPE_CHECKING:
+    from simple_salesforce.api import Salesforce
+
+__all__ = [
+    "BudgetExceeded",
+    "Org",
+    "OrgError",
+    "RecordOutcome",
+    "format_datetime",
+    "parse_datetime",
+    "soql_quote",
+]
+
+log = logging.getLogger("smsrelay.salesforce.org")
+T = TypeVar("T")
+
+# research/salesforce.md §2.6: Airflow's bulk operator retries exactly these per-record codes.
+TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE"})
+# ASSUMPTION: a SOQL query travels in the URL of a GET; Salesforce documents a 16,384-byte URI
+# limit for REST, so IN lists are cut well below it (quotes and "+" grow when URL-encoded).
+_MAX_IN_CHARS = 8_000
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class OrgError(SmsRelayError):
+    """Salesforce refused a request; ``code`` is its errorCode (e.g. ``MALFORMED_QUERY``)."""
+
+
+class BudgetExceeded(OrgError):
+    """The org's API usage passed the ceiling (or Salesforce said REQUEST_LIMIT_EXCEEDED): pause."""
+
+    def __init__(self, message: str, *, used: int | None = None, total: int | None = None) -> None:
+        super().__init__(message, code="REQUEST_LIMIT_EXCEEDED")
+        self.used = used
+        self.total = total
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """The result of one record of a Collections or Bulk write, in input order."""
+
+    ok: bool
+    id: str | None = None
+    code: str | None = None
+    message: str | None = None
+    created: bool = False
+
+
+def soql_quote(value: str) -> str:
+    """A SOQL string literal.
+
+    >>> soql_quote("O'Brien")
+    "'O\\\\'Brien'"
+    """
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def format_datetime(dt: datetime) -> str:
+    """A Salesforce dateTime in UTC with milliseconds, as the REST and Bulk APIs take it.
+
+    >>> format_datetime(datetime(2026, 1, 1, tzinfo=UTC))
+    '2026-01-01T00:00:00.000Z'
+    """
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def soql_datetime(dt: datetime) -> str:
+    """A SOQL dateTime literal (unquoted, UTC).
+
+    >>> soql_datetime(datetime(2026, 1, 1, tzinfo=UTC))
+    '2026-01-01T00:00:00Z'
+    """
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_datetime(value: str | None) -> datetime | None:
+    """Read a dateTime as Salesforce returns it (``...000+0000``) as aware UTC.
+
+    >>> parse_datetime("2026-01-01T00:00:00.000+0000")
+    datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = text[:-2] + ":" + text[-2:]
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    return value
+
+
+def _csv_value(value: Any) -> str:
+    # Bulk API 2.0: an empty cell leaves the field alone; #N/A sets it to null.
+    if value is None:
+        return "#N/A"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(_wire(value))
+
+
+class Org:
+    """One connection to one org, with retries, session refresh and the API budget.
+
+    ``calls`` counts every HTTP request to the org's APIs (sign-in excluded), so a
+    run can report what it spent and the benchmarks can compare it to the floor.
+    """
+
+    def __init__(
+        self,
+        auth: OrgAuth,
+        *,
+        limits: Limits | None = None,
+        clock: Clock | None = None,
+        session: requests.Session | None = None,
+        bulk_poll: float = 2.0,
+    ) -> None:
+        self.auth = auth
+        self.limits = limits or Limits()
+        self.clock = clock or SystemClock()
+        self.bulk_poll = bulk_poll
+        self.session = session or requests.Session()
+        if auth.ca_bundle:
+            # research/salesforce.md appendix: REQUESTS_CA_BUNDLE would override verify otherwise.
+            self.session.verify = auth.ca_bundle
+            self.session.trust_env = False
+        self.session.hooks["response"].append(self._on_response)
+        self.calls = 0
+        # Calls per phase of a run; the caller sets ``phase`` as it goes.
+        self.phase = "other"
+        self.phase_calls: dict[str, int] = {}
+        self.used: int | None = None
+        self.total: int | None = None
+        self._lock = threading.Lock()
+        self._sf: Salesforce | None = None
+        self._token: str | None = None
+        self.instance_url: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Org(auth={self.auth!r}, instance_url={self.instance_url!r})"
+
+    # -- accounting ---------------------------------------------------------
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if "/services/oauth2/" in response.url:
+            return
+        with self._lock:
+            self.calls += 1
+            self.phase_calls[self.phase] = self.phase_calls.get(self.phase, 0) + 1
+            info = response.headers.get("Sforce-Limit-Info")
+            m = _LIMIT_INFO.search(info or "")
+            if m:
+                self.used, self.total = int(m.group(1)), int(m.group(2))
+
+    @property
+    def usage(self) -> float | None:
+        """The share of the daily API allocation used, from the last ``Sforce-Limit-Info``."""
+        if self.used is None or not self.total:
+            return None
+        return self.used / self.total
+
+    def check_budget(self) -> None:
+        """Raise ``BudgetExceeded`` when usage has passed the configured ceiling."""
+        usage = self.usage
+        if usage is not None and usage >= self.limits.api_ceiling:
+            raise BudgetExceeded(
+                f"the org has used {self.used} of {self.total} API calls today "
+                f"({usage:.0%}, ceiling {self.limits.api_ceiling:.0%}); pausing until usage falls",
+                used=self.used,
+                total=self.total,
+            )
+
+    # -- sign-in --------------------------------------------------------------
+    def connect(self) -> Salesforce:
+        """Sign in (or reuse the session) and return the simple-salesforce client."""
+        if self._sf is None:
+            self._login()
+        assert self._sf is not None
+        return self._sf
+
+    def _login(self) -> None:
+        from simple_salesforce.api import Salesforce
+
+        a = self.auth
+        if a.method == "token":
+            token, instance = a.access_token, a.instance_url
+        else:
+            token, instance = self._oauth()
+        assert token and instance
+        register_secret(token)
+        self._token = token
+        self.instance_url = instance.rstrip("/")
+        self._sf = Salesforce(
+            instance_url=self.instance_url, session_id=token, session=self.session, version=a.api_version
+        )
+
+    def _oauth(self) -> tuple[str, str]:
+        a = self.auth
+        url = f"{a.login_url}/services/oauth2/token"
+        headers: dict[str, str] = {}
+        if a.method == "jwt":
+            import jwt
+
+            assert a.private_key_file and a.login_url
+            key = Path(a.private_key_file).read_text(encoding="utf-8")
+            now = int(self.clock.now().timestamp())
+            # research/salesforce.md §2.1: iss = consumer key, sub = user, aud = the (My Domain) login
+            # URL, exp within 3 minutes, RS256.
+            claims = {"iss": a.consumer_key, "sub": a.username, "aud": a.login_url, "exp": now + 180}
+            assertion = jwt.encode(claims, key, algorithm="RS256")
+            data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+        else:
+            basic = base64.b64encode(f"{a.consumer_key}:{a.consumer_secret}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+            data = {"grant_type": "client_credentials"}
+        try:
+            r = self.session.post(url, data=data, headers=headers, timeout=a.timeout)
+        except requests.RequestException as exc:
+            raise AuthError(f"cannot reach the Salesforce token endpoint {url}: {redact(str(exc))}") from None
+        if r.status_code != 200:
+            try:
+                body = r.json()
+                why = f"{body.get('error')}: {body.get('error_description')}"
+            except ValueError:
+                why = r.text[:200]
+            hint = ""
+            if "not approved" in why or "app_not_found" in why:
+                hint = " (pre-authorize the integration user's profile or permission set on the External Client App)"
+            raise AuthError(
+                f"Salesforce refused the {a.method} sign-in: {redact(why)}{hint}", status_code=r.status_code
+            )
+        body = r.json()
+        return str(body["access_token"]), str(body["instance_url"])
+
+    # -- the retry envelope -----------------------------------------------------------
+    def call(self, fn: Callable[[Salesforce], T]) -> T:
+        """Run one API call with the bridge's rules: refresh an expired session, retry
+        5xx and lock errors with backoff, pause on REQUEST_LIMIT_EXCEEDED."""
+        from simple_salesforce.exceptions import (
+            SalesforceError,
+            SalesforceExpiredSession,
+            SalesforceGeneralError,
+            SalesforceRefusedRequest,
+        )
+
+        attempt = 0
+        refreshed = False
+        while True:
+            sf = self.connect()
+            try:
+                return fn(sf)
+            except SalesforceExpiredSession:
+                if self.auth.method == "token" or refreshed:
+                    raise AuthError(
+                        "the Salesforce session expired; with auth: token the bridge cannot renew it "
+                        "(use jwt or client_credentials)"
+                        if self.auth.method == "token"
+                        else "Salesforce rejected a freshly issued session"
+                    ) from None
+                log.info("salesforce session expired; signing in again")
+                refreshed = True
+                self._sf = None
+            except SalesforceRefusedRequest as exc:
+                code = _error_code(exc.content)
+                if code == "REQUEST_LIMIT_EXCEEDED":
+                    raise BudgetExceeded(
+                        "Salesforce says REQUEST_LIMIT_EXCEEDED: the org is out of API calls; pausing"
+                    ) from None
+                raise OrgError(_error_text(exc), code=code, status_code=403) from None
+            except SalesforceGeneralError as exc:
+                code = _error_code(exc.content)
+                if (exc.status >= 500 or code in TRANSIENT_CODES) and attempt < self.limits.retries:
+                    attempt += 1
+                    self._backoff(attempt, f"HTTP {exc.status} {code or ''}")
+                    continue
+                raise OrgError(_error_text(exc), code=code, status_code=exc.status) from None
+            except SalesforceError as exc:
+                code = _error_code(exc.content)
+                if code in TRANSIENT_CODES and attempt < self.limits.retries:
+                    attempt += 1
+                    self._backoff(attempt, code or "")
+                    continue
+                raise OrgError(_error_text(exc), code=code, status_code=exc.status) from None
+            except requests.RequestException as exc:
+                if attempt < self.limits.retries:
+                    attempt += 1
+                    self._backoff(attempt, type(exc).__name__)
+                    continue
+                raise OrgError(f"cannot reach Salesforce: {redact(str(exc))}") from None
+
+    def _backoff(self, attempt: int, why: str) -> None:
+        delay = min(30.0, 0.5 * 2 ** (attempt - 1))
+        log.warning("salesforce: %s; retry %d in %.1fs", why, attempt, delay)
+        self.clock.sleep(delay)
+
+    # -- reads ----------------------------------------------------------------------------
+    def query_iter(self, soql: str) -> Iterator[dict[str, Any]]:
+        """Every row of ``soql``, page by page (query_all_iter's loop, with a retry per page)."""
+        page: dict[str, Any] = self.call(lambda sf: sf.query(soql))
+        while True:
+            yield from page["records"]
+            if page.get("done", True):
+                return
+            nxt = page["nextRecordsUrl"]
+            page = self.call(functools.partial(_query_more, url=nxt))
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        return list(self.query_iter(soql))
+
+    def select_in(
+        self, fields: Sequence[str], obj: str, key: str, values: Sequence[str], where: str = ""
+    ) -> Iterator[dict[str, Any]]:
+        """Rows whose ``key`` is one of ``values``, in as few queries as the URL length allows.
+
+        >>> list(org.select_in(["Id"], "SMS_Consent__c", "Phone__c", ["+61491570156"]))  # doctest: +SKIP
+        [{'Id': 'a02...'}]
+        """
+        head = f"SELECT {', '.join(dict.fromkeys(fields))} FROM {obj} WHERE "
+        tail = f" AND ({where})" if where else ""
+        chunk: list[str] = []
+        size = 0
+        for value in dict.fromkeys(v for v in values if v):
+            quoted = soql_quote(value)
+            if chunk and size + len(quoted) > _MAX_IN_CHARS:
+                yield from self.query_iter(f"{head}{key} IN ({','.join(chunk)}){tail}")
+                chunk, size = [], 0
+            chunk.append(quoted)
+            size += len(quoted) + 1
+        if chunk:
+            yield from self.query_iter(f"{head}{key} IN ({','.join(chunk)}){tail}")
+
+    def rest(self, path: str, method: str = "GET", data: str | None = None) -> Any:
+        """One REST call (relative to ``/services/data/vXX.X/``) under :meth:`call`'s rules."""
+        return self.call(functools.partial(_restful, path=path, method=method, data=data))
+
+    def describe(self, obj: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.rest(f"sobjects/{obj}/describe/")
+        return result
+
+    def api_limits(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.rest("limits/")
+        return result
+
+    # -- writes -------------------------------------------------------------------------------
+    def write(
+        self,
+        op: str,
+        obj: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        external_id: str | None = None,
+        bulk: bool | None = None,
+    ) -> list[RecordOutcome]:
+        """``insert``, ``update`` (records carry ``Id``) or ``upsert`` (by ``external_id``).
+
+        Uses sObject Collections (``batch_size`` per call) up to ``bulk_threshold``
+        records and Bulk API 2.0 above it. Returns one outcome per record, in order;
+        lock errors are retried record by record, other record errors are returned.
+        """
+        if not records:
+            return []
+        use_bulk = bulk if bulk is not None else len(records) > self.limits.bulk_threshold
+        if use_bulk:
+            return self._bulk(op, obj, records, external_id)
+        out: list[RecordOutcome] = []
+        size = self.limits.batch_size
+        for i in range(0, len(records), size):
+            out.extend(self._collection(op, obj, records[i : i + size], external_id))
+        return out
+
+    def _collection(
+        self, op: str, obj: str, chunk: Sequence[Mapping[str, Any]], external_id: str | None
+    ) -> list[RecordOutcome]:
+        results: list[RecordOutcome | None] = [None] * len(chunk)
+        todo = list(range(len(chunk)))
+        attempt = 0
+        while todo:
+            body = {
+                "allOrNone": False,
+                "records": [{"attributes": {"type": obj}, **{k: _wire(v) for k, v in chunk[i].items()}} for i in todo],
+            }
+            if op == "insert":
+                method, path = "POST", "composite/sobjects"
+            elif op == "update":
+                method, path = "PATCH", "composite/sobjects"
+            elif op == "upsert":
+                assert external_id
+                method, path = "PATCH", f"composite/sobjects/{obj}/{external_id}"
+            else:
+                raise ValueError(f"unknown write {op!r}")
+            payload = json.dumps(body)
+            answer = self.rest(path, method, payload)
+            if not isinstance(answer, list) or len(answer) != len(todo):
+                raise OrgError(f"Salesforce answered a Collections {op} of {len(todo)} records with {answer!r:.200}")
+            retry: list[int] = []
+            for i, item in zip(todo, answer, strict=True):
+                if item.get("success"):
+                    results[i] = RecordOutcome(True, item.get("id"), created=bool(item.get("created")))
+                    continue
+                errors = item.get("errors") or [{}]
+                code = errors[0].get("statusCode")
+                if code in TRANSIENT_CODES and attempt < self.limits.retries:
+                    retry.append(i)
+                else:
+                    results[i] = RecordOutcome(False, item.get("id"), code, redact(str(errors[0].get("message"))))
+            todo = retry
+            if todo:
+                attempt += 1
+                self._backoff(attempt, f"{len(todo)} record(s) locked")
+        return [r for r in results if r is not None]
+
+    # -- Bulk API 2.0 -------------------------------------------------------------------------
+    def _bulk(
+        self, op: str, obj: str, records: Sequence[Mapping[str, Any]], external_id: str | None
+    ) -> list[RecordOutcome]:
+        key = external_id or "Id"
+        columns: list[str] = []
+        for rec in records:
+            for k in rec:
+                if k not in columns:
+                    columns.append(k)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for rec in records:
+            writer.writerow([_csv_value(rec[c]) if c in rec else "" for c in columns])
+        job: dict[str, Any] = {"object": obj, "operation": op, "contentType": "CSV", "lineEnding": "LF"}
+        if op == "upsert":
+            job["externalIdFieldName"] = key
+        info = self.rest("jobs/ingest/", "POST", json.dumps(job))
+        job_id = info["id"]
+        data = buf.getvalue().encode()
+        self.call(
+            lambda sf: sf._call_salesforce(
+                "PUT", f"{sf.base_url}jobs/ingest/{job_id}/batches", data=data, headers={"Content-Type": "text/csv"}
+            )
+        )
+        close = json.dumps({"state": "UploadComplete"})
+        self.rest(f"jobs/ingest/{job_id}/", "PATCH", close)
+        deadline = time.monotonic() + 3600
+        state = ""
+        polls = 0
+        while True:
+            status = self.rest(f"jobs/ingest/{job_id}/")
+            state = status.get("state", "")
+            if state in ("JobComplete", "Failed", "Aborted"):
+                break
+            if time.monotonic() > deadline:
+                raise OrgError(f"Bulk API 2.0 job {job_id} did not finish within an hour (state {state})")
+            polls += 1
+            self.clock.sleep(min(self.bulk_poll * polls, 30.0))
+        if state != "JobComplete":
+            raise OrgError(f"Bulk API 2.0 job {job_id} ended {state}: {status.get('errorMessage')}")
+        failed = self.call(
+            lambda sf: sf._call_salesforce("GET", f"{sf.base_url}jobs/ingest/{job_id}/failedResults/")
+        ).text
+        errors: dict[str, tuple[str, str]] = {}
+        for row in csv.DictReader(io.StringIO(failed)):
+            text = row.get("sf__Error") or ""
+            code, _, msg = text.partition(":")
+            errors[row.get(key) or row.get("sf__Id") or ""] = (code.strip(), msg.strip())
+        out: list[RecordOutcome] = []
+        lock_retry: list[Mapping[str, Any]] = []
+        for rec in records:
+            err = errors.get(str(rec.get(key)))
+            if err is None:
+                out.append(RecordOutcome(True, str(rec.get("Id")) if rec.get("Id") else None))
+            elif err[0] in TRANSIENT_CODES:
+                lock_retry.append(rec)
+                out.append(RecordOutcome(False, None, err[0], err[1]))
+            else:
+                out.append(RecordOutcome(False, None, err[0], redact(err[1])))
+        if lock_retry:
+            # Locked rows go again through Collections, record by record.
+            again = iter(self.write(op, obj, lock_retry, external_id=external_id, bulk=False))
+            out = [next(again) if (not o.ok and o.code in TRANSIENT_CODES) else o for o in out]
+        return out
+
+
+def _restful(sf: Salesforce, *, path: str, method: str, data: str | None) -> Any:
+    return sf.restful(path, method=method, data=data)
+
+
+def _query_more(sf: Salesforce, *, url: str) -> Any:
+    return sf.query_more(url, identifier_is_url=True)
+
+
+def _error_code(content: Any) -> str | None:
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        code = content[0].get("errorCode")
+        return str(code) if code else None
+    if isinstance(content, Mapping):
+        code = content.get("errorCode")
+        return str(code) if code else None
+    return None
+
+
+def _error_text(exc: Any) -> str:
+    content = exc.content
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        text = f"{content[0].get('errorCode')}: {content[0].get('message')}"
+    else:
+        text = str(content)[:300]
+    return redact(f"Salesforce {exc.resource_name or ''} failed: {text}".replace("  ", " "))

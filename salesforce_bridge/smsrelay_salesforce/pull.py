@@ -1,0 +1,432 @@
+"""Pull: write delivery reports, replies, link hits and opt-outs back into Salesforce.
+
+It reads the unified event feed (``Client.events``) from the bridge's durable
+cursor, folds a window of events into one write per record, and writes them as
+idempotent upserts by External ID:
+
+* a delivery report updates ``SMS_Message__c`` by ``Provider_Message_Id__c``, under
+  the lifecycle merge rule (a late ``sent`` never overwrites ``delivered``);
+* a reply becomes an inbound ``SMS_Message__c`` keyed by its event id, linked to the
+  outbound message it answers and to the Contact or Lead with that mobile number;
+* a link hit becomes an ``SMS_Link_Hit__c`` keyed by its event id;
+* an opt-out or a STOP reply sets ``SMS_Consent__c`` for that phone.
+
+The cursor advances only after Salesforce confirmed the writes, so a crash replays
+the window, and replaying changes nothing.
+
+>>> Puller(org, client, config, state).run(Summary())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from smsrelay import Client, Delivery, LinkHit, OptOut, Reply, Status
+from smsrelay.errors import InvalidRequest
+from smsrelay.lifecycle import merge, supersedes
+from smsrelay.phone import normalize
+from smsrelay_salesforce.config import BridgeConfig
+from smsrelay_salesforce.org import Org, parse_datetime
+from smsrelay_salesforce.push import DELIVERY_PICKLIST
+from smsrelay_salesforce.state import Applied, State
+from smsrelay_salesforce.summary import Summary
+
+__all__ = ["STOP_WORDS", "Puller"]
+
+log = logging.getLogger("smsrelay.salesforce.pull")
+
+# research/salesforce.md §4.6: the opt-out keywords carriers and vendors honour.
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REMOVE", "OPTOUT", "OPT-OUT"})
+# Delivery_Status__c picklist value -> core status ("Pending" is no report yet).
+PICKLIST_STATUS: dict[str, Status] = {v: s for s, v in DELIVERY_PICKLIST.items()}
+# OptOut.source -> SMS_Consent__c.Opt_Out_Source__c picklist value.
+CONSENT_SOURCE: dict[str, str] = {"reply": "Reply", "link": "Link", "link_hit": "Link", "sms_inbound": "Reply"}
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class _Window:
+    """Events folded into one pending write per record."""
+
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    replies: dict[str, Reply] = field(default_factory=dict)
+    hits: dict[str, LinkHit] = field(default_factory=dict)
+    opt_outs: dict[str, OptOut | Reply] = field(default_factory=dict)
+    events: int = 0
+
+    def size(self) -> int:
+        return len(self.deliveries) + len(self.replies) + len(self.hits) + len(self.opt_outs)
+
+    def add(self, event: Any) -> None:
+        self.events += 1
+        if isinstance(event, Delivery):
+            key = event.message_id or event.message_ref or event.event_id
+            self.deliveries[key] = merge(self.deliveries.get(key), event)
+        elif isinstance(event, Reply):
+            self.replies[event.event_id] = event
+            if event.text.strip().upper() in STOP_WORDS:
+                self._opt_out(event)
+        elif isinstance(event, LinkHit):
+            self.hits[event.event_id] = event
+        elif isinstance(event, OptOut):
+            self._opt_out(event)
+
+    def _opt_out(self, event: OptOut | Reply) -> None:
+        # One consent write per phone: the earliest opt-out wins, so a replay picks the same one.
+        old = self.opt_outs.get(event.phone)
+        if old is None or (event.occurred_at, event.event_id) < (old.occurred_at, old.event_id):
+            self.opt_outs[event.phone] = event
+
+
+def _ms(dt: datetime) -> datetime:
+    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+
+
+class Puller:
+    """The pull half of a sync (see the module docs)."""
+
+    def __init__(
+        self,
+        org: Org,
+        client: Client,
+        config: BridgeConfig,
+        state: State,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        cursor_name: str = "events",
+    ) -> None:
+        self.org = org
+        self.client = client
+        self.config = config
+        self.state = state
+        self.dry_run = dry_run
+        self.progress = progress
+        self.cursor_name = cursor_name
+        self.m = config.mapping.message
+
+    def run(self, summary: Summary) -> Summary:
+        """Drain the feed window by window; each window's cursor is saved after its writes."""
+        cursor = self.state.cursor(self.cursor_name)
+        limits = self.config.limits
+        while True:
+            self.org.check_budget()
+            window = _Window()
+            more = True
+            new_cursor = cursor
+            while window.size() < limits.pull_window:
+                page = self.client.events(since=new_cursor, limit=limits.event_page)
+                for event in page:
+                    window.add(event)
+                new_cursor = page.cursor
+                more = bool(page.more) and len(page) > 0
+                if self.progress:
+                    self.progress("events", summary.events + window.events, 0)
+                if not more:
+                    break
+            summary.events += window.events
+            if window.events == 0:
+                return summary
+            failed = summary.event_write_failed
+            applied = self.apply(window, summary)
+            if self.dry_run:
+                return summary
+            if summary.event_write_failed > failed:
+                # Salesforce refused some writes for good (e.g. a validation rule): keep the
+                # cursor, so they are tried again next run once fixed; no event is dropped.
+                self.state.remember(applied)
+                summary.errors.append("the event cursor was not advanced; the refused writes are retried next run")
+                return summary
+            self.state.set_cursor(self.cursor_name, new_cursor, applied)
+            cursor = new_cursor
+            if not more:
+                return summary
+
+    def replay(self, events: Iterable[Any], summary: Summary) -> None:
+        """Apply a given batch of events (no cursor involved): e.g. a backfill."""
+        window = _Window()
+        for e in events:
+            window.add(e)
+        summary.events += window.events
+        applied = self.apply(window, summary)
+        if not self.dry_run:
+            self.state.remember(applied)
+
+    # -- one window -------------------------------------------------------------------
+    def apply(self, window: _Window, summary: Summary) -> list[Applied]:
+        """Write one window. Raises (and the cursor stays) if a call fails after retries."""
+        self.org.phase = "deliveries"
+        known = self._resolve(
+            set(window.deliveries)
+            | {e.in_reply_to for e in window.replies.values() if e.in_reply_to}
+            | {e.message_id for e in window.hits.values() if e.message_id},
+            {e.message_ref for e in window.deliveries.values() if e.message_ref}
+            | {e.message_ref for e in window.hits.values() if e.message_ref}
+            | {e.message_ref for e in window.replies.values() if e.message_ref},
+        )
+        applied = self._deliveries(window, known, summary)
+        self.org.phase = "inbound"
+        self._replies(window, known, summary)
+        self._hits(window, known, summary)
+        self._consents(window, summary)
+        return applied
+
+    def _resolve(self, message_ids: set[str], refs: set[str]) -> dict[str, Applied]:
+        """What the bridge knows of these messages: its state file first, the org for the rest.
+
+        Keyed by provider message id, and by send key as ``ref:<key>``."""
+        ids = sorted(i for i in message_ids if i)
+        known = self.state.applied(ids)
+        f = self.m.f
+        cols = ["Id", f("provider_message_id"), f("send_key"), f("delivery_status"), f("delivery_updated_at")]
+        cols += [f("phone"), f("sender")]
+        missing = [i for i in ids if i not in known]
+        for row in self.org.select_in(cols, self.m.object, f("provider_message_id"), missing):
+            a = self._row(row)
+            known[a.message_id] = a
+        out = dict(known)
+        for a in known.values():
+            if a.send_key:
+                out[f"ref:{a.send_key}"] = a
+        by_key = self.state.by_keys(sorted(r for r in refs if f"ref:{r}" not in out))
+        for k, a in by_key.items():
+            out[f"ref:{k}"] = a
+        rest = sorted(r for r in refs if f"ref:{r}" not in out)
+        for row in self.org.select_in(cols, self.m.object, f("send_key"), rest):
+            a = self._row(row)
+            out[f"ref:{a.send_key}"] = a
+            if a.message_id:
+                out.setdefault(a.message_id, a)
+        return out
+
+    def _row(self, row: dict[str, Any]) -> Applied:
+        f = self.m.f
+        return Applied(
+            message_id=row.get(f("provider_message_id")) or "",
+            sf_id=row["Id"],
+            send_key=row.get(f("send_key")),
+            phone=row.get(f("phone")),
+            sender=row.get(f("sender")),
+            status=row.get(f("delivery_status")),
+            at=parse_datetime(row.get(f("delivery_updated_at"))),
+        )
+
+    # -- deliveries -------------------------------------------------------------------------
+    def _deliveries(self, window: _Window, known: dict[str, Applied], summary: Summary) -> list[Applied]:
+        f = self.m.f
+        by_ext: list[dict[str, Any]] = []
+        by_id: list[dict[str, Any]] = []
+        applied: list[Applied] = []
+        for key, d in window.deliveries.items():
+            cur = known.get(key) or (known.get(f"ref:{d.message_ref}") if d.message_ref else None)
+            if cur is None:
+                summary.unmatched += 1
+                continue
+            at = _ms(d.occurred_at)
+            old = PICKLIST_STATUS.get(cur.status or "")
+            if not supersedes(d.status, at, old, cur.at):
+                summary.deliveries_unchanged += 1
+                continue
+            rec: dict[str, Any] = {
+                f("delivery_status"): DELIVERY_PICKLIST[d.status],
+                f("delivery_updated_at"): at,
+            }
+            if self.m.has("delivery_raw_status"):
+                rec[f("delivery_raw_status")] = (d.raw_status or "")[:64] or None
+            if d.status is Status.DELIVERED:
+                rec[f("delivered_at")] = at
+            if not d.status.ok:
+                rec[f("error_code")] = (d.raw_status or d.status.value.upper())[:64]
+                rec[f("error_message")] = (d.reason or d.status.value)[:255]
+            if d.parts:
+                rec[f("parts")] = d.parts
+            mid = d.message_id or cur.message_id
+            if cur.message_id and mid == cur.message_id:
+                rec[f("provider_message_id")] = mid
+                by_ext.append(rec)
+            else:
+                # Known only by its send key (a crash before the write-back): set the id too.
+                rec["Id"] = cur.sf_id
+                if mid:
+                    rec[f("provider_message_id")] = mid
+                by_id.append(rec)
+            status = rec[f("delivery_status")]
+            applied.append(Applied(mid or key, cur.sf_id, cur.send_key, cur.phone, cur.sender, status, at))
+        if self.dry_run:
+            summary.deliveries_updated += len(by_ext) + len(by_id)
+            return []
+        ok_ids: set[str] = set()
+        outcomes = self.org.write("upsert", self.m.object, by_ext, external_id=f("provider_message_id"))
+        outcomes += self.org.write("update", self.m.object, by_id)
+        for rec, o in zip([*by_ext, *by_id], outcomes, strict=True):
+            if o.ok:
+                summary.deliveries_updated += 1
+                ok_ids.add(rec[f("provider_message_id")] if f("provider_message_id") in rec else rec["Id"])
+            else:
+                summary.event_write_failed += 1
+                summary.errors.append(f"delivery status for {rec.get(f('provider_message_id'))}: {o.code} {o.message}")
+        return [a for a in applied if a.message_id in ok_ids]
+
+    # -- replies -------------------------------------------------------------------------------
+    def _replies(self, window: _Window, known: dict[str, Applied], summary: Summary) -> None:
+        if not window.replies:
+            return
+        f = self.m.f
+        replies = sorted(window.replies.values(), key=lambda r: (r.occurred_at, r.event_id))
+        people = self._people({r.phone for r in replies})
+        # Unthreaded replies: the latest outbound to that phone from that sender.
+        loose = [r for r in replies if not self._thread(r, known)]
+        latest = self._latest_outbound({r.phone for r in loose}) if loose else {}
+        records: list[dict[str, Any]] = []
+        for r in replies:
+            parent = self._thread(r, known)
+            parent_id = parent.sf_id if parent else None
+            if parent_id is None:
+                parent_id = latest.get((r.phone, r.to or "")) or latest.get((r.phone, ""))
+            rec: dict[str, Any] = {
+                f("event_id"): r.event_id,
+                f("direction"): "Inbound",
+                f("status"): "Received",
+                f("phone"): r.phone,
+                f("body"): r.text,
+                f("sender"): (r.to or None),
+                f("received_at"): _ms(r.occurred_at),
+                f("provider"): r.provider,
+                f("in_reply_to"): parent_id,
+                f("contact"): people.get(("Contact", r.phone)),
+                f("lead"): people.get(("Lead", r.phone)),
+            }
+            if self.m.has("from"):
+                rec[f("from")] = r.phone
+            records.append(rec)
+        if self.dry_run:
+            summary.replies += len(records)
+            return
+        outcomes = self.org.write("upsert", self.m.object, records, external_id=f("event_id"))
+        for rec, o in zip(records, outcomes, strict=True):
+            if o.ok:
+                summary.replies += 1
+            else:
+                summary.event_write_failed += 1
+                summary.errors.append(f"reply {rec[f('event_id')]}: {o.code} {o.message}")
+
+    @staticmethod
+    def _thread(r: Reply, known: dict[str, Applied]) -> Applied | None:
+        if r.in_reply_to and r.in_reply_to in known:
+            return known[r.in_reply_to]
+        if r.message_ref and f"ref:{r.message_ref}" in known:
+            return known[f"ref:{r.message_ref}"]
+        return None
+
+    def _latest_outbound(self, phones: set[str]) -> dict[tuple[str, str], str]:
+        f = self.m.f
+        out: dict[tuple[str, str], tuple[str, str]] = {}
+        rows = self.org.select_in(
+            ["Id", f("phone"), f("sender"), f("sent_at")],
+            self.m.object,
+            f("phone"),
+            sorted(phones),
+            where=f"{f('direction')} = 'Outbound' AND {f('sent_at')} != null",
+        )
+        for row in rows:
+            phone, sender = str(row.get(f("phone"))), str(row.get(f("sender")) or "")
+            at = str(row.get(f("sent_at")) or "")
+            for key in ((phone, sender), (phone, "")):
+                if key not in out or at > out[key][0]:
+                    out[key] = (at, row["Id"])
+        return {k: v[1] for k, v in out.items()}
+
+    def _people(self, phones: set[str]) -> dict[tuple[str, str], str]:
+        """Contact and Lead ids whose mobile number, normalised, is one of ``phones``.
+
+        Phone fields are free text ("(02) 9999 0156"), so candidates are found by their
+        last three digits and compared after normalising; ties go to the oldest Id."""
+        out: dict[tuple[str, str], str] = {}
+        region = self.config.send.country or self.client.settings.default_region
+        tails = sorted({p[-3:] for p in phones if len(p) > 3})
+        for obj in ("Contact", "Lead"):
+            if not tails:
+                break
+            head = f"SELECT Id, MobilePhone FROM {obj} WHERE "
+            clauses = [f"MobilePhone LIKE '%{t}'" for t in tails]
+            for i in range(0, len(clauses), 250):
+                soql = head + " OR ".join(clauses[i : i + 250]) + " ORDER BY Id"
+                for row in self.org.query_iter(soql):
+                    try:
+                        phone = normalize(str(row.get("MobilePhone") or ""), region)
+                    except InvalidRequest:
+                        continue
+                    if phone in phones:
+                        out.setdefault((obj, phone), row["Id"])
+        return out
+
+    # -- link hits ---------------------------------------------------------------------------------
+    def _hits(self, window: _Window, known: dict[str, Applied], summary: Summary) -> None:
+        if not window.hits:
+            return
+        lf = self.config.mapping.link_hit
+        records: list[dict[str, Any]] = []
+        for h in sorted(window.hits.values(), key=lambda e: (e.occurred_at, e.event_id)):
+            parent = known.get(h.message_id or "") or (known.get(f"ref:{h.message_ref}") if h.message_ref else None)
+            if parent is None or not parent.sf_id:
+                # The link hit's master record is unknown: a message this org did not send.
+                summary.unmatched += 1
+                continue
+            rec: dict[str, Any] = {
+                lf.f("event_id"): h.event_id,
+                lf.f("message"): parent.sf_id,
+                lf.f("url"): h.url,
+                lf.f("hit_at"): _ms(h.occurred_at),
+            }
+            if lf.has("phone"):
+                rec[lf.f("phone")] = h.phone
+            records.append(rec)
+        if self.dry_run:
+            summary.link_hits += len(records)
+            return
+        outcomes = self.org.write("upsert", lf.object, records, external_id=lf.f("event_id"))
+        for rec, o in zip(records, outcomes, strict=True):
+            if o.ok:
+                summary.link_hits += 1
+            else:
+                summary.event_write_failed += 1
+                summary.errors.append(f"link hit {rec[lf.f('event_id')]}: {o.code} {o.message}")
+
+    # -- consent ------------------------------------------------------------------------------------
+    def _consents(self, window: _Window, summary: Summary) -> None:
+        if not window.opt_outs:
+            return
+        c = self.config.mapping.consent
+        records: list[dict[str, Any]] = []
+        for phone, e in sorted(window.opt_outs.items()):
+            if isinstance(e, OptOut):
+                source = CONSENT_SOURCE.get(e.source.lower(), "Provider")
+                keyword = e.text
+            else:
+                source, keyword = "Reply", e.text
+            rec: dict[str, Any] = {
+                c.f("phone"): phone,
+                c.f("opted_out"): True,
+                c.f("source"): source,
+                c.f("opted_out_at"): _ms(e.occurred_at),
+            }
+            if c.has("keyword"):
+                rec[c.f("keyword")] = (keyword or "").strip()[:64] or None
+            if c.has("event_id"):
+                rec[c.f("event_id")] = e.event_id
+            records.append(rec)
+        if self.dry_run:
+            summary.opt_outs += len(records)
+            return
+        outcomes = self.org.write("upsert", c.object, records, external_id=c.f("phone"))
+        for rec, o in zip(records, outcomes, strict=True):
+            if o.ok:
+                summary.opt_outs += 1
+            else:
+                summary.event_write_failed += 1
+                summary.errors.append(f"opt-out of {rec[c.f('phone')]}: {o.code} {o.message}")

@@ -1,0 +1,454 @@
+"""Push: send what Salesforce records ask for, and write the outcome back.
+
+One run: reconcile records a crash left in ``Sending`` (ask the provider by the
+send key; never send blind), then query the due records with the configured
+filter, claim them (``Queued → Sending`` with ``Send_Key__c`` and attempts) in
+sObject Collections updates before any SMS goes out, send through the core
+client with the send key as the idempotency key, and write back the provider
+message id, status, parts and errors (Collections, or Bulk API 2.0 above the
+threshold). An opted-out number is skipped and an invalid number rejected, record
+by record; the rest of the batch goes on.
+
+>>> Pusher(org, client, config, state).run(Summary())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jinja2 import nodes
+
+from smsrelay import Client, Message, Recipient, RecipientResult, Status
+from smsrelay.errors import AmbiguousSend, AuthError, InsufficientCredit, InvalidRequest, SmsRelayError
+from smsrelay.phone import normalize
+from smsrelay.redaction import redact
+from smsrelay.templates import compile_template, render
+from smsrelay_salesforce.config import BridgeConfig
+from smsrelay_salesforce.org import Org, soql_datetime
+from smsrelay_salesforce.state import Applied, State
+from smsrelay_salesforce.summary import Summary
+
+__all__ = ["DELIVERY_PICKLIST", "HANDOFF", "Pusher", "template_fields"]
+
+log = logging.getLogger("smsrelay.salesforce.push")
+
+# The hand-off status (Status__c) a send result leaves the record in. UNKNOWN is absent
+# on purpose: such a record stays Sending and is reconciled on the next run.
+HANDOFF: dict[Status, str] = {
+    Status.SCHEDULED: "Sent",
+    Status.QUEUED: "Sent",
+    Status.SENT: "Sent",
+    Status.DELIVERED: "Sent",
+    Status.REJECTED: "Rejected",
+    Status.FAILED: "Failed",
+    Status.EXPIRED: "Failed",
+    Status.CANCELLED: "Cancelled",
+}
+# Core status -> Delivery_Status__c picklist value (metadata: SMS_Message__c.Delivery_Status__c).
+DELIVERY_PICKLIST: dict[Status, str] = {s: s.value.capitalize() for s in Status}
+
+Progress = Callable[[str, int, int], None]
+
+
+def template_fields(source: str) -> set[str]:
+    """The record fields a body template reads, as SOQL paths.
+
+    >>> sorted(template_fields("Hi {{ Contact__r.FirstName }}, {{ Body__c }}"))
+    ['Body__c', 'Contact__r.FirstName']
+    """
+    found: set[str] = set()
+
+    def path(node: nodes.Node) -> str | None:
+        if isinstance(node, nodes.Name):
+            return node.name
+        if isinstance(node, nodes.Getattr):
+            inner = path(node.node)
+            return f"{inner}.{node.attr}" if inner else None
+        return None
+
+    ast = compile_template(source).environment.parse(source)
+    for node in ast.find_all((nodes.Getattr, nodes.Name)):
+        p = path(node)
+        if p and p.split(".")[0] not in ("loop", "range", "true", "false", "none"):
+            found.add(p)
+    # Keep only the longest paths: "Contact__r" alone is not a column.
+    return {p for p in found if not any(q.startswith(p + ".") for q in found) and p[0].isupper()}
+
+
+def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if k == "attributes":
+            continue
+        out[k] = _flat(v) if isinstance(v, Mapping) else v
+    return out
+
+
+@dataclass
+class _Job:
+    """One due record on its way through the run."""
+
+    id: str
+    record: dict[str, Any]
+    attempts: int
+    key: str
+    phone: str | None = None
+    body: str | None = None
+    sender: str | None = None
+    outcome: str | None = None  # Rejected / Skipped_Opted_Out before sending
+    error_code: str | None = None
+    error: str | None = None
+
+
+class Pusher:
+    """The push half of a sync (see the module docs)."""
+
+    def __init__(
+        self,
+        org: Org,
+        client: Client,
+        config: BridgeConfig,
+        state: State,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
+        self.org = org
+        self.client = client
+        self.config = config
+        self.state = state
+        self.dry_run = dry_run
+        self.progress = progress
+        self.m = config.mapping.message
+        self.clock = client.provider.clock
+
+    # -- the query -------------------------------------------------------------------
+    def select_fields(self) -> list[str]:
+        f = self.m.f
+        fields = ["Id", f("to"), f("body"), f("sender"), f("attempts"), f("send_key"), f("status"), f("phone")]
+        fields += sorted(template_fields(self.config.send.template))
+        if self.config.send.users:
+            fields.append(self.config.send.user_field)
+        return list(dict.fromkeys(fields))
+
+    def due_query(self) -> str:
+        now = self.clock.now()
+        where = self.config.send.where.replace("{now}", soql_datetime(now))
+        soql = f"SELECT {', '.join(self.select_fields())} FROM {self.m.object} WHERE {where} ORDER BY Id"
+        if self.config.send.max_per_run:
+            soql += f" LIMIT {self.config.send.max_per_run}"
+        return soql
+
+    def _chunks(self, rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        chunk: list[dict[str, Any]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= self.config.limits.send_chunk:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self, summary: Summary) -> Summary:
+        """Reconcile, then send every due record; count into ``summary``."""
+        summary.dry_run = self.dry_run
+        self._consents: set[str] | None = None
+        self.reconcile(summary)
+        self.org.phase = "claim"
+        rows = self.org.query_iter(self.due_query())
+        for chunk in self._chunks(rows):
+            self.org.check_budget()
+            summary.due += len(chunk)
+            jobs = [self._job(r) for r in chunk]
+            self._process(jobs, summary, claim=True)
+            self.org.phase = "claim"
+        return summary
+
+    def _job(self, record: dict[str, Any]) -> _Job:
+        attempts = int(record.get(self.m.f("attempts")) or 0) + 1
+        # The key names the record and the attempt: a record re-queued by an admin gets a
+        # fresh key, while a crash mid-attempt keeps its key and is looked up, not resent.
+        return _Job(id=record["Id"], record=_flat(record), attempts=attempts, key=f"sf-{record['Id']}-{attempts}")
+
+    def _process(self, jobs: list[_Job], summary: Summary, *, claim: bool) -> None:
+        for job in jobs:
+            self._prepare(job)
+        self._check_consent([j for j in jobs if j.outcome is None], summary)
+        jobs = self._claim(jobs, summary, claim=claim)
+        sendable = [j for j in jobs if j.outcome is None]
+        for j in jobs:
+            if j.outcome == "Rejected":
+                summary.rejected += 1
+            elif j.outcome == "Skipped_Opted_Out":
+                summary.skipped_opted_out += 1
+        results = self._send(sendable, summary)
+        self._write_back(sendable, results, summary)
+
+    # -- preparing one record ------------------------------------------------------------
+    def _prepare(self, job: _Job) -> None:
+        rec = job.record
+        user = self.config.send.users.get(str(rec.get(self.config.send.user_field) or ""))
+        country = (user.country if user else None) or self.config.send.country or self.client.settings.default_region
+        job.sender = (
+            rec.get(self.m.f("sender"))
+            or (user.sender if user else None)
+            or self.config.send.sender
+            or self.client.settings.sender
+        )
+        raw = rec.get(self.m.f("to")) or ""
+        try:
+            job.phone = normalize(str(raw), country)
+        except InvalidRequest as exc:
+            job.outcome, job.error_code, job.error = "Rejected", "INVALID_NUMBER", exc.message
+            return
+        try:
+            job.body = render(self.config.send.template, rec, recipient=job.phone)
+        except InvalidRequest as exc:
+            job.outcome, job.error_code, job.error = "Rejected", "TEMPLATE_ERROR", exc.message
+            return
+        if not job.body.strip():
+            job.outcome, job.error_code, job.error = "Rejected", "EMPTY_BODY", "the message body is empty"
+
+    def _check_consent(self, jobs: list[_Job], summary: Summary) -> None:
+        if not jobs:
+            return
+        opted = self._opted_out([j.phone for j in jobs if j.phone])
+        for j in jobs:
+            if j.phone in opted:
+                j.outcome, j.error_code = "Skipped_Opted_Out", "OPTED_OUT"
+                j.error = "the recipient opted out (SMS_Consent__c); nothing was sent"
+
+    def _opted_out(self, phones: list[str]) -> set[str]:
+        c = self.config.mapping.consent
+        if self._consents is None:
+            self._consents = self._all_opted_out()
+        if self._consents is not None:
+            return self._consents & set(phones)
+        rows = self.org.select_in([c.f("phone")], c.object, c.f("phone"), phones, where=f"{c.f('opted_out')} = true")
+        return {r[c.f("phone")] for r in rows}
+
+    def _all_opted_out(self) -> set[str] | None:
+        """Every opted-out number, when there are few; None when there are too many to hold."""
+        c = self.config.mapping.consent
+        out: set[str] = set()
+        soql = f"SELECT {c.f('phone')} FROM {c.object} WHERE {c.f('opted_out')} = true"
+        for row in self.org.query_iter(soql):
+            out.add(row[c.f("phone")])
+            if len(out) > CONSENT_CACHE:
+                # ASSUMPTION: above this many opt-outs, per-batch IN queries cost fewer calls.
+                return None
+        return out
+
+    # -- claiming -----------------------------------------------------------------------------
+    def _claim(self, jobs: list[_Job], summary: Summary, *, claim: bool = True) -> list[_Job]:
+        """Write Sending (or the reason it won't be sent) to every record before any send.
+
+        With ``claim=False`` (records already in Sending) only the refusals are written."""
+        f = self.m.f
+        updates: list[dict[str, Any]] = []
+        targets: list[_Job] = []
+        for j in jobs:
+            rec: dict[str, Any] = {"Id": j.id}
+            if j.outcome is None and not claim:
+                continue
+            if j.outcome is None:
+                rec.update({f("status"): "Sending", f("send_key"): j.key, f("attempts"): j.attempts})
+                rec[f("phone")] = j.phone
+            else:
+                rec.update({f("status"): j.outcome, f("error_code"): j.error_code, f("error_message"): _cut(j.error)})
+                if j.phone:
+                    rec[f("phone")] = j.phone
+            updates.append(rec)
+            targets.append(j)
+        if self.dry_run or not updates:
+            return jobs
+        outcomes = self.org.write("update", self.m.object, updates, bulk=False)
+        kept: list[_Job] = [j for j in jobs if j.outcome is None and not claim]
+        for j, o in zip(targets, outcomes, strict=True):
+            if o.ok:
+                kept.append(j)
+            else:
+                summary.claim_failed += 1
+                log.warning("could not claim %s (%s: %s); it stays queued for the next run", j.id, o.code, o.message)
+        return kept
+
+    # -- sending ---------------------------------------------------------------------------
+    def _send(self, jobs: list[_Job], summary: Summary) -> dict[str, RecipientResult]:
+        results: dict[str, RecipientResult] = {}
+        by_sender: dict[str | None, list[_Job]] = {}
+        for j in jobs:
+            by_sender.setdefault(j.sender, []).append(j)
+        for sender, group in by_sender.items():
+            message = Message(body="{{ sf_body }}", sender=sender, track_links=self.config.send.track_links)
+            recipients = [Recipient(j.phone or "", vars={"sf_body": j.body}, key=j.key) for j in group]
+
+            def progress(n: int, total: int, base: int = len(results)) -> None:
+                if self.progress:
+                    self.progress("sending", base + n, len(jobs))
+
+            try:
+                result = self.client.send_many(
+                    message, recipients, dry_run=self.dry_run, on_invalid="skip", on_progress=progress
+                )
+                items = result.results
+            except AmbiguousSend as exc:
+                # Settled ones are written back; the rest stay Sending for the next run.
+                items = getattr(exc, "result", None).results if getattr(exc, "result", None) else ()  # type: ignore[union-attr]
+                summary.errors.append(redact(str(exc)))
+            except (AuthError, InsufficientCredit) as exc:
+                self._release(group, exc)
+                raise
+            for j, r in zip(group, items, strict=False):
+                results[j.key] = r
+        return results
+
+    def _release(self, jobs: list[_Job], exc: SmsRelayError) -> None:
+        """The provider refused the whole send: nothing went out, so the claims go back to Queued."""
+        if self.dry_run or not jobs:
+            return
+        f = self.m.f
+        self.org.write(
+            "update",
+            self.m.object,
+            [{"Id": j.id, f("status"): "Queued", f("error_message"): _cut(str(exc))} for j in jobs],
+            bulk=False,
+        )
+
+    # -- writing back ---------------------------------------------------------------------------
+    def _write_back(
+        self, jobs: list[_Job], results: Mapping[str, RecipientResult], summary: Summary, *, fresh: bool = True
+    ) -> None:
+        f = self.m.f
+        now = self.clock.now()
+        updates: list[dict[str, Any]] = []
+        written: list[tuple[_Job, RecipientResult]] = []
+        provider = self.client.provider.name
+        for j in jobs:
+            r = results.get(j.key)
+            if r is None or r.status is Status.UNKNOWN:
+                summary.ambiguous += 1
+                continue
+            handoff = HANDOFF.get(r.status, "Failed")
+            rec: dict[str, Any] = {"Id": j.id, f("status"): handoff, f("provider"): provider}
+            if r.accepted:
+                summary.sent += fresh
+                rec.update(
+                    {
+                        f("provider_message_id"): r.message_id,
+                        f("parts"): r.parts or None,
+                        f("sent_at"): now,
+                        f("delivery_status"): DELIVERY_PICKLIST[r.status],
+                        f("delivery_updated_at"): now,
+                        f("error_code"): None,
+                        f("error_message"): None,
+                    }
+                )
+                if self.m.has("delivery_raw_status"):
+                    rec[f("delivery_raw_status")] = None
+            else:
+                if handoff == "Rejected":
+                    summary.rejected += 1
+                else:
+                    summary.failed += 1
+                rec.update({f("error_code"): r.status.value.upper(), f("error_message"): _cut(r.error)})
+                rec[f("delivery_status")] = DELIVERY_PICKLIST[r.status]
+            updates.append(rec)
+            written.append((j, r))
+        if self.dry_run or not updates:
+            return
+        # No budget check here: a claimed record must leave Sending once its SMS went out.
+        phase, self.org.phase = self.org.phase, "write-back"
+        try:
+            outcomes = self.org.write("update", self.m.object, updates)
+        finally:
+            self.org.phase = phase
+        applied: list[Applied] = []
+        for (j, r), o in zip(written, outcomes, strict=True):
+            if not o.ok:
+                summary.writeback_failed += 1
+                log.error("write-back of %s failed (%s: %s); it is reconciled next run", j.id, o.code, o.message)
+                continue
+            if r.message_id:
+                applied.append(
+                    Applied(r.message_id, j.id, j.key, j.phone, j.sender, DELIVERY_PICKLIST[r.status], _ms(now))
+                )
+        self.state.remember(applied)
+
+    # -- crash recovery -----------------------------------------------------------------------------
+    def reconcile(self, summary: Summary) -> None:
+        """Settle records a crash left in Sending: written back if the provider has them,
+        sent again (same key) if it says it never saw them, Ambiguous if it cannot tell."""
+        f = self.m.f
+        self.org.phase = "reconcile"
+        soql = (
+            f"SELECT {', '.join(self.select_fields())} FROM {self.m.object} WHERE {f('status')} = 'Sending' ORDER BY Id"
+        )
+        rows = list(self.org.query_iter(soql))
+        if not rows:
+            return
+        jobs: list[_Job] = []
+        for row in rows:
+            j = self._job(row)
+            j.attempts -= 1
+            j.key = str(row.get(f("send_key")) or "")
+            jobs.append(j)
+        log.warning("%d record(s) were left in Sending by an earlier run; reconciling", len(jobs))
+        with_key = [j for j in jobs if j.key]
+        lost = [j for j in jobs if not j.key]
+        found: dict[str, RecipientResult] = {}
+        if with_key and self.client.capabilities.lookup_by_ref:
+            found = self.client.lookup([j.key for j in with_key])
+        elif with_key:
+            lost += with_key
+            with_key = []
+        done = [j for j in with_key if j.key in found]
+        for j in done:
+            self._prepare(j)
+        summary.reconciled += len(done)
+        self._write_back(done, found, summary, fresh=False)
+        again = [j for j in with_key if j.key not in found]
+        if again:
+            # The provider never saw these keys: the claim was written, the send was not.
+            summary.resent += len(again)
+            self._process(again, summary, claim=False)
+        if lost:
+            summary.ambiguous += len(lost)
+            self._ambiguous(lost, summary)
+
+    def _ambiguous(self, jobs: list[_Job], summary: Summary) -> None:
+        if self.dry_run:
+            return
+        f = self.m.f
+        why = (
+            f"{self.client.provider.name} cannot be asked whether it took this message; "
+            "not resending. Check the provider's log, then set Status to Queued to send again."
+        )
+        self.org.write(
+            "update",
+            self.m.object,
+            [
+                {"Id": j.id, f("status"): "Ambiguous", f("error_code"): "AMBIGUOUS", f("error_message"): why}
+                for j in jobs
+            ],
+            bulk=False,
+        )
+
+
+CONSENT_CACHE = 50_000
+
+
+def _cut(text: str | None, n: int = 255) -> str | None:
+    if text is None:
+        return None
+    text = redact(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _ms(dt: datetime) -> datetime:
+    """Salesforce keeps milliseconds; compare what it holds."""
+    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)

@@ -1,0 +1,110 @@
+"""What one bridge run did: counts per outcome and the Salesforce API calls per phase.
+
+>>> s = Summary(); s.sent += 2; s.calls["claim"] = 1
+>>> s.line()
+'sent 2, updated 0, failed 0, skipped 0, rejected 0; Salesforce API calls 1 (claim 1)'
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Summary"]
+
+
+@dataclass
+class Summary:
+    """Counters of one run. ``calls`` maps a phase (claim, write-back, deliveries...) to API calls."""
+
+    dry_run: bool = False
+    due: int = 0
+    sent: int = 0
+    failed: int = 0
+    rejected: int = 0
+    skipped_opted_out: int = 0
+    ambiguous: int = 0
+    reconciled: int = 0
+    resent: int = 0
+    claim_failed: int = 0
+    writeback_failed: int = 0
+    events: int = 0
+    deliveries_updated: int = 0
+    deliveries_unchanged: int = 0
+    replies: int = 0
+    link_hits: int = 0
+    opt_outs: int = 0
+    unmatched: int = 0
+    event_write_failed: int = 0
+    paused: str | None = None
+    calls: dict[str, int] = field(default_factory=dict)
+    api_usage: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def updated(self) -> int:
+        return self.deliveries_updated + self.replies + self.link_hits + self.opt_outs
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_opted_out
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def failures(self) -> int:
+        """Failures that need a person: failed sends excluded (they are a delivery outcome)."""
+        return self.claim_failed + self.writeback_failed + self.event_write_failed + len(self.errors)
+
+    def add_calls(self, phase: str, n: int) -> None:
+        if n:
+            self.calls[phase] = self.calls.get(phase, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(updated=self.updated, total_calls=self.total_calls)
+        return out
+
+    def line(self) -> str:
+        phases = ", ".join(f"{k} {v}" for k, v in self.calls.items())
+        text = (
+            f"sent {self.sent}, updated {self.updated}, failed {self.failed}, skipped {self.skipped}, "
+            f"rejected {self.rejected}; Salesforce API calls {self.total_calls}" + (f" ({phases})" if phases else "")
+        )
+        if self.dry_run:
+            text = "dry run (nothing sent or written): " + text
+        if self.paused:
+            text += f"; paused: {self.paused}"
+        return text
+
+    def table(self) -> str:
+        rows: list[tuple[str, object]] = [
+            ("records due", self.due),
+            ("sent", self.sent),
+            ("reconciled after a crash", self.reconciled),
+            ("failed", self.failed),
+            ("rejected (invalid number or template)", self.rejected),
+            ("skipped: opted out", self.skipped_opted_out),
+            ("ambiguous (left for review)", self.ambiguous),
+            ("events read", self.events),
+            ("delivery statuses updated", self.deliveries_updated),
+            ("replies written", self.replies),
+            ("link hits written", self.link_hits),
+            ("opt-outs written", self.opt_outs),
+            ("events with no matching record", self.unmatched),
+            ("writes Salesforce refused", self.claim_failed + self.writeback_failed + self.event_write_failed),
+        ]
+        for phase, n in self.calls.items():
+            rows.append((f"API calls: {phase}", n))
+        rows.append(("API calls: total", self.total_calls))
+        if self.api_usage:
+            rows.append(("org API usage", self.api_usage))
+        width = max(len(r[0]) for r in rows)
+        lines = [f"  {k:<{width}}  {v}" for k, v in rows]
+        if self.paused:
+            lines.append(f"  paused: {self.paused}")
+        for e in self.errors:
+            lines.append(f"  error: {e}")
+        return "\n".join(lines)

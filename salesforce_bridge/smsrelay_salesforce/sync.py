@@ -1,0 +1,194 @@
+"""One bridge: the org, the SMS client and the state file, and the cycles run on them.
+
+>>> with Bridge(load_config("bridge.yaml")) as bridge:  # doctest: +SKIP
+...     print(bridge.sync().line())
+sent 12, updated 30, failed 0, skipped 1, rejected 0; Salesforce API calls 9 (...)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from smsrelay import Client, Delivery
+from smsrelay.clock import Clock
+from smsrelay.errors import SmsRelayError, Unsupported
+from smsrelay_salesforce.config import EXTERNAL_IDS, FIELD_TYPES, BridgeConfig
+from smsrelay_salesforce.org import BudgetExceeded, Org, soql_datetime
+from smsrelay_salesforce.pull import Puller
+from smsrelay_salesforce.push import DELIVERY_PICKLIST, Pusher, template_fields
+from smsrelay_salesforce.state import State
+from smsrelay_salesforce.summary import Summary
+
+__all__ = ["Bridge"]
+
+log = logging.getLogger("smsrelay.salesforce.sync")
+Progress = Callable[[str, int, int], None]
+
+
+class Bridge:
+    """The Salesforce bridge. ``clock``, ``client`` and ``session`` are injectable for tests."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        clock: Clock | None = None,
+        client: Client | None = None,
+        session: requests.Session | None = None,
+        bulk_poll: float = 2.0,
+    ) -> None:
+        self.config = config
+        self.client = client or Client(settings=config.sms, clock=clock, inbox=config.inbox)
+        self.clock = clock or self.client.provider.clock
+        self.org = Org(config.org, limits=config.limits, clock=self.clock, session=session, bulk_poll=bulk_poll)
+        self.state = State(config.state_file)
+
+    def __repr__(self) -> str:
+        return f"Bridge(org={self.org!r}, provider={self.client.provider.name!r})"
+
+    def __enter__(self) -> Bridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.state.close()
+        self.client.close()
+        self.org.session.close()
+
+    # -- a cycle ----------------------------------------------------------------------------
+    def sync(
+        self, *, dry_run: bool = False, push: bool = True, pull: bool = True, progress: Progress | None = None
+    ) -> Summary:
+        """One cycle: reconcile and send what is due, then write the events back.
+
+        An API budget pause ends the cycle early and is reported in ``summary.paused``;
+        whatever was claimed is still sent and written back.
+        """
+        summary = Summary(dry_run=dry_run)
+        self.state.lock()
+        run_id = self.state.start_run("sync" + (" (dry run)" if dry_run else ""))
+        before = dict(self.org.phase_calls)
+        try:
+            if push:
+                Pusher(self.org, self.client, self.config, self.state, dry_run=dry_run, progress=progress).run(summary)
+            if pull:
+                Puller(self.org, self.client, self.config, self.state, dry_run=dry_run, progress=progress).run(summary)
+        except BudgetExceeded as exc:
+            summary.paused = exc.message
+            log.warning("%s", exc.message)
+        except SmsRelayError as exc:
+            summary.errors.append(str(exc))
+            raise
+        finally:
+            self._account(summary, before)
+            self.state.finish_run(run_id, summary.to_dict())
+            self.state.unlock()
+        return summary
+
+    def _account(self, summary: Summary, before: dict[str, int]) -> None:
+        for phase, n in self.org.phase_calls.items():
+            summary.add_calls(phase, n - before.get(phase, 0))
+        if self.org.used is not None:
+            summary.api_usage = f"{self.org.used}/{self.org.total}"
+
+    def backfill(self, since: datetime, *, dry_run: bool = False, progress: Progress | None = None) -> Summary:
+        """Ask the provider for the current delivery status of every message sent since
+        ``since`` whose status is not final, and apply them under the merge rule (e.g.
+        after webhooks were down)."""
+        if not self.client.capabilities.status_poll:
+            raise Unsupported(
+                f"{self.client.provider.name} has no status lookup, so there is nothing to backfill from; "
+                "its reports arrive by webhook into the inbox",
+                provider=self.client.provider.name,
+            )
+        summary = Summary(dry_run=dry_run)
+        self.state.lock()
+        run_id = self.state.start_run("backfill")
+        before = dict(self.org.phase_calls)
+        m = self.config.mapping.message
+        f = m.f
+        final = ", ".join(f"'{DELIVERY_PICKLIST[s]}'" for s in DELIVERY_PICKLIST if s.final)
+        soql = (
+            f"SELECT Id, {f('provider_message_id')} FROM {m.object} WHERE {f('sent_at')} >= {soql_datetime(since)}"
+            f" AND {f('provider_message_id')} != null AND {f('delivery_status')} NOT IN ({final})"
+        )
+        puller = Puller(self.org, self.client, self.config, self.state, dry_run=dry_run, progress=progress)
+        try:
+            self.org.phase = "backfill"
+            ids: list[str] = []
+            for row in self.org.query_iter(soql):
+                ids.append(row[f("provider_message_id")])
+                if len(ids) >= self.config.limits.pull_window:
+                    self._backfill_batch(puller, ids, summary)
+                    ids = []
+            if ids:
+                self._backfill_batch(puller, ids, summary)
+        except BudgetExceeded as exc:
+            summary.paused = exc.message
+        finally:
+            self._account(summary, before)
+            self.state.finish_run(run_id, summary.to_dict())
+            self.state.unlock()
+        return summary
+
+    def _backfill_batch(self, puller: Puller, ids: list[str], summary: Summary) -> None:
+        reports: list[Delivery] = []
+        for i in range(0, len(ids), 100):
+            reports.extend(self.client.status(ids[i : i + 100]).values())
+        puller.replay(reports, summary)
+
+    # -- check ---------------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Sign in, describe every mapped object, and list what does not match the mapping.
+
+        Returns the problems (empty when all is well); raises on a sign-in failure.
+        """
+        problems: list[str] = []
+        self.org.phase = "check"
+        self.org.connect()
+        described: dict[str, dict[str, Any]] = {}
+        for logical, omap in self.config.mapping.objects().items():
+            try:
+                fields = {f["name"]: f for f in self.org.describe(omap.object)["fields"]}
+            except SmsRelayError as exc:
+                problems.append(f"{omap.object}: cannot describe it ({exc}); is the metadata deployed?")
+                continue
+            described[omap.object] = fields
+            for name, api in omap.fields.items():
+                if not api:
+                    continue
+                info = fields.get(api)
+                where = f"mapping.{logical}.fields.{name}"
+                if info is None:
+                    problems.append(f"{where}: {omap.object}.{api} does not exist (or the user cannot see it)")
+                    continue
+                allowed = FIELD_TYPES.get(name, set())
+                if allowed and info.get("type") not in allowed:
+                    problems.append(
+                        f"{where}: {omap.object}.{api} is a {info.get('type')} field; "
+                        f"expected {' or '.join(sorted(allowed))}"
+                    )
+                if (logical, name) in EXTERNAL_IDS and not info.get("externalId"):
+                    problems.append(f"{where}: {omap.object}.{api} must be an External ID (unique) for upserts")
+        msg = self.config.mapping.message.object
+        for path in sorted(template_fields(self.config.send.template)):
+            head = path.split(".")[0]
+            fields = described.get(msg, {})
+            if not fields:
+                break
+            if "." not in path and head not in fields:
+                problems.append(f"send.template: {msg}.{head} does not exist")
+            elif "." in path and not any(f.get("relationshipName") == head for f in fields.values()):
+                problems.append(f"send.template: {msg} has no relationship {head}")
+        try:
+            self.client.check()
+        except SmsRelayError as exc:
+            problems.append(f"sms: {self.client.provider.name} refused the check: {exc}")
+        return problems
