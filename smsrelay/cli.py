@@ -351,6 +351,19 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _describe_device(dev: Any) -> str:
+    """One human line for a sending phone: id, name, state and its SIMs."""
+    sims = ", ".join(
+        f"SIM {s.get('simSlot')} {s.get('carrierName') or '?'}{'' if s.get('isEnabled', True) else ' (disabled)'}"
+        for s in dev.get("sims") or []
+    )
+    state = dev.get("status") or "?"
+    if dev.get("isEnabled") is False:
+        state += ", disabled"
+    battery = f" battery {dev['batteryLevel']}%" if dev.get("batteryLevel") is not None else ""
+    return f"{dev.get('deviceId')}  {dev.get('name') or ''}  [{state}]{battery}  {sims}".rstrip()
+
+
 def cmd_account(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.command == "balance":
@@ -363,8 +376,12 @@ def cmd_account(args: argparse.Namespace) -> int:
             client.check()
             sys.stdout.write(f"{client.provider.name}: credentials accepted\n")
         elif args.command == "devices":
-            for dev in client.provider.devices():
-                sys.stdout.write(json.dumps(dict(dev), ensure_ascii=False) + "\n")
+            devices = client.devices()
+            if args.json:
+                json.dump([dict(d) for d in devices], sys.stdout, ensure_ascii=False, indent=2)
+                sys.stdout.write("\n")
+            else:
+                sys.stdout.writelines(_describe_device(dev) + "\n" for dev in devices)
     return EXIT_OK
 
 

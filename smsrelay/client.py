@@ -383,7 +383,13 @@ class Client:
         if not rate or messages <= 0:
             return None
         calls = -(-messages // self.capabilities.bulk_max)
-        return timedelta(seconds=calls / rate)
+        # A limiter that knows its own shape answers (SMSKit: 100 per hour, in windows);
+        # otherwise calls within the burst go at once and only the rest wait.
+        limiter = getattr(getattr(self.provider, "transport", None), "limiter", None)
+        if callable(getattr(limiter, "eta", None)):
+            return timedelta(seconds=float(limiter.eta(calls)))  # type: ignore[union-attr]
+        burst = int(getattr(limiter, "capacity", 0))
+        return timedelta(seconds=max(0, calls - burst) / rate)
 
     def preview(self, message: str | Message, recipients: Iterable[str | Recipient] = ("+61491570156",)) -> Preview:
         """Encoding, parts and cost of a send, without sending.
@@ -479,6 +485,14 @@ class Client:
     def balance(self) -> Balance:
         """The account's credit."""
         return self.provider.balance()
+
+    def devices(self) -> list[Mapping[str, Any]]:
+        """The account's sending phones and their SIMs (SMSKit); ``Unsupported`` elsewhere.
+
+        >>> [d["deviceId"] for d in Client("smskit").devices()]  # doctest: +SKIP
+        ['dvc_3K7J2H5F8M1N4Q9R6V0W']
+        """
+        return self.provider.devices()
 
     def check(self) -> None:
         """One cheap authenticated call; raises ``AuthError`` if refused."""

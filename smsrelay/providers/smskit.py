@@ -6,9 +6,10 @@ sets it and the transport may safely repeat a send whose answer was lost.
 
 The documented budget is **100 requests per hour per API client**, for every call
 (sends, status polls, device lists). smsrelay spends it carefully: the client-side
-limiter lets a burst of ``rate_burst`` (default 100) through and then one request
-every 36 s; ``Client.estimate`` and ``send_many`` say up front how long a batch
-takes; and status polling is discouraged in favour of the signed webhooks.
+limiter lets at most 100 requests through in any hour (so a small send goes at once,
+and a big one waits for the window instead of hitting 429); ``Client.estimate`` and
+``send_many`` say up front how long a batch takes; and status polling is discouraged
+in favour of the signed webhooks.
 
 Sources: the provider's documentation excerpt ``seeds/001_a5993eb8f6f0e983.txt``
 (cited as *seed*) and ``research/providers.md`` §1 (cited as §).
@@ -25,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -71,6 +73,7 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "WEBHOOK_EVENTS",
     "SmsKitProvider",
+    "WindowLimiter",
     "signature",
 ]
 
@@ -193,12 +196,53 @@ def _error(resp: requests.Response) -> SmsRelayError:
     return default_error(resp, "smskit")
 
 
+class WindowLimiter(RateLimiter):
+    """At most ``limit`` requests in any ``window`` seconds, SMSKit's documented budget.
+
+    A token bucket at 100/hour would allow 100 at once and then one every 36 s, which
+    exceeds "100 requests/hour" in the first hour; a sliding window never does.
+
+    >>> from smsrelay.clock import ManualClock
+    >>> wl = WindowLimiter(2, 60, clock=ManualClock()); wl.acquire(), wl.acquire(), wl.acquire()
+    (0.0, 0.0, 60.0)
+    """
+
+    def __init__(self, limit: int, window: float, *, clock: Clock) -> None:
+        super().__init__(limit / window, burst=limit, clock=clock)
+        self.limit = limit
+        self.window = window
+        self._sent: deque[datetime] = deque()
+
+    def eta(self, calls: int) -> float:
+        """Seconds until ``calls`` more requests have gone, from the window's state now."""
+        with self._lock:
+            now = self._clock.now()
+            live = [t for t in self._sent if (now - t).total_seconds() < self.window]
+        windows = -(-(len(live) + calls) // self.limit) - 1
+        return float(max(0, windows) * self.window)
+
+    def acquire(self) -> float:
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock.now()
+                while self._sent and (now - self._sent[0]).total_seconds() >= self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return waited
+                wait = self.window - (now - self._sent[0]).total_seconds()
+            self._clock.sleep(wait)
+            waited += wait
+
+
 class SmsKitProvider(Provider):
     """The SMSKit adapter.
 
     Options: ``priority`` (0-10, default for every send), ``devices`` (comma-separated
-    ``dvc_…`` or ``dvc_…:<simSlot>`` targets), ``rate_burst`` (requests let through
-    before the limiter paces them), ``webhook_tolerance`` (the replay window, seconds).
+    ``dvc_…`` or ``dvc_…:<simSlot>`` targets), ``webhook_tolerance`` (the replay window
+    in seconds, default 300). ``rate_limit`` (requests a second, default 100/3600) is
+    enforced as a budget per hour.
     """
 
     name: ClassVar[str] = "smskit"
@@ -217,7 +261,6 @@ class SmsKitProvider(Provider):
     options: ClassVar[Mapping[str, type]] = {
         "priority": int,
         "devices": str,
-        "rate_burst": int,
         "webhook_tolerance": float,
     }
     default_base_url: ClassVar[str] = "https://api.smskit.cloud"
@@ -228,9 +271,7 @@ class SmsKitProvider(Provider):
         self.default_priority = self._priority(settings.option("priority"), "priority")
         self.default_devices = self._devices(settings.option("devices"), "devices")
         self.tolerance = float(settings.option("webhook_tolerance", DEFAULT_TOLERANCE))
-        rate = self.default_rate_limit if settings.rate_limit is None else settings.rate_limit
-        # The documented budget is per hour, so let a burst through before pacing.
-        self.rate_burst = int(settings.option("rate_burst", 100))
+        rate = settings.rate_limit or self.default_rate_limit
         self.transport = Transport(
             settings.base_url or self.default_base_url,
             provider=self.name,
@@ -241,7 +282,8 @@ class SmsKitProvider(Provider):
             clock=self.clock,
         )
         if rate:
-            self.transport.limiter = RateLimiter(rate, burst=max(1, self.rate_burst), clock=self.clock)
+            # The documented budget is per hour: enforce it as a window of that hour.
+            self.transport.limiter = WindowLimiter(max(1, round(rate * 3600)), 3600.0, clock=self.clock)
         self._warned_status = False
 
     def close(self) -> None:

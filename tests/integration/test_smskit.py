@@ -127,13 +127,15 @@ def test_429_beyond_the_wait_cap_is_a_clear_rate_limited_error(smskit_client_fac
     assert "100 requests/hour" in str(err.value) and "sk_test_key" not in str(err.value)
 
 
-def test_client_limiter_paces_after_the_burst(smskit_client_factory, smskit_emulator, clock):
-    client = smskit_client_factory(rate_burst=2)
+def test_client_keeps_to_the_hourly_budget_without_hitting_429(smskit_client_factory, smskit_emulator, clock):
+    smskit_emulator.rate_limit = 2
+    client = smskit_client_factory(rate_limit=2 / 3600, concurrency=1)
     started = clock.now()
     result = client.send(["+254712345678", "+254712345679", "+254712345670"], "Hi")
     assert result.all_accepted
-    # Two go at once; the third waits one slot of the 100/hour budget (36 s).
-    assert 35 <= (clock.now() - started).total_seconds() <= 40
+    # Two go at once; the third waits for the hour's window to free a slot.
+    assert (clock.now() - started).total_seconds() == 3600
+    assert len(smskit_emulator.received("POST", "/api/sms/send")) == 3  # no 429 on the way
     assert smskit_emulator.state()["jobs"] == 3
 
 
@@ -214,13 +216,20 @@ def test_invalid_recipient_does_not_stop_the_batch(smskit_client, smskit_emulato
     assert smskit_emulator.state()["jobs"] == 2
 
 
-def test_send_many_says_up_front_how_long_the_batch_takes(smskit_client_factory, caplog):
-    client = smskit_client_factory()
-    eta = client.estimate(400)
-    assert eta is not None and eta.total_seconds() >= 3 * 3600  # 400 requests at 100/hour
+def test_send_many_says_up_front_how_long_the_batch_takes(smskit_client, smskit_emulator, caplog):
+    # 100 requests fit in the first hour's budget; each further 100 waits another hour.
+    assert smskit_client.estimate(100).total_seconds() == 0
+    assert smskit_client.estimate(400).total_seconds() == 3 * 3600
+    assert smskit_client.preview("Hi", ["+254712345678"] * 2).estimated_duration.total_seconds() == 0
     with caplog.at_level(logging.WARNING, logger="smsrelay.client"):
-        client.send_many(Message("Hi"), ["+254712345678"] * 1, dry_run=True)
-    assert client.estimate(0) is None
+        smskit_client.send(["+254712345678"], "Hi")
+    assert not [r for r in caplog.records if "will take about" in r.message]
+    numbers = [f"+2547123{i:05d}" for i in range(150)]
+    with caplog.at_level(logging.WARNING, logger="smsrelay.client"):
+        result = smskit_client.send(numbers, "Hi")
+        warned = [r.message for r in caplog.records if "will take about" in r.message]
+    assert warned == ["smskit: 150 messages at the provider's rate limit will take about 1:00:00"]
+    assert result.all_accepted and smskit_emulator.state()["jobs"] == 151
 
 
 def test_dry_run_sends_nothing(smskit_client, smskit_emulator):
