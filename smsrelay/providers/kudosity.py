@@ -208,9 +208,28 @@ def _php_json(value: Any) -> str:
     return _php_json_str(str(value))
 
 
+_PHP_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _php_json_str(text: str) -> str:
-    # json_encode defaults: "/" escaped as "\/", non-ASCII as \uXXXX (lowercase hex).
-    return json.dumps(text, ensure_ascii=True).replace("/", "\\/")
+    # json_encode defaults: "/" escaped as "\/", other controls as \u00XX, non-ASCII as
+    # \uXXXX (lowercase hex, surrogate pairs), and DEL (0x7f) left as it is.
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _PHP_ESCAPES:
+            out.append(_PHP_ESCAPES[ch])
+        elif code < 0x20:
+            out.append(f"\\u{code:04x}")
+        elif code < 0x80:
+            out.append(ch)
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+    out.append('"')
+    return "".join(out)
 
 
 def php_json_of_query(query: str) -> str:
