@@ -68,13 +68,19 @@ class Route:
 def route_for(settings: ProviderSettings, name: str | None = None) -> Route:
     """A route for one provider account, accepting its previous webhook secret too.
 
+    ``webhook_secret_previous`` is the retired value of whichever secret signs the
+    pushes: ``webhook_secret``, or for Kudosity V1 the ``api_secret``.
+
     >>> route_for(ProviderSettings("sandbox", webhook_secret="t0ken-1")).name  # doctest: +SKIP
     'sandbox'
     """
     cls = provider_class(settings.provider)
     verifiers = [cls(settings)]
-    if settings.webhook_secret_previous:
-        verifiers.append(cls(replace(settings, webhook_secret=settings.webhook_secret_previous)))
+    previous = settings.webhook_secret_previous
+    if previous:
+        verifiers.append(cls(replace(settings, webhook_secret=previous)))
+        if settings.api_secret:  # pushes signed with the API secret (Kudosity V1)
+            verifiers.append(cls(replace(settings, api_secret=previous)))
     return Route(name or settings.provider, tuple(verifiers))
 
 

@@ -146,3 +146,27 @@ def test_a_late_sent_push_does_not_regress_delivered(start_receiver, sandbox_rou
     assert post(url, sandbox_push(dlr(Status.DELIVERED, 5))).status_code == 200
     assert post(url, sandbox_push(dlr(Status.SENT, 2))).status_code == 200
     assert [e.status for e in inbox.read("t")] == [Status.DELIVERED]
+
+
+def test_kudosity_v1_rotation_accepts_callbacks_signed_with_the_old_api_secret(start_receiver, inbox):
+    from smsrelay.providers.kudosity import v1_signature
+
+    settings = ProviderSettings(
+        "kudosity",
+        api_key="v1-key-0123",
+        api_secret="new-api-secret-0123",
+        webhook_secret_previous="old-api-secret-0123",
+        options={"api": "v1"},
+    )
+    rec = start_receiver([route_for(settings, "kudosity-v1")], inbox)
+    query = "mobile=61491570156&response=YES&response_id=77&message_id=0&datetime_entry=2026-01-01+00:00:00"
+
+    def get(secret: str) -> int:
+        sig = v1_signature(query, secret)
+        headers = {"x-transmitsms-signature": sig}
+        return requests.get(f"{rec.url}/webhooks/kudosity-v1?{query}", headers=headers, timeout=10).status_code
+
+    assert get("new-api-secret-0123") == 200
+    assert get("old-api-secret-0123") == 200
+    assert get("other-api-secret-0123") == 401
+    assert [e.text for e in inbox.read("t")] == ["YES"]
