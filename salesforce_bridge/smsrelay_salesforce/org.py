@@ -244,7 +244,8 @@ class Org:
 
             assert a.private_key_file and a.login_url
             key = Path(a.private_key_file).read_text(encoding="utf-8")
-            now = int(self.clock.now().timestamp())
+            # Wall time, not the injectable clock: Salesforce checks exp against its own real clock.
+            now = int(time.time())
             # research/salesforce.md §2.1: iss = consumer key, sub = user, aud = the (My Domain) login
             # URL, exp within 3 minutes, RS256.
             claims = {"iss": a.consumer_key, "sub": a.username, "aud": a.login_url, "exp": now + 180}

@@ -80,11 +80,16 @@ def template_fields(source: str) -> set[str]:
 
 
 def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as template variables: an empty field renders as "", not "None"; an empty
+    relationship stays None, so reading through it is a template error for that record."""
     out: dict[str, Any] = {}
     for k, v in record.items():
         if k == "attributes":
             continue
-        out[k] = _flat(v) if isinstance(v, Mapping) else v
+        if isinstance(v, Mapping):
+            out[k] = _flat(v)
+        else:
+            out[k] = "" if v is None and not k.endswith("__r") else v
     return out
 
 
