@@ -939,24 +939,28 @@ class OrgEmulator(Emulator):
             return ids
 
     def records(self, sobject: str, where: str | None = None) -> list[dict[str, Any]]:
-        """Copies of the records of ``sobject``, optionally filtered by a SOQL ``WHERE`` condition.
+        """The records of ``sobject`` (every field, Python values), optionally filtered by a SOQL ``WHERE``.
 
         >>> org.records("SMS_Message__c", "Status__c = 'Sent'")  # doctest: +SKIP
         """
         with self.lock:
             obj = self.schema.object(sobject)
             if where is None:
-                return [dict(r) for r in self.tables[obj.name].values()]
+                return [self._full(obj, r) for r in self.tables[obj.name].values()]
             bound = soql.bind(soql.parse(f"SELECT Id FROM {obj.name} WHERE {where}"), self.schema)
             rows = soql.execute(bound, self.schema, self._candidates(bound), self._fetch, self.clock.now())
-            return [dict(r) for r in rows]
+            return [self._full(obj, r) for r in rows]
+
+    def _full(self, obj: ObjectSchema, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Every field of the record (``None`` where unset), roll-ups computed; Python values, not JSON."""
+        return {f.name: self._value(obj, f, record) for f in obj.fields.values()}
 
     def get(self, sobject: str, record_id: str) -> dict[str, Any] | None:
         """A copy of one record, or ``None``."""
         with self.lock:
-            full = to_18(record_id)
-            rec = self.tables[self.schema.object(sobject).name].get(full or "")
-            return dict(rec) if rec is not None else None
+            obj = self.schema.object(sobject)
+            rec = self.tables[obj.name].get(to_18(record_id) or "")
+            return self._full(obj, rec) if rec is not None else None
 
     def count(self, sobject: str, where: str | None = None) -> int:
         """How many records of ``sobject`` match ``where``."""
