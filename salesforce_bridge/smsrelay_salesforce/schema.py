@@ -370,7 +370,8 @@ def load_schema(metadata_dir: str | pathlib.Path | None = None, *, standard: boo
     root = pathlib.Path(metadata_dir)
     if not root.is_dir():
         raise SchemaError(f"{root}: metadata directory not found")
-    for n, path in enumerate(_object_files(root)):
+    n = 0
+    for path in _object_files(root):
         xml = _read_xml(path)
         name = path.name.removesuffix(".object-meta.xml")
         existing = schema.objects.get(name.lower())
@@ -378,6 +379,7 @@ def load_schema(metadata_dir: str | pathlib.Path | None = None, *, standard: boo
             obj = existing  # custom fields on a standard object
         else:
             obj = ObjectSchema(name, _child(xml, "label") or name, f"a{n:02d}", custom=True)
+            n += 1
             detail = any(
                 _child(_read_xml(p), "type") == "MasterDetail" for p in sorted((path.parent / "fields").glob("*.xml"))
             )
