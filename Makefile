@@ -41,7 +41,7 @@ demo: $(STAMP)
 	done
 
 test: $(STAMP) sysdeps lint
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
