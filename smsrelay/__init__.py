@@ -26,6 +26,8 @@ from smsrelay.errors import (
     Unsupported,
     WebhookError,
 )
+from smsrelay.feed import Feed
+from smsrelay.inbox import Inbox, open_inbox
 from smsrelay.lifecycle import merge
 from smsrelay.model import (
     Capabilities,
@@ -58,6 +60,8 @@ __all__ = [
     "Delivery",
     "Event",
     "EventPage",
+    "Feed",
+    "Inbox",
     "InsufficientCredit",
     "InvalidRequest",
     "LinkHit",
@@ -86,5 +90,6 @@ __all__ = [
     "event_to_dict",
     "load_settings",
     "merge",
+    "open_inbox",
     "redact",
 ]

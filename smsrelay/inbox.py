@@ -106,6 +106,15 @@ class AppendResult:
     superseded: int = 0
 
 
+def _safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and reprs.
+
+    >>> _safe_url("postgresql://app:s3cret@db/smsrelay")
+    'postgresql://app:***@db/smsrelay'
+    """
+    return redact(re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url))
+
+
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or not _CURSOR_NAME.match(name):
         raise InvalidRequest(
@@ -472,7 +481,7 @@ class PostgresInbox(Inbox):
                 self._exec(cur, stmt)
 
     def __repr__(self) -> str:
-        return f"PostgresInbox({redact(self.url)!r})"
+        return f"PostgresInbox({_safe_url(self.url)!r})"
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -483,7 +492,10 @@ class PostgresInbox(Inbox):
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            raise ConfigError(f"cannot connect to the PostgreSQL inbox: {redact(str(exc))}", field="inbox") from None
+            raise ConfigError(
+                f"cannot connect to the PostgreSQL inbox {_safe_url(self.url)!r}: {_safe_url(redact(str(exc)))}",
+                field="inbox",
+            ) from None
 
     @contextmanager
     def _transaction(self, conn: Any, write: bool) -> Iterator[Any]:
@@ -508,6 +520,6 @@ def open_inbox(url: str | Path, *, clock: Clock | None = None, **kw: Any) -> Inb
         raise ConfigError(f"use sqlite:///path for an SQLite inbox, got {text!r}", field="inbox")
     elif "://" in text:
         raise ConfigError(
-            f"unknown inbox URL scheme in {redact(text)!r}; use postgresql://… or sqlite:///path", field="inbox"
+            f"unknown inbox URL scheme in {_safe_url(text)!r}; use postgresql://… or sqlite:///path", field="inbox"
         )
     return SqliteInbox(text, clock=clock, **kw)

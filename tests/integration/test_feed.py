@@ -109,3 +109,42 @@ def test_since_cursors_with_an_inbox_and_without(make_client, clock, tmp_path):
     legacy = plain.events()
     assert len(legacy) == 3 and not legacy.cursor.startswith("inbox:")
     assert len(plain.events(since=legacy.cursor)) == 0
+
+
+def run_cli(*args, env_extra=None):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "smsrelay", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_cli_events_with_a_named_cursor_resumes_after_what_it_printed(tmp_path):
+    env = {"SMSRELAY_PROVIDER": "sandbox", "SMSRELAY_SANDBOX_PATH": str(tmp_path / "sbx.db")}
+    env["SMSRELAY_INBOX"] = str(tmp_path / "inbox.db")
+    sent = run_cli("send", "+61491570004", "-m", "hi", env_extra=env)
+    assert sent.returncode == 0, sent.stderr
+    first = run_cli("events", "--cursor", "ops", "--json", env_extra=env)
+    assert first.returncode == 0, first.stderr
+    assert '"kind": "delivery"' in first.stdout and '"status": "queued"' in first.stdout
+    again = run_cli("events", "--cursor", "ops", "--json", env_extra=env)
+    assert again.returncode == 0 and '"status": "queued"' not in again.stdout
+    both = run_cli("events", "--cursor", "ops", "--since", "inbox:0", env_extra=env)
+    assert both.returncode == 2 and "--cursor" in both.stderr
+
+
+def test_cli_webhooks_serve_refuses_bad_routes(tmp_path):
+    bad = run_cli("webhooks", "serve", "--route", "nosep", "--inbox", str(tmp_path / "i.db"))
+    assert bad.returncode == 2
+    assert "--route takes NAME=CONFIG_FILE" in bad.stderr
+    missing = run_cli(
+        "webhooks", "serve", "--route", f"x={tmp_path / 'absent.yaml'}", "--inbox", str(tmp_path / "i.db")
+    )
+    assert missing.returncode == 2
+    assert "cannot read the config file" in missing.stderr
+    scheme = run_cli("webhooks", "serve", "--provider", "sandbox", "--inbox", "mysql://u:hunter2@h/db")
+    assert scheme.returncode == 2
+    assert "unknown inbox URL scheme" in scheme.stderr and "hunter2" not in scheme.stderr
