@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -707,6 +708,7 @@ class KudosityProvider(Provider):
         return self._poll_v2(cursor, limit)
 
     def _list_v2(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Every page of ``GET /v2/sms``, oldest first (OAS2: order_by defaults to CREATED_AT_ASC)."""
         rows: list[dict[str, Any]] = []
         page = 1
         while True:
@@ -740,7 +742,7 @@ class KudosityProvider(Provider):
         in_seen = set(state.get("is") or [])
         created_of: dict[str, datetime] = {}
         stop: datetime | None = None
-        for row in self._list_v2({"direction": "IN", "start_date": _rfc3339(in_mark), "order_by[]": "CREATED_AT_ASC"}):
+        for row in self._list_v2({"direction": "IN", "start_date": _rfc3339(in_mark)}):
             rid = _short(str(row.get("id")))
             created = parse_time(row.get("created_at")) or now
             created_of[rid] = created
@@ -759,7 +761,7 @@ class KudosityProvider(Provider):
         if not more:
             created_of = {}
             first_open: datetime | None = None
-            rows = self._list_v2({"direction": "OUT", "start_date": _rfc3339(out_mark), "order_by[]": "CREATED_AT_ASC"})
+            rows = self._list_v2({"direction": "OUT", "start_date": _rfc3339(out_mark)})
             for row in rows:
                 rid = _short(str(row.get("id")))
                 created = parse_time(row.get("created_at")) or now
@@ -1311,9 +1313,11 @@ def _req(params: Mapping[str, str], key: str) -> str:
 
 
 def _path_id(value: str) -> str:
-    if not value or "/" in value or "?" in value or "#" in value:
-        raise InvalidRequest(f"{value!r} is not a Kudosity id", field="id", provider="kudosity")
-    return value
+    # OAS2: the {id} of /v2/sms and /v2/webhook is a UUID; refuse anything else before sending.
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise InvalidRequest(f"{value!r} is not a Kudosity V2 id (a UUID)", field="id", provider="kudosity") from None
 
 
 def _hook_name(name: Any) -> str:
