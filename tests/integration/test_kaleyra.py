@@ -287,3 +287,12 @@ def wait_for(sink: HookSink, n: int) -> list:
             return hooks
         time.sleep(0.02)
     raise AssertionError(f"expected {n} callbacks, got {len(sink.webhooks())}")
+
+
+def test_the_documented_status_response_parses(kaleyra: Client, kaleyra_emulator: KaleyraEmulator) -> None:
+    # research/providers.md § 3.4: the status poll's documented response, verbatim.
+    doc = '{"data":[{"campaign_id":"507XXXX-…:1","status":"Delivered","status_details":"DELIVERED"}],"error":{}}'
+    kaleyra_emulator.inject("status", status=200, method="GET", path=SEND + "/status", body=doc)
+    (report,) = kaleyra.status("507XXXX-…:1").values()
+    assert (report.message_id, report.status, report.raw_status) == ("507XXXX-…:1", Status.DELIVERED, "Delivered")
+    assert report.batch_id == "507XXXX-…"
