@@ -38,7 +38,7 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_response, route
+from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, _RequestHandler, json_response, route
 from smsrelay.providers.smskit import (
     SIGNATURE_HEADER,
     STOP_WORDS,
@@ -102,6 +102,13 @@ def _default_devices() -> list[dict[str, Any]]:
     ]
 
 
+class _NoDelayHandler(_RequestHandler):
+    # ASSUMPTION: SMSKit runs on ASP.NET Core, whose Kestrel server sets TCP_NODELAY. Without
+    # it, the kit's two writes per response (headers, then body) wait ~40 ms for a delayed
+    # ACK on every keep-alive request, and a client would look 5x slower than it is.
+    disable_nagle_algorithm = True
+
+
 class SmsKitEmulator(Emulator):
     """The SMSKit client API. ``api_keys`` authenticate; ``suspended_keys`` get 401.
 
@@ -148,6 +155,12 @@ class SmsKitEmulator(Emulator):
         self.devices = _default_devices()
         self._window: dict[str, deque[datetime]] = {}
         self._rr = itertools.count()
+
+    def start(self) -> SmsKitEmulator:
+        super().start()
+        if self._server is not None:  # before anyone knows the port, so no request is missed
+            self._server.RequestHandlerClass = _NoDelayHandler
+        return self
 
     def reset(self) -> None:
         super().reset()
