@@ -36,7 +36,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -133,12 +133,83 @@ def _message_key(event: Delivery) -> str | None:
     return f"{event.provider}\x1f{event.message_id}"
 
 
+@dataclass
+class _Pending:
+    events: Sequence[Event]
+    source: tuple[str, str | None] | None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: AppendResult | None = None
+    error: BaseException | None = None
+
+
+class _GroupCommit:
+    """One writer thread that commits the appends waiting at the time together.
+
+    A transaction per request would cap throughput at one commit (and, on
+    PostgreSQL, one advisory-lock round trip) per request.
+    """
+
+    MAX_GROUP = 256
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self.cond = threading.Condition()
+        self.queue: list[_Pending] = []
+        self.closed = False
+        self.thread = threading.Thread(target=self._run, name="smsrelay-inbox-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, events: Sequence[Event], source: tuple[str, str | None] | None) -> AppendResult:
+        pending = _Pending(events, source)
+        with self.cond:
+            if self.closed:
+                raise InvalidRequest("the inbox is closed", field="inbox")
+            self.queue.append(pending)
+            self.cond.notify()
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.closed:
+                    self.cond.wait()
+                if not self.queue:
+                    return
+                batch, self.queue = self.queue[: self.MAX_GROUP], self.queue[self.MAX_GROUP :]
+            try:
+                self.inbox._append_group(batch)
+            except BaseException as exc:
+                for p in batch:
+                    p.error = exc
+            finally:
+                for p in batch:
+                    p.done.set()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        self.thread.join(30)
+
+
 class Inbox(abc.ABC):
     """The log's interface; :func:`open_inbox` picks the backend from a URL."""
 
-    def __init__(self, *, clock: Clock | None = None, dedupe_window: timedelta = DEFAULT_DEDUPE_WINDOW) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        dedupe_window: timedelta = DEFAULT_DEDUPE_WINDOW,
+        group_commit: bool = True,
+    ) -> None:
         self.clock = clock or SystemClock()
         self.dedupe_window = dedupe_window
+        self.group_commit = group_commit
+        self._group: _GroupCommit | None = None
         self._local = threading.local()
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
@@ -178,40 +249,76 @@ class Inbox(abc.ABC):
 
         ``source`` is ``(name, cursor)`` of a poller: the cursor is stored in the
         same transaction as the events, so a restart neither replays nor skips.
+        Concurrent appends are committed together (group commit): each caller
+        still returns only once its own events are durable.
 
         >>> open_inbox(":memory:").append([]).added
         0
         """
+        if source is not None:
+            _check_name(source[0])
+        if not self.group_commit:
+            with self._tx() as cur:
+                return self._append_in(cur, events, source, _ts(self.clock.now()))
+        return self._batcher().submit(events, source)
+
+    def _append_in(
+        self, cur: Any, events: Sequence[Event], source: tuple[str, str | None] | None, now: float
+    ) -> AppendResult:
         added = dupes = stale = 0
-        now = _ts(self.clock.now())
-        with self._tx() as cur:
-            for event in events:
-                eid = event.event_id
-                if self._exec(cur, "SELECT 1 FROM tombstones WHERE event_id = ?", (eid,)).fetchone():
-                    dupes += 1
-                    continue
-                superseded = isinstance(event, Delivery) and not self._take_status(cur, event, now)
-                data = json.dumps(event_to_dict(event), ensure_ascii=False, default=str)
-                row = self._exec(
-                    cur,
-                    "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
-                    (eid, event.provider, event.kind, event.message_id, now, 1 if superseded else 0, data),
-                ).fetchone()
-                if row is None:
-                    dupes += 1
-                else:
-                    added += 1
-                    stale += int(superseded)
-            if source is not None:
-                name, value = source
-                self._exec(
-                    cur,
-                    "INSERT INTO sources (name, cursor, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-                    (_check_name(name), value, now),
-                )
+        for event in events:
+            eid = event.event_id
+            if self._exec(cur, "SELECT 1 FROM tombstones WHERE event_id = ?", (eid,)).fetchone():
+                dupes += 1
+                continue
+            superseded = isinstance(event, Delivery) and not self._take_status(cur, event, now)
+            data = json.dumps(event_to_dict(event), ensure_ascii=False, default=str)
+            row = self._exec(
+                cur,
+                "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
+                (eid, event.provider, event.kind, event.message_id, now, 1 if superseded else 0, data),
+            ).fetchone()
+            if row is None:
+                dupes += 1
+            else:
+                added += 1
+                stale += int(superseded)
+        if source is not None:
+            name, value = source
+            self._exec(
+                cur,
+                "INSERT INTO sources (name, cursor, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                (name, value, now),
+            )
         return AppendResult(added, dupes, stale)
+
+    def _batcher(self) -> _GroupCommit:
+        with self._conns_lock:
+            if self._group is None:
+                self._group = _GroupCommit(self)
+            return self._group
+
+    def _append_group(self, batch: Sequence[_Pending]) -> None:
+        """Commit a group of appends in one transaction; on failure, each alone."""
+        now = _ts(self.clock.now())
+        try:
+            with self._tx() as cur:
+                results = [self._append_in(cur, p.events, p.source, now) for p in batch]
+        except Exception:
+            if len(batch) == 1:
+                raise
+            # One bad append must not fail the others: retry each in its own transaction.
+            for p in batch:
+                try:
+                    with self._tx() as cur:
+                        p.result = self._append_in(cur, p.events, p.source, now)
+                except Exception as exc:
+                    p.error = exc
+            return
+        for p, r in zip(batch, results, strict=True):
+            p.result = r
 
     def _take_status(self, cur: Any, event: Delivery, now: float) -> bool:
         """Record ``event`` as its message's status if it supersedes the stored one."""
@@ -352,7 +459,11 @@ class Inbox(abc.ABC):
             self._exec(cur, "SELECT 1").fetchone()
 
     def close(self) -> None:
-        """Close every connection this inbox opened."""
+        """Stop the group committer and close every connection this inbox opened."""
+        with self._conns_lock:
+            group, self._group = self._group, None
+        if group is not None:
+            group.stop()
         with self._conns_lock:
             conns, self._conns = self._conns, []
         for conn in conns:
