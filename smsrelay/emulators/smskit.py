@@ -38,7 +38,15 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, _RequestHandler, json_response, route
+from smsrelay.emulators.base import (
+    Emulator,
+    EmuRequest,
+    EmuResponse,
+    Push,
+    _RequestHandler,
+    json_response,
+    route,
+)
 from smsrelay.providers.smskit import (
     SIGNATURE_HEADER,
     STOP_WORDS,
@@ -113,7 +121,8 @@ class SmsKitEmulator(Emulator):
     """The SMSKit client API. ``api_keys`` authenticate; ``suspended_keys`` get 401.
 
     ``rate_limit`` requests per ``rate_window`` seconds per key (seed: 100/hour);
-    ``None`` disables it. ``foreign_devices`` belong to another account (403).
+    ``None`` disables it. ``foreign_devices`` belong to another account (403). A
+    webhook whose ``suspend_after`` pushes in a row fail is suspended (``isActive``).
     """
 
     name = "smskit"
@@ -131,6 +140,7 @@ class SmsKitEmulator(Emulator):
         reply_after: float = 8.0,
         late_sent_after: float = 10.0,
         foreign_devices: tuple[str, ...] = ("dvc_0THERACC0UNT0000000",),
+        suspend_after: int = 5,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -144,6 +154,7 @@ class SmsKitEmulator(Emulator):
         self.reply_after = reply_after
         self.late_sent_after = late_sent_after
         self.foreign_devices = foreign_devices
+        self.suspend_after = suspend_after
         self._init_state()
 
     def _init_state(self) -> None:
@@ -155,6 +166,7 @@ class SmsKitEmulator(Emulator):
         self.devices = _default_devices()
         self._window: dict[str, deque[datetime]] = {}
         self._rr = itertools.count()
+        self._push_hook: dict[int, str] = {}
 
     def start(self) -> SmsKitEmulator:
         super().start()
@@ -437,7 +449,7 @@ class SmsKitEmulator(Emulator):
 
     # -- webhooks -------------------------------------------------------------------
     def _public_hook(self, hook: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in hook.items() if k != "secret"}
+        return {k: v for k, v in hook.items() if k != "secret" and not k.startswith("_")}
 
     @route("POST", r"/api/webhooks")
     def create_webhook(self, req: EmuRequest) -> EmuResponse:
@@ -539,7 +551,21 @@ class SmsKitEmulator(Emulator):
             TIMESTAMP_HEADER: stamp,
             SIGNATURE_HEADER: signature(hook["secret"], stamp, body),
         }
-        self.push(hook["url"], body=body, headers=headers)
+        push = self.push(hook["url"], body=body, headers=headers)
+        with self.lock:
+            self._push_hook[id(push)] = hook["id"]
+
+    def _deliver(self, push: Push) -> None:
+        super()._deliver(push)
+        with self.lock:
+            hook = self.webhooks.get(self._push_hook.pop(id(push), ""))
+            if hook is None or self._stop.is_set():
+                return
+            hook["_failures"] = 0 if push.delivered else hook.get("_failures", 0) + 1
+            if hook["_failures"] >= self.suspend_after:
+                # seed: "an endpoint that keeps failing is suspended (re-enable in the
+                # dashboard)". ASSUMPTION: after suspend_after pushes in a row fail.
+                hook["isActive"] = False
 
     # -- inbound --------------------------------------------------------------------
     def _reply(self, job: dict[str, Any], text: str) -> None:

@@ -273,7 +273,7 @@ class SmsKitProvider(Provider):
     wire_format = "e164"  # seed: a number without "+" is taken as Kenyan, so always send "+"
     options: ClassVar[Mapping[str, type]] = {
         "priority": int,
-        "devices": str,
+        "devices": list,  # a list in YAML, or "dvc_A,dvc_B:1" from the environment
         "webhook_tolerance": float,
     }
     default_base_url: ClassVar[str] = "https://api.smskit.cloud"

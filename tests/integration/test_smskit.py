@@ -356,3 +356,46 @@ def test_control_api_injects_a_reply_and_sets_the_rate_limit(smskit_emulator):
     r = requests.post(smskit_emulator.url + "/_emulator/rate_limit", json={"limit": None})
     assert r.json()["limit"] is None and smskit_emulator.rate_limit is None
     assert isinstance(smskit_emulator, SmsKitEmulator) and smskit_emulator.state()["inbox"] == 1
+
+
+def test_an_endpoint_that_keeps_failing_is_suspended(smskit_client, smskit_emulator, start_emulator):
+    import socket
+
+    with socket.socket() as s:  # a port with nobody listening: every push fails
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/hooks/smskit"
+    smskit_emulator.suspend_after, smskit_emulator.push_attempts = 2, 1
+    hook = smskit_client.provider.register_webhook(dead, events=["sms:received"])
+    smskit_emulator.inbound("+254712345678", "one")
+    smskit_emulator.inbound("+254712345678", "two")
+    wait_for(lambda: smskit_client.provider.get_webhook(hook.id).raw["isActive"] is False)
+    smskit_emulator.inbound("+254712345678", "three")
+    assert len(smskit_emulator.pushes) == 2  # a suspended endpoint gets nothing more
+
+
+def test_when_every_retry_is_reset_the_send_is_ambiguous_and_resending_the_key_is_safe(smskit_client, smskit_emulator):
+    from smsrelay import AmbiguousSend
+
+    smskit_emulator.inject("reset_after", path="/api/sms/send", times=10)
+    with pytest.raises(AmbiguousSend) as err:
+        smskit_client.send("+254712345678", "Hi", key="deploy-42")
+    assert len(err.value.keys) == 1
+    smskit_emulator.faults.clear()
+    again = _one(smskit_client, key="deploy-42", body="Hi")
+    assert smskit_emulator.state()["jobs"] == 1 and list(smskit_emulator.jobs) == [again.message_id]
+
+
+def test_default_targeting_from_a_yaml_list(smskit_emulator, clock, tmp_path):
+    path = tmp_path / "smskit.yaml"
+    path.write_text(
+        "provider: smskit\n"
+        "smskit:\n"
+        "  api_key: sk_test_key\n"
+        f"  base_url: {smskit_emulator.url}\n"
+        "  priority: 9\n"
+        "  devices: [dvc_3K7J2H5F8M1N4Q9R6V0W]\n"
+    )
+    with Client(config_file=str(path), clock=clock, env={}) as client:
+        assert _one(client).accepted
+    body = smskit_emulator.received("POST", "/api/sms/send")[0].json()
+    assert body["devices"] == [{"deviceId": "dvc_3K7J2H5F8M1N4Q9R6V0W"}] and body["priority"] == 9
