@@ -108,7 +108,8 @@ def settings_for_connection(
     for name in required:
         if data.get(name) in (None, ""):
             where = _FROM_CONN.get(name, f"extra {name!r}")
-            raise ConfigError(f"{provider} needs {name}; put it in the connection's {where}", field=name, file=source)
+            # No field= here: "field 'api_key': <text>" reads as a credential to the core's redaction.
+            raise ConfigError(f"{provider} needs {name}; put it in the connection's {where} field", file=source)
     return settings_from_mapping(data, provider, source=source, env={})
 
 

@@ -98,7 +98,7 @@ class SmsDeliveryTrigger(BaseTrigger):
                         last = verdict.pending
                 await asyncio.sleep(self.poll_interval)
         finally:
-            await asyncio.to_thread(hook.close)
+            hook.close()  # quick, and must not await: this may run while the generator is closed
 
 
 class SmsReplyTrigger(BaseTrigger):
@@ -172,4 +172,4 @@ class SmsReplyTrigger(BaseTrigger):
                         return
                 await asyncio.sleep(self.poll_interval)
         finally:
-            await asyncio.to_thread(hook.close)
+            hook.close()  # quick, and must not await: this may run while the generator is closed
