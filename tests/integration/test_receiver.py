@@ -170,3 +170,55 @@ def test_kudosity_v1_rotation_accepts_callbacks_signed_with_the_old_api_secret(s
     assert get("old-api-secret-0123") == 200
     assert get("other-api-secret-0123") == 401
     assert [e.text for e in inbox.read("t")] == ["YES"]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_replicas_on_one_postgres_inbox_store_once_and_a_live_reader_skips_nothing(
+    start_receiver, sandbox_route, postgres_url
+):
+    import threading
+
+    inboxes = [open_inbox(postgres_url) for _ in range(3)]
+    replicas = [start_receiver([sandbox_route], box) for box in inboxes[:2]]
+    events = [reply(n) for n in range(300)]
+    seen: list[str] = []
+    writing = threading.Event()
+    writing.set()
+
+    def live_reader():
+        # Reads and commits while the replicas write: positions must never appear out of order.
+        reader = inboxes[2]
+        while True:
+            still_writing = writing.is_set()
+            page = reader.read("live", limit=50)
+            seen.extend(e.event_id for e in page)
+            reader.commit("live", page.position)
+            if not still_writing and not page.more and not len(page):
+                return
+
+    def pusher(k: int):
+        session = requests.Session()
+        for i in range(k, len(events), 6):
+            for rec in replicas:  # every event reaches both replicas, as a provider retry might
+                resp = session.post(
+                    rec.url + "/webhooks/sandbox",
+                    data=sandbox_push(events[i]),
+                    headers={"X-Smsrelay-Token": SANDBOX_TOKEN},
+                    timeout=10,
+                )
+                assert resp.status_code == 200
+
+    reader = threading.Thread(target=live_reader)
+    reader.start()
+    pushers = [threading.Thread(target=pusher, args=(k,)) for k in range(6)]
+    for t in pushers:
+        t.start()
+    for t in pushers:
+        t.join()
+    writing.clear()
+    reader.join(30)
+    assert inboxes[0].count() == 300
+    assert sorted(seen) == sorted(e.event_id for e in events)
+    for box in inboxes:
+        box.close()
