@@ -13,6 +13,7 @@ Provider adapters are imported lazily, so only the chosen one is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from action.wait import ReplyOutcome, wait_for_delivery, wait_for_reply
 from smsrelay.client import Client
 from smsrelay.config import ProviderSettings, settings_from_mapping
 from smsrelay.errors import AmbiguousSend, AuthError, ConfigError, InvalidRequest, SmsRelayError
-from smsrelay.model import Message, PreparedSms, Recipient, Reply, SendResult, Status
+from smsrelay.model import Delivery, Message, PreparedSms, Recipient, Reply, SendResult, Status
 from smsrelay.phone import normalize
 from smsrelay.providers import provider_class
 from smsrelay.redaction import redact, register_secret
@@ -100,7 +101,10 @@ def _env_options(env: Mapping[str, str], provider: str, known: set[str]) -> dict
 
 def build_settings(runner: Runner, inputs: Inputs) -> ProviderSettings:
     """The core's settings from the inputs; a problem names the input that caused it."""
-    cls = provider_class(inputs.provider)
+    try:
+        cls = provider_class(inputs.provider)
+    except ConfigError as exc:
+        raise InputError("provider", exc.message.split(": ", 1)[-1]) from None
     common = {f.name for f in fields(ProviderSettings)} - {"provider", "options", "source"}
     known = common | set(cls.options)
     data: dict[str, Any] = _env_options(runner.env, inputs.provider, known)
@@ -216,18 +220,22 @@ def _log_rows(runner: Runner, rows: list[Row]) -> None:
         runner.info(f"{mark} {mask_number(r.to)}  {r.status}  {r.parts} part(s)  {r.message_id or ''}{detail}")
 
 
-def _wait_delivery(runner: Runner, client: Client, inputs: Inputs, rows: list[Row]) -> list[str]:
-    ids = [r.message_id for r in rows if r.message_id and r.ok]
-    if not ids:
-        return []
-    runner.info(f"Waiting up to {inputs.wait_timeout:g}s for {len(ids)} delivery report(s) ...")
-    reports, complete = wait_for_delivery(client, ids, timeout=inputs.wait_timeout, interval=inputs.poll_interval)
+def _apply_reports(rows: list[Row], reports: Mapping[str, Delivery]) -> None:
     for r in rows:
         report = reports.get(r.message_id or "")
         if report is not None:
             r.status = report.status.value
             if report.reason and not report.status.ok:
                 r.error = report.reason
+
+
+def _wait_delivery(runner: Runner, client: Client, inputs: Inputs, rows: list[Row]) -> list[str]:
+    ids = [r.message_id for r in rows if r.message_id and r.ok]
+    if not ids:
+        return []
+    runner.info(f"Waiting up to {inputs.wait_timeout:g}s for {len(ids)} delivery report(s) ...")
+    reports, complete = wait_for_delivery(client, ids, timeout=inputs.wait_timeout, interval=inputs.poll_interval)
+    _apply_reports(rows, reports)
     if not complete:
         pending = sum(1 for r in rows if r.message_id in ids and not Status(r.status).final)
         return [f"{pending} message(s) had no final delivery report after {inputs.wait_timeout:g}s"]
@@ -333,6 +341,11 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
         else:
             assert outcome.reply is not None
             runner.notice(f"Approved by a reply from {mask_number(outcome.reply.phone)}: {outcome.reply.text!r}")
+        if client.capabilities.status_poll:
+            # One last look, so the outputs show how far each message got.
+            ids = [r.message_id for r in rows if r.message_id]
+            with contextlib.suppress(SmsRelayError):
+                _apply_reports(rows, client.status(ids))
     return _finish(runner, inputs, client, rows, problems=problems, outcome=outcome)
 
 
@@ -387,6 +400,7 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
     _mask_everything(runner)
     core_log = logging.getLogger("smsrelay")
     handler = _RunnerLogHandler(runner)
+    saved = core_log.level, core_log.propagate
     core_log.addHandler(handler)
     core_log.setLevel(logging.DEBUG if runner.env.get("RUNNER_DEBUG") == "1" else logging.INFO)
     core_log.propagate = False
@@ -401,6 +415,7 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
         return EXIT_FAILED
     finally:
         core_log.removeHandler(handler)
+        core_log.level, core_log.propagate = saved
 
 
 if __name__ == "__main__":

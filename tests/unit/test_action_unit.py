@@ -1,0 +1,149 @@
+"""The Action's pieces without a subprocess: the runner's file format, inputs, and
+the agreement of action.yml, the entrypoint and the Dockerfile."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from action.inputs import INPUT_NAMES, InputError, parse_duration
+from action.main import main
+from action.report import mask_number, overall_status
+from action.runner import Runner, escape_data, input_env_name
+from action.wait import decide
+from tests.fixtures.action import ROOT, action_metadata, parse_runner_file, read_runner_file, runner_env
+
+
+class RecordingEnv(dict):
+    """An environment that remembers which variables the entrypoint asked for."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
+
+
+# -- action.yml against the code ------------------------------------------------------
+
+
+def test_input_names_match_action_yml():
+    assert list(action_metadata()["inputs"]) == list(INPUT_NAMES)
+
+
+def test_every_input_is_read_and_every_output_written(tmp_path, monkeypatch):
+    """The mismatch that broke twilio-labs/actions-sms (inputs declared, never read) cannot happen."""
+    from smsrelay import redaction
+
+    monkeypatch.setattr(redaction, "_secrets", set(redaction._secrets))
+    monkeypatch.setattr(redaction, "_pattern", redaction._pattern)
+    meta = action_metadata()
+    env = RecordingEnv(
+        runner_env(tmp_path, {"provider": "sandbox", "to": "+61491570156", "message": "hi", "dry-run": "true"})
+    )
+    assert main(env=env, out=io.StringIO()) == 0
+    read_inputs = {k for k in env.read if k.startswith("INPUT_")}
+    assert read_inputs == {input_env_name(name) for name in meta["inputs"]}
+    written = parse_runner_file(read_runner_file(env["GITHUB_OUTPUT"]))
+    assert set(written) == set(meta["outputs"])
+
+
+def test_action_yml_runs_the_dockerfile():
+    meta = action_metadata()
+    assert meta["runs"] == {"using": "docker", "image": "action/Dockerfile"}
+    assert meta["branding"]["icon"] and meta["branding"]["color"]
+    for name, spec in meta["inputs"].items():
+        assert spec.get("description"), name
+        assert re.fullmatch(r"[a-z][a-z0-9-]*", name), name
+    assert meta["inputs"]["fail-on-error"]["default"] == "true"
+
+
+def test_dockerfile_contract():
+    text = (ROOT / "action" / "Dockerfile").read_text(encoding="utf-8")
+    froms = re.findall(r"^FROM (\S+)", text, re.M)
+    assert len(froms) == 2 and all(re.search(r"python:3\.\d+-slim\S*@sha256:[0-9a-f]{64}$", f) for f in froms)
+    assert 'ENTRYPOINT ["/opt/venv/bin/python", "-m", "action.main"]' in text
+    assert "PYTHONUNBUFFERED=1" in text and "PYTHONSAFEPATH=1" in text
+    # The install is the script the tests build their venv with, and nothing else.
+    assert re.findall(r"^RUN .*install.*$", text, re.M) == ["RUN python action/install.py /opt/venv"]
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")).lower()
+    assert "airflow" not in code and "salesforce" not in code
+
+
+# -- the runner's file format -------------------------------------------------------------
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True), st.text()))
+def test_outputs_round_trip_through_the_runner_parser(tmp_path_factory, values):
+    path = tmp_path_factory.mktemp("out") / "set_output"
+    path.touch()
+    Runner({"GITHUB_OUTPUT": str(path)}, io.StringIO()).set_outputs(values)
+    assert parse_runner_file(read_runner_file(path)) == values
+
+
+def test_commands_escape_their_data():
+    out = io.StringIO()
+    runner = Runner({}, out)
+    runner.error("50% done\nnext", title="a: b, c")
+    assert out.getvalue() == "::error title=a%3A b%2C c::50%25 done%0Anext\n"
+    assert escape_data("\r") == "%0D"
+
+
+def test_masks_each_line_once_and_skips_trivial_values():
+    out = io.StringIO()
+    runner = Runner({}, out)
+    runner.mask("line-one\nline-two")
+    runner.mask("line-one")
+    runner.mask("ab")
+    assert out.getvalue() == "::add-mask::line-one\n::add-mask::line-two\n"
+
+
+# -- small pure functions ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("0.5", 0.5)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text, "wait-timeout") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "-1", "1d", "m"])
+def test_bad_durations_name_the_input(text):
+    with pytest.raises(InputError) as err:
+        parse_duration(text, "wait-timeout")
+    assert err.value.input == "wait-timeout"
+
+
+def test_decide_reject_wins_a_tie():
+    approve, reject = re.compile(r"yes", re.I), re.compile(r"no\b", re.I)
+    assert decide("Yes", approve, reject) == "approved"
+    assert decide("yes... no", approve, reject) == "rejected"
+    assert decide("later", approve, reject) is None
+
+
+def test_mask_number_hides_the_middle():
+    assert mask_number("+61491570156") == "+614•••••156"
+    assert mask_number("+12025550143") == "+120•••••143"
+    assert "491570" not in mask_number("+61491570156")
+
+
+def test_overall_status():
+    assert overall_status(["delivered", "delivered"]) == "delivered"
+    assert overall_status(["queued", "delivered"]) == "queued"
+    assert overall_status(["delivered", "expired", "failed"]) == "expired"
+    assert overall_status([]) == "none"
