@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from smsrelay import Client, ManualClock
 from smsrelay.emulators import emulator_class
@@ -14,6 +15,11 @@ from smsrelay.emulators.base import Emulator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+# Property tests check behaviour, not speed: with two xdist workers on two busy cores a
+# single example can take longer than hypothesis' 200 ms default deadline.
+settings.register_profile("smsrelay", deadline=None)
+settings.load_profile("smsrelay")
 
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}" for p in (ROOT / "tests" / "fixtures").glob("*.py") if p.stem != "__init__"
