@@ -8,7 +8,9 @@ Sends take a comma-separated ``to`` and answer a batch ``id`` with one
 ``<id>:<n>`` message id per recipient. Delivery runs on the emulator's clock: ``Sent``,
 then the final status; callbacks go to the send's ``callback`` object or callback
 profile, with its static ``header`` map (Kaleyra signs nothing, § 3.5). Inbound (MO)
-messages go to the configured Receive Message URL (:meth:`KaleyraEmulator.configure_inbound`).
+messages go to the configured Receive Message URL (:meth:`KaleyraEmulator.configure_inbound`,
+or ``POST /_emulator/inbound``); :meth:`KaleyraEmulator.reply` (``POST /_emulator/reply``)
+injects one.
 
 Outcomes by the recipient's last four digits (as the sandbox's): 0001 ``UnDelivered``
 (``ABSENT-SUB``), 0002 expired (``EXPIRED``), 0003 ``NotSent`` (``DND-NUMB``), 0004
@@ -173,6 +175,20 @@ class KaleyraEmulator(Emulator):
                 headers=self.inbound["headers"],
             )
         return payload
+
+    def _control(self, req: EmuRequest) -> EmuResponse:
+        """Extra control calls: ``POST inbound`` {url, headers, method}, ``POST reply`` {from, text, to?}."""
+        op = (req.method, req.path.removeprefix("/_emulator/").rstrip("/"))
+        if op in (("POST", "inbound"), ("POST", "reply")):
+            try:
+                spec = req.json()
+                if op[1] == "inbound":
+                    self.configure_inbound(str(spec["url"]), spec.get("headers"), str(spec.get("method", "POST")))
+                    return json_response({"ok": True})
+                return json_response(self.reply(str(spec["from"]), str(spec["text"]), to=spec.get("to")))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                return json_response({"error": f"bad control request: {exc!r}"}, 400)
+        return super()._control(req)
 
     def state(self) -> dict[str, Any]:
         return {

@@ -214,6 +214,22 @@ class MeSmsEmulator(Emulator):
             batch.summaries[phase] = result
         return result
 
+    def _control(self, req: EmuRequest) -> EmuResponse:
+        """Extra control call: ``POST batches`` {n, sender?, content?} adds a synthetic batch."""
+        if (req.method, req.path.rstrip("/")) == ("POST", "/_emulator/batches"):
+            try:
+                spec = req.json()
+                n = int(spec["n"])
+                if not 1 <= n <= MAX_MSISDNS:
+                    raise ValueError(f"n must be 1-{MAX_MSISDNS}")
+                batch_uuid = self.create_batch(
+                    n, sender=str(spec.get("sender", "Acme")), content=str(spec.get("content", "Hello"))
+                )
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                return json_response({"error": f"bad control request: {exc!r}"}, 400)
+            return json_response({"uuid": batch_uuid}, 201)
+        return super()._control(req)
+
     def state(self) -> dict[str, Any]:
         return {
             "credits": self.credits,

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from smsrelay.emulators.kaleyra import KaleyraEmulator
-from tests.fixtures.kaleyra import KALEYRA_SID
+from tests.fixtures.kaleyra import KALEYRA_SID, HookSink
 
 KEY = {"api-key": "test-key"}
 
@@ -87,3 +87,21 @@ def test_a_wrong_key_or_sid_is_401(kaleyra_emulator: KaleyraEmulator) -> None:
         f"{kaleyra_emulator.url}/v1/HXOTHER/messages", data={"to": "1", "body": "x"}, headers=KEY, timeout=10
     )
     assert other.status_code == 401 and "code" in other.json()
+
+
+def test_the_control_api_configures_inbound_and_injects_a_reply(
+    kaleyra_emulator: KaleyraEmulator, hook_sink: HookSink
+) -> None:
+    ctl = kaleyra_emulator.url + "/_emulator/"
+    spec = {"url": hook_sink.url + "/hook", "headers": {"X-Smsrelay-Token": "t"}}
+    assert requests.post(ctl + "inbound", json=spec, timeout=10).status_code == 200
+    sent = requests.post(ctl + "reply", json={"from": "+919876512345", "text": "YES"}, timeout=10).json()
+    assert sent["source"] == "919876512345" and sent["message"] == "YES"
+    assert requests.post(ctl + "reply", json={"text": "no sender"}, timeout=10).status_code == 400
+    import time
+
+    deadline = time.monotonic() + 10
+    while not hook_sink.received() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (hook,) = hook_sink.received()
+    assert hook.header("X-Smsrelay-Token") == "t" and hook.json()["id"] == sent["id"]

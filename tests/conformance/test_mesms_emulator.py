@@ -79,3 +79,12 @@ def test_dry_run_estimates_without_sending_or_charging(mesms_emulator: MeSmsEmul
 def test_a_contact_group_sends_to_its_numbers(mesms_emulator: MeSmsEmulator) -> None:
     resp = post(mesms_emulator, {"sender": "Acme", "content": "Hi", "contactGroupId": 7})
     assert resp.status_code == 200 and resp.json()["recipients"] == 2
+
+
+def test_the_control_api_adds_a_synthetic_batch(mesms_emulator: MeSmsEmulator) -> None:
+    made = requests.post(mesms_emulator.url + "/_emulator/batches", json={"n": 5}, timeout=10)
+    assert made.status_code == 201
+    url = f"{mesms_emulator.url}/api/v2/sms/{made.json()['uuid']}/recipients"
+    rows = requests.get(url, params={"after": 0}, headers=KEY, timeout=10).json()["data"]
+    assert [r["msisdn"] for r in rows] == [f"6680000000{i}" for i in range(5)]
+    assert requests.post(mesms_emulator.url + "/_emulator/batches", json={"n": 0}, timeout=10).status_code == 400
