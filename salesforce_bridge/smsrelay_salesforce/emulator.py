@@ -432,6 +432,42 @@ class _Job:
     processing_ms: int = 0
 
 
+@dataclass(frozen=True)
+class _ObjectMeta:
+    """Per-object lists the write path needs on every record, computed once."""
+
+    defaults: dict[str, Any]
+    required: tuple[str, ...]
+    indexed: tuple[FieldSchema, ...]  # External IDs and unique fields
+    unique: tuple[FieldSchema, ...]
+    master_detail: tuple[FieldSchema, ...]
+    auto_number: str | None
+    computed_name: bool
+    has_owner: bool
+
+    @classmethod
+    def of(cls, obj: ObjectSchema) -> _ObjectMeta:
+        fields = list(obj.fields.values())
+        defaults: dict[str, Any] = {}
+        for f in fields:
+            if f.default is not None and f.createable:
+                defaults[f.name] = f.default
+            elif f.type == "boolean" and not f.calculated and f.createable:
+                defaults[f.name] = False
+        name = obj.fields.get("name")
+        indexed = tuple(obj.external_ids())
+        return cls(
+            defaults=defaults,
+            required=tuple(f.name for f in fields if f.required and f.createable),
+            indexed=indexed,
+            unique=tuple(f for f in indexed if f.unique),
+            master_detail=tuple(f for f in fields if f.master_detail),
+            auto_number=name.auto_number if name is not None else None,
+            computed_name=name is not None and name.calculated,
+            has_owner="ownerid" in obj.fields,
+        )
+
+
 @dataclass
 class _RecordFault:
     code: str
@@ -520,6 +556,7 @@ class OrgEmulator(Emulator):
         self.api_used = 0
         self.calls: Counter[str] = Counter()
         self._undo: list[tuple[str, str, dict[str, Any] | None]] | None = None
+        self._meta: dict[str, _ObjectMeta] = {o.name: _ObjectMeta.of(o) for o in self.schema}
         for obj in self.schema:
             for f in obj.external_ids():
                 self._unique[(obj.name, f.name)] = {}
@@ -670,7 +707,8 @@ class OrgEmulator(Emulator):
         old = table.get(record_id)
         if self._undo is not None:
             self._undo.append((obj.name, record_id, old))
-        for f in obj.external_ids():
+        meta = self._meta[obj.name]
+        for f in meta.indexed:
             idx = self._unique[(obj.name, f.name)]
             if old is not None and old.get(f.name) is not None:
                 ids = idx.get(self._key(f, old[f.name]), [])
@@ -680,13 +718,12 @@ class OrgEmulator(Emulator):
                         idx.pop(self._key(f, old[f.name]), None)
             if new is not None and new.get(f.name) is not None:
                 idx.setdefault(self._key(f, new[f.name]), []).append(record_id)
-        for f in obj.fields.values():
-            if f.master_detail:
-                counts = self._children.setdefault((obj.name, f.name), Counter())
-                if old is not None and old.get(f.name):
-                    counts[old[f.name]] -= 1
-                if new is not None and new.get(f.name):
-                    counts[new[f.name]] += 1
+        for f in meta.master_detail:
+            counts = self._children.setdefault((obj.name, f.name), Counter())
+            if old is not None and old.get(f.name):
+                counts[old[f.name]] -= 1
+            if new is not None and new.get(f.name):
+                counts[new[f.name]] += 1
         if new is None:
             table.pop(record_id, None)
             self._by15.pop(record_id[:15], None)
@@ -824,25 +861,19 @@ class OrgEmulator(Emulator):
         """Validate the merged record (required, unique) and store it; return (id, created)."""
         now = self.clock.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        meta = self._meta[obj.name]
         if existing is None:
-            record: dict[str, Any] = {}
-            for f in obj.fields.values():
-                if f.default is not None and f.createable:
-                    record[f.name] = f.default
-                elif f.type == "boolean" and not f.calculated:
-                    record[f.name] = False
-            record.update(changes)
+            record: dict[str, Any] = {**meta.defaults, **changes}
             rid = salesforce_id(obj.key_prefix, next(self._ids))
             record.update(
                 {"Id": rid, "IsDeleted": False, "CreatedDate": now, "CreatedById": user_id}
             )  # fmt: skip
-            if obj.has("OwnerId") and not record.get("OwnerId"):
+            if meta.has_owner and not record.get("OwnerId"):
                 record["OwnerId"] = user_id
-            name_f = obj.fields.get("name")
-            if name_f is not None and name_f.auto_number:
+            if meta.auto_number:
                 self._autonumber[obj.name] += 1
                 record["Name"] = re.sub(
-                    r"\{(0+)\}", lambda m: str(self._autonumber[obj.name]).zfill(len(m.group(1))), name_f.auto_number
+                    r"\{(0+)\}", lambda m: str(self._autonumber[obj.name]).zfill(len(m.group(1))), meta.auto_number
                 )
             created = True
         else:
@@ -850,16 +881,12 @@ class OrgEmulator(Emulator):
             rid = existing["Id"]
             created = False
         record.update({"LastModifiedDate": now, "LastModifiedById": user_id, "SystemModstamp": now})
-        if obj.has("Name") and obj.field("Name").calculated:
+        if meta.computed_name:
             record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p) or None
-        missing = [
-            f.name for f in obj.fields.values() if f.required and f.createable and record.get(f.name) in (None, "")
-        ]
+        missing = [name for name in meta.required if record.get(name) in (None, "")]
         if missing and check_required:
             raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing)
-        for f in obj.external_ids():
-            if not f.unique and f.name != "Username":
-                continue
+        for f in meta.unique:
             value = record.get(f.name)
             if value is None:
                 continue
