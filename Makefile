@@ -50,6 +50,7 @@ lint: $(STAMP)
 	@if [ -f action.yml ]; then $(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml; fi
 	@if [ -f action/Dockerfile ]; then $(BIN)/hadolint action/Dockerfile; fi
 	@if [ -d .github/workflows ]; then $(BIN)/zizmor --offline --min-severity medium .github/workflows; fi
+	@if [ -d .github/workflows ]; then $(BIN)/actionlint .github/workflows/*.yml; fi
 
 bench: $(STAMP) sysdeps
 	$(BIN)/python -m bench
