@@ -254,7 +254,7 @@ class Limits:
     batch_size: int = 200
     bulk_threshold: int = 2000
     api_ceiling: float = 0.9
-    send_chunk: int = 2000
+    send_chunk: int = 10000
     event_page: int = 1000
     pull_window: int = 10000
     retries: int = 4
@@ -499,7 +499,7 @@ def _limits(r: _Reader, data: Mapping[str, Any]) -> Limits:
         batch_size=r.integer(s, "limits.batch_size", 200, lo=1, hi=200),
         bulk_threshold=r.integer(s, "limits.bulk_threshold", 2000, lo=1, hi=150_000_000),
         api_ceiling=r.number(s, "limits.api_ceiling", 0.9, lo=0.01, hi=1.0),
-        send_chunk=r.integer(s, "limits.send_chunk", 2000, lo=1, hi=100_000),
+        send_chunk=r.integer(s, "limits.send_chunk", 10000, lo=1, hi=100_000),
         event_page=r.integer(s, "limits.event_page", 1000, lo=1, hi=10_000),
         pull_window=r.integer(s, "limits.pull_window", 10000, lo=1, hi=1_000_000),
         retries=r.integer(s, "limits.retries", 4, lo=0, hi=20),
