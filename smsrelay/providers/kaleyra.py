@@ -59,6 +59,7 @@ from smsrelay.model import (
 )
 from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, Provider
+from smsrelay.providers.batching import join_outcomes, plan_by_body
 from smsrelay.redaction import redact
 from smsrelay.transport import RetryPolicy, Transport
 from smsrelay.webhooks import WebhookRequest, constant_time_equals
@@ -261,14 +262,8 @@ class KaleyraProvider(Provider):
 
     # -- sending ------------------------------------------------------------------------
     def plan_requests(self, batch: Sequence[PreparedSms]) -> list[list[PreparedSms]]:
-        """One request per distinct body and options, ``batch_size`` recipients at most."""
-        groups: dict[tuple[Any, ...], list[PreparedSms]] = {}
-        for sms in batch:
-            m = sms.message
-            key = (sms.body, m.sender, m.send_at, json.dumps(dict(m.options), sort_keys=True, default=str))
-            groups.setdefault(key, []).append(sms)
-        size = self.capabilities.bulk_max
-        return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+        """One request per distinct body (and sender, schedule, options), ``batch_size`` at most."""
+        return plan_by_body(batch, self.capabilities.bulk_max)
 
     @staticmethod
     def request_ref(keys: Sequence[str]) -> str:
@@ -337,9 +332,7 @@ class KaleyraProvider(Provider):
         """Send messages sharing one body in one request; ``data[]`` gives each its id."""
         groups = self.plan_requests(batch)
         if len(groups) != 1:
-            outcomes = [self.send(g, dry_run=dry_run) for g in groups]
-            ids = [o.batch_id for o in outcomes if o.batch_id]
-            return BatchOutcome(",".join(ids) or None, [r for o in outcomes for r in o.results])
+            return join_outcomes([self.send(g, dry_run=dry_run) for g in groups])
         group = groups[0]
         ref = self.request_ref([s.key for s in group])
         form = self._form(group, ref)

@@ -49,6 +49,7 @@ from smsrelay.errors import (
 from smsrelay.model import Capabilities, Delivery, PreparedSms, RecipientResult, Status, event_id_for
 from smsrelay.phone import to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Quote
+from smsrelay.providers.batching import join_outcomes, plan_by_body
 from smsrelay.redaction import redact
 from smsrelay.transport import RetryPolicy, Transport
 
@@ -209,27 +210,16 @@ class MeSmsProvider(Provider):
 
     # -- sending ------------------------------------------------------------------------
     def plan_requests(self, batch: Sequence[PreparedSms]) -> list[list[PreparedSms]]:
-        """Group messages into requests: one per distinct body and options, ≤ ``bulk_max`` each.
+        """One request per distinct body (and sender, schedule, options), ≤ ``bulk_max`` each.
 
         >>> from smsrelay.config import ProviderSettings
         >>> from smsrelay.model import Message
         >>> p = MeSmsProvider(ProviderSettings("mesms", api_key="k"))
-        >>> m = Message("hi")
-        >>> sms = [PreparedSms(f"+6681234000{i}", "hi", f"k{i}", "GSM-7", 1, m) for i in range(3)]
+        >>> sms = [PreparedSms(f"+6681234000{i}", "hi", f"k{i}", "GSM-7", 1, Message("hi")) for i in range(3)]
         >>> [len(g) for g in p.plan_requests(sms)]
         [3]
         """
-        groups: dict[tuple[Any, ...], list[PreparedSms]] = {}
-        for sms in batch:
-            groups.setdefault(self._group_key(sms), []).append(sms)
-        size = self.capabilities.bulk_max
-        return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
-
-    @staticmethod
-    def _group_key(sms: PreparedSms) -> tuple[Any, ...]:
-        m = sms.message
-        opts = json.dumps(dict(m.options), sort_keys=True, default=str)
-        return (sms.body, m.sender, m.send_at, opts)
+        return plan_by_body(batch, self.capabilities.bulk_max)
 
     def _payload(self, group: Sequence[PreparedSms], msisdns: list[str], dry_run: bool) -> dict[str, Any]:
         first = group[0]
@@ -272,9 +262,7 @@ class MeSmsProvider(Provider):
         groups = self.plan_requests(batch)
         if len(groups) != 1:
             # The client sends one planned group per call; a direct caller may not.
-            outcomes = [self.send(g, dry_run=dry_run) for g in groups]
-            ids = [o.batch_id for o in outcomes if o.batch_id]
-            return BatchOutcome(",".join(ids) or None, [r for o in outcomes for r in o.results])
+            return join_outcomes([self.send(g, dry_run=dry_run) for g in groups])
         group = groups[0]
         results: dict[int, RecipientResult] = {}
         wire: list[str] = []
