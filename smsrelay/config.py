@@ -289,9 +289,8 @@ def load_settings(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if config_file:
         base = settings_from_file(config_file, provider, env)
-    elif overrides and provider:
-        return settings_from_mapping({"provider": provider, **overrides}, provider, env=env)
     else:
+        # Overrides (e.g. the CLI's --base-url) sit on top of SMSRELAY_* variables.
         try:
             base = settings_from_env(env, provider)
         except ConfigError:

@@ -32,8 +32,10 @@ SECRET_NAMES = (
     "client_secret",
     "private_key",
 )
+# A quoted name takes a quoted value ('api_key': 'v'); an unquoted one any value
+# (api_key=v). So a label such as "field 'kudosity.api_key': kudosity needs…" is kept.
 _NAMED = re.compile(
-    r"(?i)(?P<name>\b(?:" + "|".join(SECRET_NAMES) + r")\b[\"']?\s*[:=]\s*[\"']?)"
+    r"(?i)(?P<name>\b(?:" + "|".join(SECRET_NAMES) + r")\b(?:[\"']\s*[:=]\s*[\"']|\s*[:=]\s*[\"']?))"
     r"(?P<value>(?:Basic |Bearer )?[^\s\"'&,;}]+)"
 )
 _URL_USERINFO = re.compile(r"(?P<scheme>https?://)[^/\s:@]+:[^/\s@]+@")

@@ -111,7 +111,6 @@ def test_client_repr_hides_secrets():
 
 
 def test_missing_credential_names_the_setting_and_its_variable(tmp_path):
-    pytest.importorskip("smsrelay.providers.kudosity", reason="the Kudosity adapter is not built yet")
     f = tmp_path / "smsrelay.yaml"
     f.write_text("provider: kudosity\n")
     with pytest.raises(ConfigError) as info:
