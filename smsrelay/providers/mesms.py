@@ -443,7 +443,12 @@ class MeSmsProvider(Provider):
         remaining = max(1, limit)
         for entry in list(state["open"]):
             batch_uuid, after = entry[0], entry[1]
-            info = self.message(batch_uuid)
+            try:
+                info = self.message(batch_uuid)
+            except NotFound:
+                log.warning("mesms: batch %s no longer exists; its reports are skipped", batch_uuid)
+                state["open"].remove(entry)
+                continue
             if info.status == Status.CANCELLED:
                 state["open"].remove(entry)
                 continue

@@ -296,3 +296,24 @@ def test_the_documented_status_response_parses(kaleyra: Client, kaleyra_emulator
     (report,) = kaleyra.status("507XXXX-…:1").values()
     assert (report.message_id, report.status, report.raw_status) == ("507XXXX-…:1", Status.DELIVERED, "Delivered")
     assert report.batch_id == "507XXXX-…"
+
+
+def test_secrets_stay_out_of_errors_reprs_and_logs(
+    kaleyra_client_factory: Callable[..., Client],
+    kaleyra_emulator: KaleyraEmulator,
+    hook_sink: HookSink,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    client = callback_client(kaleyra_client_factory, hook_sink)
+    client.check()
+    kaleyra_emulator.inject("status", status=400, path=SEND, body='{"error":{"callback":"bad header"}}')
+    refused = client.send(num("7000"), "Hi").results[0]
+    with pytest.raises(AuthError) as denied:
+        kaleyra_client_factory(api_key="wrong-key-123").check()
+    shown = " ".join(
+        [refused.error or "", str(denied.value), repr(client.provider), repr(client.settings), caplog.text]
+    )
+    assert "field 'callback'" in shown
+    for secret in (KALEYRA_SECRET, "test-key", "wrong-key-123"):
+        assert secret not in shown
