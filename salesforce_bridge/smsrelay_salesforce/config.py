@@ -190,6 +190,8 @@ class OrgAuth:
     api_version: str = "62.0"
     ca_bundle: str | None = None
     timeout: float = 120.0
+    # The PEM itself, for callers that hold the key rather than a file (an Airflow connection).
+    private_key: str | None = None
 
     def __repr__(self) -> str:
         return f"OrgAuth(method={self.method!r}, login_url={self.login_url!r}, instance_url={self.instance_url!r})"
@@ -512,8 +514,13 @@ def config_from_mapping(
     source: str | None = None,
     lines: Mapping[str, int] | None = None,
     env: Mapping[str, str] | None = None,
+    org: OrgAuth | None = None,
+    sms: ProviderSettings | None = None,
 ) -> BridgeConfig:
     """Validate a parsed ``bridge.yaml``.
+
+    ``org`` and ``sms``, when given (e.g. from Airflow connections), replace the
+    ``salesforce`` and ``sms`` sections.
 
     >>> config_from_mapping({"salesforce": {"auth": "password"}})
     Traceback (most recent call last):
@@ -528,8 +535,8 @@ def config_from_mapping(
     state = r.text(data, "state_file") or "smsrelay-salesforce.db"
     base = Path(source).parent if source else Path.cwd()
     return BridgeConfig(
-        org=_org(r, data),
-        sms=_sms(r, data),
+        org=org or _org(r, data),
+        sms=sms or _sms(r, data),
         mapping=_mapping(r, data),
         send=_send(r, data),
         limits=_limits(r, data),

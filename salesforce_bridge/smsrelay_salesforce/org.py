@@ -242,8 +242,8 @@ class Org:
         if a.method == "jwt":
             import jwt
 
-            assert a.private_key_file and a.login_url
-            key = Path(a.private_key_file).read_text(encoding="utf-8")
+            assert a.login_url and (a.private_key or a.private_key_file)
+            key = a.private_key or Path(a.private_key_file or "").read_text(encoding="utf-8")
             # Wall time, not the injectable clock: Salesforce checks exp against its own real clock.
             now = int(time.time())
             # research/salesforce.md §2.1: iss = consumer key, sub = user, aud = the (My Domain) login
