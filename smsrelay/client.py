@@ -30,7 +30,7 @@ from smsrelay.errors import (
     TransportError,
     Unsupported,
 )
-from smsrelay.feed import CURSOR_PREFIX, Feed, default_inbox_url
+from smsrelay.feed import CURSOR_PREFIX, Feed, default_inbox_url, lists_events
 from smsrelay.inbox import Inbox, open_inbox
 from smsrelay.model import (
     Capabilities,
@@ -317,6 +317,8 @@ class Client:
             tuple(results),
             dry_run=dry_run,
         )
+        if not dry_run:
+            self._watch_sent(result)
         if fatal is not None and not result.accepted:
             raise fatal
         if ambiguous:
@@ -450,6 +452,21 @@ class Client:
         if since is None and self._inbox_spec is None and not os.environ.get("SMSRELAY_INBOX"):
             return self.provider.poll_events(None, limit=limit)
         return self.feed("default").read_since(since, limit)
+
+    def _watch_sent(self, result: SendResult) -> None:
+        """With an inbox configured, remember sends the feed can follow only by id (Kaleyra)."""
+        if self._inbox_spec is None and self._inbox is None and not os.environ.get("SMSRELAY_INBOX"):
+            return
+        if lists_events(self.provider) or not self.capabilities.status_poll:
+            return
+        sent = {r.message_id: r.to for r in result.results if r.message_id and r.accepted}
+        if sent:
+            try:
+                self.inbox.watch(self.provider.name, sent)
+            except Exception as exc:  # the messages are sent; only their polled reports are at stake
+                log.warning(
+                    "%s: could not record %d sent message(s) in the inbox: %s", self.provider.name, len(sent), exc
+                )
 
     def feed(self, cursor: str = "default") -> Feed:
         """The unified feed read through the durable cursor named ``cursor``.

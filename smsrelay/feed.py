@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from smsrelay.errors import InvalidRequest, Unsupported
+from smsrelay.errors import InvalidRequest, NotFound, Unsupported
 from smsrelay.inbox import Inbox
 from smsrelay.providers.base import EventPage, Provider
 
-__all__ = ["CURSOR_PREFIX", "Feed", "default_inbox_url", "inbox_position"]
+__all__ = ["CURSOR_PREFIX", "Feed", "default_inbox_url", "inbox_position", "lists_events"]
 
 log = logging.getLogger("smsrelay.feed")
 
@@ -39,6 +41,15 @@ def default_inbox_url() -> str:
         return env
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return str(Path(state) / "smsrelay" / "inbox.db")
+
+
+def lists_events(provider: Provider) -> bool:
+    """True when the adapter can list events (``poll_events``); else only look up by id.
+
+    >>> lists_events(SandboxProvider(settings))  # doctest: +SKIP
+    True
+    """
+    return type(provider).poll_events is not Provider.poll_events
 
 
 def inbox_position(cursor: str | None) -> int:
@@ -90,6 +101,8 @@ class Feed:
         """
         if self.poll is False:
             return 0
+        if not lists_events(self.provider):
+            return self._pump_status(limit)
         added = 0
         cursor = self.inbox.source_cursor(self.source)
         for _ in range(self.max_poll_pages):
@@ -105,6 +118,33 @@ class Feed:
                 break
             cursor = page.cursor
         return added
+
+    def _pump_status(self, limit: int) -> int:
+        """Ask for the status of each watched message; stop watching the settled ones."""
+        if not self.provider.capabilities.status_poll:
+            return 0
+        watched = self.inbox.watched(self.provider.name, limit)
+        if not watched:
+            return 0
+        try:
+            reports = self.provider.status(list(watched))
+        except NotFound:
+            reports = []
+            for mid in watched:  # one unknown id must not hide the others' reports
+                try:
+                    reports.extend(self.provider.status([mid]))
+                except NotFound:
+                    self.inbox.unwatch(self.provider.name, [mid])
+        # Some status APIs do not say the number; the send did.
+        reports = [r if r.phone else replace(r, phone=watched.get(r.message_id or "") or "") for r in reports]
+        added = self.inbox.append(reports).added
+        self.inbox.unwatch(self.provider.name, [r.message_id for r in reports if r.final and r.message_id])
+        return added
+
+    def watch(self, messages: Mapping[str, str | None]) -> None:
+        """Follow messages sent elsewhere (id → phone) through status polling, where needed."""
+        if not lists_events(self.provider) and self.provider.capabilities.status_poll:
+            self.inbox.watch(self.provider.name, messages)
 
     def read(self, limit: int = 500) -> EventPage:
         """Events after this feed's committed cursor; the previous page read here is committed first.

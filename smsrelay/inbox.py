@@ -34,7 +34,7 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -421,6 +421,39 @@ class Inbox(abc.ABC):
             row = self._exec(cur, "SELECT cursor FROM sources WHERE name = ?", (_check_name(name),)).fetchone()
         return None if row is None else row[0]
 
+    # -- messages awaiting a report (providers polled by message id) ----------------
+    def watch(self, provider: str, messages: Mapping[str, str | None]) -> None:
+        """Remember sent messages (id → phone) whose reports the feed must ask for.
+
+        For providers that can report a message's status but cannot list events
+        (Kaleyra): the feed polls their status until it is final.
+        """
+        now = _ts(self.clock.now())
+        with self._tx() as cur:
+            for mid, phone in messages.items():
+                self._exec(
+                    cur,
+                    "INSERT INTO watch (provider, message_id, phone, added_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (provider, message_id) DO NOTHING",
+                    (provider, mid, phone, now),
+                )
+
+    def watched(self, provider: str, limit: int = 500) -> dict[str, str | None]:
+        """Messages still awaiting a final report, oldest first (id → phone)."""
+        with self._tx(write=False) as cur:
+            rows = self._exec(
+                cur,
+                "SELECT message_id, phone FROM watch WHERE provider = ? ORDER BY added_at, message_id LIMIT ?",
+                (provider, limit),
+            ).fetchall()
+        return {str(r[0]): r[1] for r in rows}
+
+    def unwatch(self, provider: str, message_ids: Sequence[str]) -> None:
+        """Stop asking for these messages (their report is final)."""
+        with self._tx() as cur:
+            for mid in message_ids:
+                self._exec(cur, "DELETE FROM watch WHERE provider = ? AND message_id = ?", (provider, mid))
+
     # -- housekeeping -------------------------------------------------------------
     def compact(self) -> int:
         """Delete the events every cursor has passed; return how many went.
@@ -443,6 +476,8 @@ class Inbox(abc.ABC):
                 removed = self._exec(cur, "DELETE FROM events WHERE seq <= ?", (int(low),)).rowcount
             self._exec(cur, "DELETE FROM tombstones WHERE removed_at < ?", (horizon,))
             self._exec(cur, "DELETE FROM statuses WHERE updated_at < ?", (horizon,))
+            # A message with no final report within the window will not get one.
+            self._exec(cur, "DELETE FROM watch WHERE added_at < ?", (horizon,))
         if removed:
             log.info("inbox compacted: %d events removed", removed)
         return int(removed)
@@ -495,6 +530,10 @@ CREATE TABLE IF NOT EXISTS tombstones (event_id TEXT PRIMARY KEY, removed_at REA
 CREATE TABLE IF NOT EXISTS statuses (
     message TEXT PRIMARY KEY, status TEXT NOT NULL, occurred_at REAL NOT NULL,
     event_id TEXT NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch (
+    provider TEXT NOT NULL, message_id TEXT NOT NULL, phone TEXT, added_at REAL NOT NULL,
+    PRIMARY KEY (provider, message_id)
 );
 """
 
@@ -572,6 +611,9 @@ _PG_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS statuses (
         message TEXT PRIMARY KEY, status TEXT NOT NULL, occurred_at DOUBLE PRECISION NOT NULL,
         event_id TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS watch (
+        provider TEXT NOT NULL, message_id TEXT NOT NULL, phone TEXT, added_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (provider, message_id))""",
 ]
 
 

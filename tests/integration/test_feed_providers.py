@@ -13,6 +13,7 @@ PROVIDERS = {
     "kudosity-v1": ("kudosity_v1_factory", "kudosity_v1_emulator"),
     "smskit": ("smskit_client_factory", "smskit_emulator"),
     "mesms": ("mesms_client_factory", "mesms_emulator"),
+    "kaleyra": ("kaleyra_client_factory", "kaleyra_emulator"),
 }
 
 

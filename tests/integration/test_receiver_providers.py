@@ -98,3 +98,26 @@ def test_smskit_signed_pushes(smskit_client, smskit_emulator, start_receiver, in
     push = smskit_emulator.pushes[0]
     headers = {**push.headers, "X-SMSKit-Signature": "0" * 64}
     assert requests.post(rec.url + "/webhooks/smskit", data=push.body, headers=headers, timeout=10).status_code == 401
+
+
+def test_kaleyra_dlr_and_mo_callbacks_by_secret_header(kaleyra_client_factory, kaleyra_emulator, start_receiver, inbox):
+    from tests.fixtures.kaleyra import KALEYRA_SECRET
+
+    probe = kaleyra_client_factory()
+    rec = start_receiver([Route("kaleyra", (probe.provider,))], inbox)
+    client = kaleyra_client_factory(callback_url=rec.url + "/webhooks/kaleyra/dlr")
+    client.send(["+61491570156", "+61491570001"], "Hello")
+    kaleyra_emulator.configure_inbound(rec.url + "/webhooks/kaleyra/mo", headers={"X-Smsrelay-Token": KALEYRA_SECRET})
+    for _ in range(10):
+        kaleyra_emulator.advance(30)
+    kaleyra_emulator.reply("+61491570156", "STOP")
+    wait_for(lambda: settled(kaleyra_emulator))
+    assert all(p.last_status == 200 for p in kaleyra_emulator.pushes), [p.last_status for p in kaleyra_emulator.pushes]
+    last, replies, page = summary(inbox)
+    assert last.get("0156") == Status.DELIVERED
+    assert last.get("0001") == Status.FAILED
+    assert ("0156", "STOP") in replies
+    assert any(e.kind == "opt_out" for e in page)
+    # Without the header, a callback is refused.
+    forged = requests.get(rec.url + "/webhooks/kaleyra/dlr?id=x&status=DELIVRD", timeout=10)
+    assert forged.status_code == 401

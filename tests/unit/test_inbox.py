@@ -169,3 +169,19 @@ def test_postgres_repr_and_errors_hide_the_password(postgres_server):
     with pytest.raises(ConfigError) as err:
         PostgresInbox(url)
     assert "hunter2pw" not in str(err.value)
+
+
+def test_watch_list_for_providers_polled_by_message_id(open_test_inbox):
+    clock = ManualClock(T0)
+    inbox = open_test_inbox(clock=clock, dedupe_window=timedelta(days=1))
+    inbox.watch("kaleyra", {"m1": "+61491570156", "m2": None})
+    clock.advance(1)
+    inbox.watch("kaleyra", {"m3": "+61491570157", "m1": "+61491570156"})
+    inbox.watch("other", {"x": None})
+    assert inbox.watched("kaleyra") == {"m1": "+61491570156", "m2": None, "m3": "+61491570157"}
+    inbox.unwatch("kaleyra", ["m1", "m2"])
+    assert inbox.watched("kaleyra") == {"m3": "+61491570157"}
+    # A message with no final report within the window stops being polled.
+    clock.advance(2 * 86400)
+    inbox.compact()
+    assert inbox.watched("kaleyra") == {} and inbox.watched("other") == {}
