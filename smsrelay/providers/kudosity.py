@@ -58,6 +58,7 @@ from smsrelay.model import (
 )
 from smsrelay.phone import from_wire, to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Webhook
+from smsrelay.providers.batching import plan_by_body
 from smsrelay.redaction import redact
 from smsrelay.transport import RetryPolicy, Transport
 from smsrelay.webhooks import WebhookRequest, constant_time_equals
@@ -483,6 +484,16 @@ class KudosityProvider(Provider):
             raise Unsupported(f"Kudosity's V2 API has no {what}; use api: v1", provider=self.name)
 
     # ===================================================================== sending
+    def plan_requests(self, batch: Sequence[PreparedSms]) -> list[list[PreparedSms]]:
+        """The client's chunks: V2 one message a request; V1 one body to ≤500 numbers a request.
+
+        >>> provider.plan_requests(prepared)  # doctest: +SKIP
+        [[PreparedSms(...), ...], ...]
+        """
+        if self.api == "v1":
+            return plan_by_body(batch, self.capabilities.bulk_max)
+        return [[p] for p in batch]
+
     def send(self, batch: Sequence[PreparedSms], *, dry_run: bool = False) -> BatchOutcome:
         """V2: one ``POST /v2/sms`` per message. V1: one ``send-sms`` per distinct body."""
         if not batch:
