@@ -67,11 +67,14 @@ def test_devices_on_a_provider_without_phones_says_so(run, tmp_path):
 
 
 def test_send_then_status(run, emu):
-    p = run("send", "+254712345678", "+254712340001", "-m", "Hi {{ who }}", "--var", "who=Ann", "--json")
+    p = run("send", "+254712345678", "+254712345679", "-m", "Hi {{ who }}", "--var", "who=Ann", "--json")
     assert p.returncode == 0, p.stderr
     ids = [r["message_id"] for r in json.loads(p.stdout)["results"]]
     assert len(ids) == 2 and all(i.startswith("job_") for i in ids)
     assert sorted(j["_message"] for j in emu.jobs.values()) == ["Hi Ann", "Hi Ann"]
     s = run("status", *ids, "--json")
     assert s.returncode == 0, s.stderr
-    assert {v["raw_status"] for v in json.loads(s.stdout).values()} <= {"Pending", "Assigned", "Sent"}
+    reports = json.loads(s.stdout)
+    assert set(reports) == set(ids)
+    # On the real clock the jobs may have moved on by now; each is on its way or delivered.
+    assert {v["raw_status"] for v in reports.values()} <= {"Pending", "Assigned", "Sent", "Delivered"}
