@@ -183,7 +183,11 @@ class Pusher:
     def _process(self, jobs: list[_Job], summary: Summary, *, claim: bool) -> None:
         for job in jobs:
             self._prepare(job)
+        # Consent first: an opted-out number is skipped whatever else is wrong with its record.
         self._check_consent([j for j in jobs if j.outcome is None], summary)
+        for job in jobs:
+            if job.outcome is None:
+                self._render(job)
         jobs = self._claim(jobs, summary, claim=claim)
         sendable = [j for j in jobs if j.outcome is None]
         for j in jobs:
@@ -210,7 +214,9 @@ class Pusher:
             job.phone = normalize(str(raw), country)
         except InvalidRequest as exc:
             job.outcome, job.error_code, job.error = "Rejected", "INVALID_NUMBER", exc.message
-            return
+
+    def _render(self, job: _Job) -> None:
+        rec = job.record
         try:
             job.body = render(self.config.send.template, rec, recipient=job.phone)
         except InvalidRequest as exc:
