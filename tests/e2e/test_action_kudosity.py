@@ -1,0 +1,95 @@
+"""The Action against the Kudosity V2 emulator over loopback HTTP, as a user's workflow
+would run it against the real API (``api-url`` points at the emulator).
+
+The emulator runs on the real clock with sub-second delays: the entrypoint is a
+separate process and polls on wall time, as it does on a runner.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
+
+KEY = "kv2-action-key-0123456789"
+SENDER = "61481074185"
+OK, OK_2, BOUNCES, SAYS_YES, SAYS_NO = "+61491570156", "+61491570157", "+61491570001", "+61491570004", "+61491570005"
+
+
+@pytest.fixture
+def kudosity(start_emulator) -> KudosityV2Emulator:
+    emu: KudosityV2Emulator = start_emulator(
+        "kudosity-v2", api_keys=(KEY,), sent_after=0.05, delivered_after=0.1, reply_after=0.15
+    )  # type: ignore[assignment]
+    return emu
+
+
+def inputs(emu: KudosityV2Emulator, **kw: str) -> dict[str, str]:
+    base = {"provider": "kudosity", "api-key": KEY, "api-url": emu.url, "from": SENDER, "poll-interval": "0.05"}
+    return base | {k.replace("_", "-"): v for k, v in kw.items()}
+
+
+def sent(emu: KudosityV2Emulator) -> list[dict]:
+    return [r.json() for r in emu.received("POST", "/v2/sms")]
+
+
+def test_send_and_wait_for_delivery(run_action, kudosity):
+    run = run_action(
+        inputs(kudosity, to=f"{OK}, {OK_2}", message="Deployed {{ github.repository }}", wait_for="delivery")
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    bodies = sent(kudosity)
+    assert sorted(b["recipient"] for b in bodies) == [OK[1:], OK_2[1:]]  # §3.2: digits, no "+"
+    assert {b["message"] for b in bodies} == {"Deployed acme/api"}
+    assert all(r.header("x-api-key") == KEY for r in kudosity.received("POST", "/v2/sms"))
+    assert run.outputs["status"] == "delivered"
+    assert sorted(run.json("message-ids")) == sorted(s["id"] for s in kudosity.outbound)
+    shown = [line for line in (run.stdout + run.stderr).splitlines() if not line.startswith("::add-mask::")]
+    assert KEY not in "\n".join(shown) + run.summary + str(run.outputs)
+
+
+def test_bounce_fails_the_step(run_action, kudosity):
+    run = run_action(inputs(kudosity, to=BOUNCES, message="hi", wait_for="delivery"))
+    assert run.code == 1
+    assert run.outputs["status"] == "failed"
+    assert len(sent(kudosity)) == 1
+
+
+@pytest.mark.parametrize(("number", "decision", "code"), [(SAYS_YES, "approved", 0), (SAYS_NO, "rejected", 1)])
+def test_approval_gate_by_reply(run_action, kudosity, number, decision, code):
+    run = run_action(inputs(kudosity, to=number, message="Deploy to prod? YES/NO", wait_for="reply", wait_timeout="20"))
+    assert run.code == code, run.stdout + run.stderr
+    assert run.outputs["decision"] == decision
+    assert run.outputs["reply-from"] == number
+
+
+def test_dry_run_makes_no_request(run_action, kudosity):
+    run = run_action(inputs(kudosity, to=OK, message="hi", dry_run="true"))
+    assert run.code == 0, run.stdout
+    assert kudosity.received() == []
+    assert '"endpoint": "' + kudosity.url in run.stdout
+
+
+def test_wrong_key_is_an_input_error(run_action, kudosity):
+    run = run_action(inputs(kudosity, to=OK, message="hi") | {"api-key": "wrong-key-000000"})
+    assert run.code == 2
+    assert run.errors[0].startswith("::error title=Invalid input%3A api-key::")
+    assert "wrong-key-000000" not in run.stdout.replace("::add-mask::wrong-key-000000\n", "")
+    assert kudosity.outbound == []
+
+
+def test_server_error_is_retried_without_a_double_send(run_action, kudosity):
+    kudosity.inject("status", status=503, method="POST", path="/v2/sms")
+    run = run_action(inputs(kudosity, to=OK, message="hi"))
+    assert run.code == 0, run.stdout + run.stderr
+    assert len(kudosity.outbound) == 1
+    assert run.outputs["message-id"] == kudosity.outbound[0]["id"]
+
+
+def test_lost_response_is_looked_up_not_resent(run_action, kudosity):
+    # The request is handled, then the connection drops: the send happened, the client cannot know.
+    kudosity.inject("reset_after", method="POST", path="/v2/sms")
+    run = run_action(inputs(kudosity, to=OK, message="hi"))
+    assert len(kudosity.outbound) == 1, run.stdout
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.outputs["message-id"] == kudosity.outbound[0]["id"]
