@@ -1,47 +1,46 @@
 """Airflow imports that differ between Airflow 3 (``airflow.sdk``) and 2.10/2.11.
 
 research/airflow.md §2.4/§2.5: Airflow 2 has no ``airflow.sdk``; the old paths still
-import on 3.x but warn, so the new ones are tried first.
+import on 3.x but warn, so the new ones are tried first. Names resolve lazily, on
+first use, so a DAG file that uses only the operator does not load the sensor or
+notifier machinery (DAG-parse cost, issue 9).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import airflow
 
-try:
-    from airflow.sdk import BaseHook, BaseNotifier, BaseOperator, BaseSensorOperator, Connection
-except ImportError:  # Airflow 2.x
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-    from airflow.models import BaseOperator, Connection  # type: ignore[no-redef]
-    from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
-    from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
+# name -> (Airflow 3 module, Airflow 2 module)
+_PATHS: dict[str, tuple[str, str]] = {
+    "BaseHook": ("airflow.sdk", "airflow.hooks.base"),
+    "BaseNotifier": ("airflow.sdk", "airflow.notifications.basenotifier"),
+    "BaseOperator": ("airflow.sdk", "airflow.models.baseoperator"),
+    "BaseSensorOperator": ("airflow.sdk", "airflow.sensors.base"),
+    "Connection": ("airflow.sdk", "airflow.models.connection"),
+    "AirflowException": ("airflow.sdk.exceptions", "airflow.exceptions"),
+    "AirflowFailException": ("airflow.sdk.exceptions", "airflow.exceptions"),
+    "TaskDeferred": ("airflow.sdk.exceptions", "airflow.exceptions"),
+    "mask_secret": ("airflow.sdk.log", "airflow.utils.log.secrets_masker"),
+}
 
-try:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
-except ImportError:  # Airflow 2.x
-    from airflow.exceptions import AirflowException, AirflowFailException, TaskDeferred  # type: ignore[no-redef]
+__all__ = ["AIRFLOW_V_3_1_PLUS", "AIRFLOW_V_3_PLUS", "airflow_version", "notifier_init_kwargs", *_PATHS]
 
-try:
-    from airflow.sdk.log import mask_secret
-except ImportError:  # Airflow 2.x
-    from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
 
-__all__ = [
-    "AIRFLOW_V_3_1_PLUS",
-    "AIRFLOW_V_3_PLUS",
-    "AirflowException",
-    "AirflowFailException",
-    "BaseHook",
-    "BaseNotifier",
-    "BaseOperator",
-    "BaseSensorOperator",
-    "Connection",
-    "TaskDeferred",
-    "airflow_version",
-    "mask_secret",
-]
+def __getattr__(name: str) -> Any:
+    paths = _PATHS.get(name)
+    if paths is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    for path in paths:
+        try:
+            value = getattr(importlib.import_module(path), name)
+        except (ImportError, AttributeError):
+            continue
+        globals()[name] = value
+        return value
+    raise ImportError(f"cannot import {name} from Airflow {airflow.__version__}")
 
 
 def airflow_version() -> tuple[int, int]:
@@ -50,7 +49,7 @@ def airflow_version() -> tuple[int, int]:
     >>> airflow_version() >= (2, 10)
     True
     """
-    major, minor = ([*airflow.__version__.split("."), "0"])[:2]
+    major, minor = [*airflow.__version__.split("."), "0"][:2]
     return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
