@@ -903,6 +903,8 @@ class OrgEmulator(Emulator):
         return rid, created
 
     def _create(self, obj: ObjectSchema, data: Mapping[str, Any], user_id: str) -> str:
+        if any(k.lower() == "id" and v not in (None, "") for k, v in data.items()):
+            raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"])
         changes = self._prepare(obj, data, existing=None)
         return self._apply(obj, changes, existing=None, user_id=user_id)[0]
 
@@ -1587,8 +1589,6 @@ class OrgEmulator(Emulator):
         items = [(self._record_type(r, None), r) for r in records]
         for obj, rec in items:
             self._check_fields(obj, rec)
-            if rec.get("Id"):
-                raise RequestError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
         user = self._user_of(req)
         return self._run_collection(
             items, all_or_none, lambda obj, rec: {"id": self._create(obj, rec, user), "_new": True}

@@ -527,3 +527,14 @@ def test_https_is_verified_against_the_test_ca(sf_org):
         s = requests.Session()
         s.trust_env = False
         s.get(sf_org.url + "/services/data/")
+
+
+def test_an_id_in_an_insert_is_refused_not_ignored(sf, sf_org):
+    cid = sf_org.insert("Contact", [{"LastName": "A"}])[0]
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        sf.Contact.create({"Id": cid, "LastName": "B"})
+    assert info.value.content[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    res = sf.restful("composite/sobjects", method="POST",
+                     json={"records": [{"attributes": {"type": "Contact"}, "Id": cid, "LastName": "C"}]})  # fmt: skip
+    assert res[0]["errors"][0]["message"] == "cannot specify Id in an insert call"
+    assert [r["LastName"] for r in sf_org.records("Contact")] == ["A"]
