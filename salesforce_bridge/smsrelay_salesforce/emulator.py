@@ -519,6 +519,8 @@ class OrgEmulator(Emulator):
         super().__init__(clock=clock, host=host, port=port, ssl_context=ssl_context)
         if metadata_dir is None and use_default_metadata:
             metadata_dir = default_metadata_dir()
+            if metadata_dir is None:
+                log.warning("org emulator: the shipped metadata was not found; serving the standard objects only")
         self.metadata_dir = pathlib.Path(metadata_dir) if metadata_dir else None
         self.schema: OrgSchema = load_schema(self.metadata_dir)
         self.consumer_key = consumer_key
