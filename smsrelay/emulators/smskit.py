@@ -121,7 +121,7 @@ class SmsKitEmulator(Emulator):
     """The SMSKit client API. ``api_keys`` authenticate; ``suspended_keys`` get 401.
 
     ``rate_limit`` requests per ``rate_window`` seconds per key (seed: 100/hour);
-    ``None`` disables it. ``foreign_devices`` belong to another account (403). A
+    ``None`` disables it. A device id not in ``devices`` is another account's (403). A
     webhook whose ``suspend_after`` pushes in a row fail is suspended (``isActive``).
     """
 
@@ -139,7 +139,6 @@ class SmsKitEmulator(Emulator):
         delivered_after: float = 5.0,
         reply_after: float = 8.0,
         late_sent_after: float = 10.0,
-        foreign_devices: tuple[str, ...] = ("dvc_0THERACC0UNT0000000",),
         suspend_after: int = 5,
         **kw: Any,
     ) -> None:
@@ -153,7 +152,6 @@ class SmsKitEmulator(Emulator):
         self.delivered_after = delivered_after
         self.reply_after = reply_after
         self.late_sent_after = late_sent_after
-        self.foreign_devices = foreign_devices
         self.suspend_after = suspend_after
         self._init_state()
 
@@ -314,7 +312,7 @@ class SmsKitEmulator(Emulator):
         raw = value.strip().replace(" ", "")
         # seed: "Numbers without + are treated as Kenyan (+254)."
         digits = raw[1:] if raw.startswith("+") else "254" + raw.lstrip("0")
-        if not digits.isdigit() or not 8 <= len(digits) <= 15:
+        if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 15:
             return None
         return "+" + digits
 
