@@ -120,6 +120,7 @@ def create_app(
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
     from starlette.responses import JSONResponse
     from starlette.routing import Route as StarletteRoute
 
@@ -129,12 +130,13 @@ def create_app(
         table[name] = item if isinstance(item, Route) else Route(name, (item,))
 
     def answer(request: Request, status: int, body: dict[str, Any], started: float, **fields: Any) -> JSONResponse:
+        query = request.scope.get("query_string", b"").decode("latin-1")
         record = {
             "event": "webhook",
             "route": request.path_params.get("route"),
             "method": request.method,
-            "path": redact(request.url.path),
-            "query": redact(request.url.query) or None,
+            "path": redact(request.scope.get("path", "")),
+            "query": redact(query) or None,
             "status": status,
             "ms": round((time.perf_counter() - started) * 1000, 2),
             "client": request.client.host if request.client else None,
@@ -162,13 +164,20 @@ def create_app(
         route = table.get(name)
         if route is None:
             return answer(request, 404, {"error": f"no webhook route {name!r}"}, started)
-        body = await read_body(request)
+        try:
+            body = await read_body(request)
+        except ClientDisconnect:
+            return answer(request, 400, {"error": "the client went away before the body was read"}, started)
         if body is None:
             return answer(request, 413, {"error": f"the body is larger than {max_body} bytes"}, started)
+        try:
+            query = request.scope.get("query_string", b"").decode("utf-8")
+        except UnicodeDecodeError:
+            return answer(request, 400, {"error": "the query string is not UTF-8"}, started)
         req = WebhookRequest(
             method=request.method,
-            path=request.url.path,
-            query=request.url.query,
+            path=request.scope.get("path", ""),
+            query=query,
             headers=dict(request.headers),
             body=body,
         )

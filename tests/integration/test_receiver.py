@@ -222,3 +222,23 @@ def test_two_replicas_on_one_postgres_inbox_store_once_and_a_live_reader_skips_n
     assert sorted(seen) == sorted(e.event_id for e in events)
     for box in inboxes:
         box.close()
+
+
+def test_raw_bytes_in_the_query_and_a_client_that_goes_away(start_receiver, sandbox_route, inbox):
+    import socket
+
+    rec = start_receiver([sandbox_route], inbox)
+    host, port = rec.url.removeprefix("http://").split(":")
+
+    def raw(request: bytes) -> bytes:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+            return sock.recv(4096)
+
+    answer = raw(b"GET /webhooks/sandbox?token=\xff\xfe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400")
+    # Declares 1,000 bytes, sends 10, then hangs up.
+    raw(b"POST /webhooks/sandbox HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+    assert requests.get(rec.url + "/healthz", timeout=10).status_code == 200
+    assert inbox.count() == 0
