@@ -399,3 +399,20 @@ def test_default_targeting_from_a_yaml_list(smskit_emulator, clock, tmp_path):
         assert _one(client).accepted
     body = smskit_emulator.received("POST", "/api/sms/send")[0].json()
     assert body["devices"] == [{"deviceId": "dvc_3K7J2H5F8M1N4Q9R6V0W"}] and body["priority"] == 9
+
+
+def test_status_quotes_the_id_and_reads_odd_answers_clearly(smskit_client, smskit_emulator):
+    from smsrelay import ProviderServerError
+
+    with pytest.raises(NotFound):
+        smskit_client.status("job_A/../../api/devices")
+    assert smskit_emulator.received("GET", "/api/devices") == []
+    job = "job_FUTURESTATUS0000000"
+    path = f"/api/sms/{job}/status"
+    body = json.dumps({"jobId": job, "status": "Throttled"})
+    smskit_emulator.inject("status", status=200, body=body, path=path)
+    report = smskit_client.status(job)[job]
+    assert (report.status, report.raw_status) == (Status.QUEUED, "Throttled")  # never a false final
+    smskit_emulator.inject("status", status=200, body="<html>maintenance</html>", path=path)
+    with pytest.raises(ProviderServerError, match="unreadable status"):
+        smskit_client.status(job)
