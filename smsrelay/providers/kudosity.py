@@ -942,7 +942,7 @@ class KudosityProvider(Provider):
     def parse_webhook(self, request: WebhookRequest) -> list[Event]:
         """V2 JSON events (``SMS_STATUS``, ``SMS_INBOUND``, ``LINK_HIT``, ``OPT_OUT``) or V1 GET callbacks."""
         try:
-            if self.api == "v1" or (request.method.upper() == "GET" and not request.body):
+            if self.api == "v1":
                 return self._parse_v1(request)
             return self._parse_v2(request)
         except WebhookError:
