@@ -111,11 +111,14 @@ _ERROR_DEFAULTS: dict[str, tuple[int, str]] = {
 
 def _suffix(id15: str) -> str:
     # The 18-character id's checksum: one character per 5-character chunk, a bit per upper-case letter.
-    out = []
-    for i in range(3):
-        bits = sum(1 << j for j, c in enumerate(id15[i * 5 : i * 5 + 5]) if "A" <= c <= "Z")
-        out.append(_SUFFIX[bits])
-    return "".join(out)
+    out = ""
+    for i in (0, 5, 10):
+        bits = 0
+        for j in range(5):
+            if "A" <= id15[i + j] <= "Z":
+                bits |= 1 << j
+        out += _SUFFIX[bits]
+    return out
 
 
 def salesforce_id(prefix: str, n: int) -> str:
@@ -466,6 +469,14 @@ class _ObjectMeta:
             computed_name=name is not None and name.calculated,
             has_owner="ownerid" in obj.fields,
         )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Rendering of one object's part of a query row: (JSON key, field, nested plan for a relationship)."""
+
+    obj: ObjectSchema
+    items: list[tuple[str, FieldSchema, _Plan | None]]
 
 
 @dataclass
@@ -1323,31 +1334,42 @@ class OrgEmulator(Emulator):
             out[f.name] = _json_value(self._value(obj, f, record))
         return out
 
-    def _render_paths(
-        self, obj: ObjectSchema, record: Mapping[str, Any], version: str, paths: Sequence[tuple[str, ...]]
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {"attributes": self._attributes(obj, record, version)}
+    def _plan(self, obj: ObjectSchema, paths: Sequence[tuple[str, ...]]) -> _Plan:
+        """How to render rows for these SELECT paths, worked out once per page rather than per row."""
+        items: list[tuple[str, FieldSchema, _Plan | None]] = []
         nested: dict[str, list[tuple[str, ...]]] = {}
-        order: list[tuple[str, bool]] = []
         for path in paths:
             if len(path) == 1:
-                order.append((path[0], False))
+                items.append((path[0], obj.field(path[0]), None))
+            elif path[0].lower() not in nested:
+                nested[path[0].lower()] = [path[1:]]
+                rel = obj.relationship(path[0])
+                assert rel is not None  # bound by soql.bind
+                items.append((rel.relationship_name or path[0], rel, None))
             else:
-                if path[0].lower() not in nested:
-                    order.append((path[0], True))
-                nested.setdefault(path[0].lower(), []).append(path[1:])
-        for name, is_rel in order:
-            if not is_rel:
-                f = obj.field(name)
-                out[f.name] = _json_value(self._value(obj, f, record))
+                nested[path[0].lower()].append(path[1:])
+        resolved: list[tuple[str, FieldSchema, _Plan | None]] = []
+        for key, f, _ in items:
+            if f.relationship_name == key and key.lower() in nested:
+                target = self.schema.object(f.reference_to[0])
+                resolved.append((key, f, self._plan(target, nested[key.lower()])))
+            else:
+                resolved.append((f.name, f, None))
+        return _Plan(obj, resolved)
+
+    def _render_plan(self, plan: _Plan, record: Mapping[str, Any], version: str) -> dict[str, Any]:
+        obj = plan.obj
+        out: dict[str, Any] = {
+            "attributes": {"type": obj.name, "url": f"/services/data/v{version}/sobjects/{obj.name}/{record['Id']}"}
+        }
+        for key, f, sub in plan.items:
+            if sub is None:
+                value = record.get(f.name) if f.summary is None else self._summary_value(obj, f, record)
+                out[key] = _json_value(value)
                 continue
-            rel = obj.relationship(name)
-            assert rel is not None
-            target = self.schema.object(rel.reference_to[0])
-            ref = record.get(rel.name)
-            child = self._fetch(target.name, ref) if ref else None
-            key = rel.relationship_name or name
-            out[key] = None if child is None else self._render_paths(target, child, version, nested[name.lower()])
+            ref = record.get(f.name)
+            child = self._fetch(sub.obj.name, ref) if ref else None
+            out[key] = None if child is None else self._render_plan(sub, child, version)
         return out
 
     # ------------------------------------------------------------------ query
@@ -1398,7 +1420,8 @@ class OrgEmulator(Emulator):
         table = self.tables[obj.name]
         paths = [ref.path for ref in cursor.bound.query.fields]
         # ASSUMPTION: a page shows the rows' values at the time it is fetched; a row deleted since is skipped.
-        records = [self._render_paths(obj, table[i], version, paths) for i in ids if i in table]
+        plan = self._plan(obj, paths)
+        records = [self._render_plan(plan, table[i], version) for i in ids if i in table]
         body: dict[str, Any] = {"totalSize": len(cursor.ids), "done": start + cursor.size >= len(cursor.ids),
                                 "records": records}  # fmt: skip
         if not body["done"]:
