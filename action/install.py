@@ -14,14 +14,19 @@ Usage: ``python action/install.py TARGET [SOURCE]``; SOURCE defaults to the repo
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CONSTRAINTS = HERE / "constraints.txt"
+# What the image's build reads; a change to any of them means a new venv.
+BUILD_INPUTS = ("action/Dockerfile", "action/install.py", "action/constraints.txt", "pyproject.toml")
 # Modules of phonenumbers that smsrelay.phone never imports (phonenumbers' own
 # __init__ imports none of them either: geocoder, carrier and timezone are opt-in).
 PRUNE = ("phonenumbers/geodata", "phonenumbers/carrierdata", "phonenumbers/tzdata")
@@ -60,6 +65,35 @@ def install(target: Path, source: Path = HERE.parent) -> Path:
     for rel in PRUNE:
         shutil.rmtree(site / rel, ignore_errors=True)
     return site
+
+
+def build_hash(source: Path = HERE.parent) -> str:
+    """A digest of everything the install reads: the build files and the core's source."""
+    h = hashlib.sha256()
+    files = [source / p for p in BUILD_INPUTS] + sorted((source / "smsrelay").rglob("*.py"))
+    for path in files:
+        h.update(str(path.relative_to(source)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cached(source: Path = HERE.parent, *, build: bool = True) -> Path | None:
+    """The runtime venv for the current sources, under the temp dir; built once.
+
+    Concurrent callers (pytest-xdist workers, the benchmark) share it through a
+    file lock. With ``build=False``, returns None instead of building.
+    """
+    base = Path(tempfile.gettempdir()) / "smsrelay-action-venvs"
+    base.mkdir(exist_ok=True)
+    target = base / build_hash(source)
+    with (base / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".complete").exists():
+            if not build:
+                return None
+            install(target, source)
+            (target / ".complete").write_text("ok")
+    return target
 
 
 if __name__ == "__main__":
