@@ -224,7 +224,7 @@ class RequestError(Exception):
         return json_response([body], self.status)
 
 
-def _coerce(f: FieldSchema, raw: Any, *, csv_text: bool = False) -> Any:
+def _coerce(f: FieldSchema, raw: Any) -> Any:
     """A value of field ``f`` from JSON (or CSV text); raises :class:`RecordError` naming the field."""
     if raw is None:
         return False if f.type == "boolean" else None
