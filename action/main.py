@@ -118,9 +118,15 @@ def build_settings(runner: Runner, inputs: Inputs) -> ProviderSettings:
     try:
         return settings_from_mapping(data, inputs.provider, env=runner.env)
     except ConfigError as exc:
-        field = (exc.field or "").split(".")[-1]
-        text = exc.message.split(": ", 1)[-1] if exc.field else exc.message
-        raise InputError(SETTING_INPUTS.get(field, "provider-options"), f"{field}: {text}") from None
+        raise _input_error(exc) from None
+
+
+def _input_error(exc: ConfigError) -> InputError:
+    """A core settings error, told as the input that carries the setting."""
+    field = (exc.field or "").split(".")[-1]
+    text = exc.message.split(": ", 1)[-1] if exc.field else exc.message
+    name = SETTING_INPUTS.get(field, "provider-options")
+    return InputError(name, text if name.replace("-", "_") == field or name == "from" else f"{field}: {text}")
 
 
 def default_ref(env: Mapping[str, str]) -> str:
@@ -268,7 +274,10 @@ def run(runner: Runner) -> int:
     """Everything after the masks; raises ``InputError`` for a bad input."""
     inputs = parse_inputs(runner)
     settings = build_settings(runner, inputs)
-    client = Client(settings=settings)
+    try:
+        client = Client(settings=settings)
+    except ConfigError as exc:
+        raise _input_error(exc) from None
     try:
         return _run(runner, client, inputs)
     finally:

@@ -458,3 +458,19 @@ def test_the_venv_holds_only_the_core(action_venv):
         "smsrelay", "requests", "urllib3", "idna", "certifi", "charset-normalizer",
         "phonenumbers", "jinja2", "markupsafe", "pyyaml",
     }  # fmt: skip
+
+
+def test_provider_settings_errors_name_their_input(in_process):
+    code, log, _ = in_process({"provider": "kaleyra", "api-key": "k-0123456789", "to": OK_1, "message": "hi"})
+    assert code == 2 and "::error title=Invalid input%3A sid::is required for provider kaleyra" in log
+    code, log, _ = in_process(
+        {
+            "provider": "kaleyra",
+            "api-key": "k-0123456789",
+            "sid": "HXAP1234",
+            "region": "mars",
+            "to": OK_1,
+            "message": "hi",
+        }
+    )
+    assert code == 2 and "::error title=Invalid input%3A region::unknown Kaleyra region 'mars'" in log
