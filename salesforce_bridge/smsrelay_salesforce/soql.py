@@ -5,7 +5,7 @@ never by ignoring a clause)::
 
     SELECT field[, field ...] | COUNT()
     FROM Object
-    [WHERE cond]      cond := cond AND cond | cond OR cond | NOT cond | ( cond )
+    [WHERE cond]      cond := c AND c ... | c OR c ... (mixing needs parentheses) | NOT c | ( cond )
                              | field (= != <> < <= > >=) literal
                              | field [NOT] IN (literal, ...) | field LIKE 'pattern'
     [ORDER BY field [ASC|DESC] [NULLS FIRST|LAST], ...]
@@ -433,21 +433,22 @@ class _Parser:
             if not self.punct(","):
                 return items
 
-    # cond := term (OR term)* ; term := factor (AND factor)* ; factor := NOT factor | ( cond ) | comparison
-    # SOQL requires parentheses when AND and OR are mixed; the emulator is lenient and gives AND precedence.
+    # cond := factor (AND factor)* | factor (OR factor)*; factor := NOT factor | ( cond ) | comparison.
+    # SOQL reference, "Condition Expression Syntax": mixing AND and OR needs parentheses, so a AND b OR c
+    # is refused, as Salesforce refuses it, rather than given a precedence the org would not give it.
     def expr(self) -> Expr:
-        items = [self.term()]
-        while self.at("OR"):
-            self.advance()
-            items.append(self.term())
-        return items[0] if len(items) == 1 else Or(tuple(items))
-
-    def term(self) -> Expr:
         items = [self.factor()]
-        while self.at("AND"):
+        joiner: str | None = None
+        while self.at("AND", "OR"):
+            tok = self.tok
+            if joiner is not None and tok.upper != joiner:
+                raise self.fail(f"unexpected token: {tok.upper} (use parentheses to combine AND and OR)")
+            joiner = tok.upper
             self.advance()
             items.append(self.factor())
-        return items[0] if len(items) == 1 else And(tuple(items))
+        if joiner is None:
+            return items[0]
+        return And(tuple(items)) if joiner == "AND" else Or(tuple(items))
 
     def factor(self) -> Expr:
         if self.at("NOT"):

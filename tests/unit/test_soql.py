@@ -77,6 +77,7 @@ def test_string_escapes():
         ("SELECT COUNT() FROM Contact ORDER BY Id", "MALFORMED_QUERY", "ORDER BY cannot be used with COUNT()"),
         ("SELECT Id FROM Contact WHERE CreatedDate < NOW", "MALFORMED_QUERY", "NOW is not a SOQL date literal"),
         ("SELECT Id FROM Contact WHERE LastName = 'a\\q'", "MALFORMED_QUERY", "illegal escape"),
+        ("SELECT Id FROM Contact WHERE Id = 'a' AND Id = 'b' OR Id = 'c'", "MALFORMED_QUERY", "use parentheses"),
     ],
 )
 def test_parse_errors_point_at_the_problem(query, code, fragment):
