@@ -497,22 +497,24 @@ class SmsKitEmulator(Emulator):
 
     @route("GET", r"/api/webhooks/(?P<hook_id>[^/]+)")
     def get_webhook(self, req: EmuRequest, hook_id: str) -> EmuResponse:
+        hook, denied = self._hook(req, hook_id)
+        return denied or json_response(self._public_hook(hook))
+
+    def _hook(self, req: EmuRequest, hook_id: str) -> tuple[dict[str, Any], EmuResponse | None]:
+        """The webhook ``hook_id``, or the 401/429/404 to answer instead."""
         _, denied = self._gate(req)
         if denied:
-            return denied
+            return {}, denied
         hook = self.webhooks.get(hook_id)
         if hook is None:
-            return self._problem(404, "Not Found", f"Unknown webhook id {hook_id}.")
-        return json_response(self._public_hook(hook))
+            return {}, self._problem(404, "Not Found", f"Unknown webhook id {hook_id}.")
+        return hook, None
 
     @route("POST", r"/api/webhooks/(?P<hook_id>[^/]+)/ping")
     def ping_webhook(self, req: EmuRequest, hook_id: str) -> EmuResponse:
-        _, denied = self._gate(req)
+        hook, denied = self._hook(req, hook_id)
         if denied:
             return denied
-        hook = self.webhooks.get(hook_id)
-        if hook is None:
-            return self._problem(404, "Not Found", f"Unknown webhook id {hook_id}.")
         # ASSUMPTION: the test event is "webhook:ping" (the seed names no type); receivers
         # must ignore event types they do not know.
         event = {
