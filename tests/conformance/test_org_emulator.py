@@ -538,3 +538,19 @@ def test_an_id_in_an_insert_is_refused_not_ignored(sf, sf_org):
                      json={"records": [{"attributes": {"type": "Contact"}, "Id": cid, "LastName": "C"}]})  # fmt: skip
     assert res[0]["errors"][0]["message"] == "cannot specify Id in an insert call"
     assert [r["LastName"] for r in sf_org.records("Contact")] == ["A"]
+
+
+def test_per_record_faults_reach_bulk_results(sf, sf_org):
+    sf_org.fail_records("UNABLE_TO_LOCK_ROW", sobject="Contact", times=2)
+    (res,) = sf.bulk2.Contact.insert(records=[{"LastName": f"L{i}"} for i in range(5)], wait=0.01)
+    assert (res["numberRecordsProcessed"], res["numberRecordsFailed"]) == (5, 2)
+    failed = list(csv.DictReader(io.StringIO(sf.bulk2.Contact.get_failed_records(res["job_id"]))))
+    assert [f["sf__Error"].split(":")[0] for f in failed] == ["UNABLE_TO_LOCK_ROW"] * 2
+    assert sf_org.count("Contact") == 3
+
+
+def test_a_reset_after_the_write_loses_the_answer_but_not_the_write(sf, sf_org):
+    sf_org.inject("reset_after", path=r".*/composite/sobjects")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        sf.restful("composite/sobjects", method="POST", json={"records": _recs(2)})
+    assert sf_org.count(MSG) == 2  # the org committed; only the response was lost
