@@ -53,7 +53,7 @@ class KudosityV1Emulator(Emulator):
         *,
         credentials: dict[str, str] | None = None,
         senders: tuple[str, ...] = ("61481074185", "Acme"),
-        balance: Decimal | float | str = "1000",
+        balance: Decimal | float | str = "100000",
         user_id: int = 63935,
         dlr_callback: str | None = None,
         reply_callback: str | None = None,
