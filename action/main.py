@@ -206,8 +206,11 @@ def _send(
     except AuthError as exc:
         raise InputError("api-key", f"the provider refused the credentials: {exc}") from None
     except AmbiguousSend as exc:
-        result = exc.result  # type: ignore[attr-defined]
         runner.error(str(exc), title="Send outcome unknown")
+        settled: SendResult | None = getattr(exc, "result", None)
+        if settled is None:
+            return [Row(s.to, r.origin, Status.UNKNOWN.value, s.parts, error=str(exc)) for r, s in ready]
+        result = settled
     except SmsRelayError as exc:
         # A fatal provider error (e.g. no credit) before anything was accepted.
         error = str(exc)

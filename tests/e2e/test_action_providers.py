@@ -1,0 +1,33 @@
+"""The Action against other providers' emulators over HTTP: the same contract, any backend."""
+
+from __future__ import annotations
+
+from smsrelay.emulators.mesms import MeSmsEmulator
+
+OK, OK_2 = "+66812345678", "+66812345679"  # ME-SMS sends to Thai numbers only
+
+
+def mesms_inputs(emu: MeSmsEmulator, **kw: str) -> dict[str, str]:
+    base = {"provider": "mesms", "api-key": "test-key", "api-url": emu.url, "from": "Acme", "poll-interval": "0.05"}
+    return base | {k.replace("_", "-"): v for k, v in kw.items()}
+
+
+def test_mesms_one_batch_for_many_and_wait_for_delivery(run_action, start_emulator):
+    emu: MeSmsEmulator = start_emulator("mesms", sent_after=0.05, delivered_after=0.1)  # type: ignore[assignment]
+    run = run_action(mesms_inputs(emu, to=f"{OK}\n{OK_2}", message="Nightly report ready", wait_for="delivery"))
+    assert run.code == 0, run.stdout + run.stderr
+    assert len(emu.received("POST", "/api/v2/sms/send")) == 1  # one call for the whole list
+    assert [b["recipients"] for b in emu.state()["batches"]] == [2]
+    assert run.outputs["status"] == "delivered"
+
+
+def test_mesms_lost_response_is_not_resent(run_action, start_emulator):
+    """ME-SMS cannot be asked by reference, so an unknown outcome is reported, never resent."""
+    emu: MeSmsEmulator = start_emulator("mesms")  # type: ignore[assignment]
+    emu.inject("reset_after", method="POST", path="/api/v2/sms/send")
+    run = run_action(mesms_inputs(emu, to=OK, message="hi", retries="3"))
+    assert len(emu.state()["batches"]) == 1
+    assert len(emu.received("POST", "/api/v2/sms/send")) == 1
+    assert run.code == 1
+    assert run.outputs["status"] == "unknown"
+    assert any("Send outcome unknown" in e for e in run.errors)
