@@ -7,9 +7,13 @@ separate process and polls on wall time, as it does on a runner.
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import pytest
 
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
+from tests.fixtures.action import finished, runner_env
 
 KEY = "kv2-action-key-0123456789"
 SENDER = "61481074185"
@@ -93,3 +97,40 @@ def test_lost_response_is_looked_up_not_resent(run_action, kudosity):
     assert len(kudosity.outbound) == 1, run.stdout
     assert run.code == 0, run.stdout + run.stderr
     assert run.outputs["message-id"] == kudosity.outbound[0]["id"]
+
+
+def test_injected_reply_from_the_release_manager(action_venv, tmp_path, kudosity):
+    """The gate goes to the on-call number; only the release manager's reply decides."""
+    lead = "+61491570199"
+    env = runner_env(
+        tmp_path,
+        inputs(kudosity, to=OK, message="Deploy? Reply YES", wait_for="reply", reply_from=lead, wait_timeout="20"),
+    )
+    proc = subprocess.Popen(
+        [str(action_venv), "-m", "action.main"],
+        env=env,
+        cwd=env["GITHUB_WORKSPACE"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not kudosity.outbound and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kudosity.inject_reply(OK, "YES")  # the on-call engineer is not an approver
+        kudosity.inject_reply(lead, "no, wait")
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    run = finished(proc.returncode, stdout, stderr, env)
+    assert run.code == 1, stdout + stderr
+    assert run.outputs["decision"] == "rejected"
+    assert run.outputs["reply"] == "no, wait" and run.outputs["reply-from"] == lead
+
+
+def test_reply_wait_times_out(run_action, kudosity):
+    run = run_action(inputs(kudosity, to=OK, message="Deploy?", wait_for="reply", wait_timeout="0.5"))
+    assert run.code == 1
+    assert run.outputs["decision"] == "timeout"
+    assert len(sent(kudosity)) == 1
