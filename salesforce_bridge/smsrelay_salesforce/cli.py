@@ -103,8 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--since", type=_since, required=True, help="messages sent since this date (UTC)")
     b.add_argument("--dry-run", action="store_true")
     sub.add_parser("runs", parents=[common], help="the last runs from the state file")
-    e = sub.add_parser("emulate-org", help="run the offline Salesforce org emulator", add_help=False)
-    e.add_argument("args", nargs=argparse.REMAINDER)
+    # Listed for --help; main() hands everything after it to the emulator's own parser.
+    sub.add_parser("emulate-org", help="run the offline Salesforce org emulator (see emulate-org --help)")
     return p
 
 
@@ -151,14 +151,18 @@ def _print_summary(summary: Any, as_json: bool, title: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    args = _parser().parse_args(argv)
-    if args.command == "emulate-org":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulate-org"]:
         try:
             from smsrelay_salesforce.emulator import main as emulate_main
-        except ImportError:
-            print("error: the org emulator is not installed with this build", file=sys.stderr)
+        except ImportError as exc:
+            print(
+                f"error: the org emulator cannot start: {exc} (pip install 'smsrelay-salesforce[emulator]')",
+                file=sys.stderr,
+            )
             return 2
-        return int(emulate_main(args.args) or 0)
+        return int(emulate_main(argv[1:]) or 0)
+    args = _parser().parse_args(argv)
     _logging(args.log_format, args.verbose)
     try:
         return _run(args)

@@ -61,7 +61,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="smsrelay-sf-demo-") as tmp:
         d = Path(tmp)
         tls = make_tls(d / "tls")
-        org = OrgEmulator(ssl_context=tls.ssl_context).start()
+        org = OrgEmulator(ssl_context=tls.ssl_context)
+        org.start()
         try:
             contacts = _seed(org)
             config = {

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
+import requests.adapters
 
 from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import AuthError, SmsRelayError
@@ -161,7 +162,12 @@ class Org:
         self.limits = limits or Limits()
         self.clock = clock or SystemClock()
         self.bulk_poll = bulk_poll
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            adapter = _TimeoutAdapter(auth.timeout)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
         if auth.ca_bundle:
             # research/salesforce.md appendix: REQUESTS_CA_BUNDLE would override verify otherwise.
             self.session.verify = auth.ca_bundle
@@ -517,6 +523,19 @@ class Org:
             again = iter(self.write(op, obj, lock_retry, external_id=external_id, bulk=False))
             out = [next(again) if (not o.ok and o.code in TRANSIENT_CODES) else o for o in out]
         return out
+
+
+class _TimeoutAdapter(requests.adapters.HTTPAdapter):
+    """A default timeout: simple-salesforce sets none, and a hung connection must not hang a sync."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
 
 
 def _restful(sf: Salesforce, *, path: str, method: str, data: str | None) -> Any:
