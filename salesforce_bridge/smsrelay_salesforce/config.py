@@ -258,7 +258,7 @@ class Limits:
     api_ceiling: float = 0.9
     send_chunk: int = 10000
     event_page: int = 1000
-    pull_window: int = 10000
+    pull_window: int = 20000
     retries: int = 4
 
 
@@ -503,7 +503,7 @@ def _limits(r: _Reader, data: Mapping[str, Any]) -> Limits:
         api_ceiling=r.number(s, "limits.api_ceiling", 0.9, lo=0.01, hi=1.0),
         send_chunk=r.integer(s, "limits.send_chunk", 10000, lo=1, hi=100_000),
         event_page=r.integer(s, "limits.event_page", 1000, lo=1, hi=10_000),
-        pull_window=r.integer(s, "limits.pull_window", 10000, lo=1, hi=1_000_000),
+        pull_window=r.integer(s, "limits.pull_window", 20000, lo=1, hi=1_000_000),
         retries=r.integer(s, "limits.retries", 4, lo=0, hi=20),
     )
 

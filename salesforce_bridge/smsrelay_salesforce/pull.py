@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,9 @@ class _Window:
 
     def add(self, event: Any) -> None:
         self.events += 1
+        # The raw payload is never written to Salesforce: drop it, so a window stays small.
+        if getattr(event, "raw", None):
+            event = replace(event, raw={})
         if isinstance(event, Delivery):
             key = event.message_id or event.message_ref or event.event_id
             self.deliveries[key] = merge(self.deliveries.get(key), event)
