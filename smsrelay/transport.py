@@ -168,6 +168,19 @@ class Transport:
         if auth:
             self.session.auth = auth
         self.session.verify = verify
+        self._environment_once()
+
+    def _environment_once(self) -> None:
+        """Read proxy and CA settings (``HTTPS_PROXY``, ``REQUESTS_CA_BUNDLE``, …) once.
+
+        requests scans the environment on every call; with one call per message that
+        scan is the largest CPU cost of a bulk send. The settings are the same ones,
+        taken when the transport is built.
+        """
+        env = self.session.merge_environment_settings(self.base_url, {}, None, self.session.verify, None)
+        self.session.proxies.update(env.get("proxies") or {})
+        self.session.verify = env.get("verify", self.session.verify)
+        self.session.trust_env = False
 
     def __repr__(self) -> str:
         return f"Transport({redact(self.base_url)!r}, provider={self.provider!r})"

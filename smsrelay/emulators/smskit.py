@@ -43,7 +43,6 @@ from smsrelay.emulators.base import (
     EmuRequest,
     EmuResponse,
     Push,
-    _RequestHandler,
     json_response,
     route,
 )
@@ -110,13 +109,6 @@ def _default_devices() -> list[dict[str, Any]]:
     ]
 
 
-class _NoDelayHandler(_RequestHandler):
-    # ASSUMPTION: SMSKit runs on ASP.NET Core, whose Kestrel server sets TCP_NODELAY. Without
-    # it, the kit's two writes per response (headers, then body) wait ~40 ms for a delayed
-    # ACK on every keep-alive request, and a client would look 5x slower than it is.
-    disable_nagle_algorithm = True
-
-
 class SmsKitEmulator(Emulator):
     """The SMSKit client API. ``api_keys`` authenticate; ``suspended_keys`` get 401.
 
@@ -165,12 +157,6 @@ class SmsKitEmulator(Emulator):
         self._window: dict[str, deque[datetime]] = {}
         self._rr = itertools.count()
         self._push_hook: dict[int, str] = {}
-
-    def start(self) -> SmsKitEmulator:
-        super().start()
-        if self._server is not None:  # before anyone knows the port, so no request is missed
-            self._server.RequestHandlerClass = _NoDelayHandler
-        return self
 
     def reset(self) -> None:
         super().reset()

@@ -197,19 +197,6 @@ def _error(resp: requests.Response) -> SmsRelayError:
     return default_error(resp, "smskit")
 
 
-def _environment_once(session: requests.Session, url: str) -> None:
-    """Read proxy and CA settings from the environment once, not on every request.
-
-    One request per message makes requests' per-call environment scan (every proxy
-    variable, for every send) the largest CPU cost of a bulk send. The settings are
-    the same ones, taken when the client is built.
-    """
-    env = session.merge_environment_settings(url, {}, None, session.verify, None)
-    session.proxies.update(env.get("proxies") or {})
-    session.verify = env.get("verify", session.verify)
-    session.trust_env = False
-
-
 class WindowLimiter(RateLimiter):
     """At most ``limit`` requests in any ``window`` seconds, SMSKit's documented budget.
 
@@ -295,7 +282,6 @@ class SmsKitProvider(Provider):
             error_mapper=_error,
             clock=self.clock,
         )
-        _environment_once(self.transport.session, self.transport.base_url)
         if rate:
             # The documented budget is per hour: enforce it as a window of that hour.
             self.transport.limiter = WindowLimiter(max(1, round(rate * 3600)), 3600.0, clock=self.clock)
