@@ -100,3 +100,24 @@ def test_dry_run_then_sync_then_runs_then_backfill(sf_org, sf_tls, tmp_path, cap
     assert main(["runs", "-c", str(path)]) == 0
     runs = capsys.readouterr().out.splitlines()
     assert len(runs) == 3 and "backfill" in runs[0] and "sync (dry run)" in runs[2]
+
+
+def test_sync_every_runs_cycle_after_cycle(sf_org, sf_tls, tmp_path) -> None:
+    path = write_config(sf_org, sf_tls.ca_path, tmp_path)
+    sf_org.insert("SMS_Message__c", [{"To__c": "+61491570131", "Body__c": "Hi", "Status__c": "Queued"}])
+    env = {**os.environ, "SF_TEST_TOKEN": sf_org.issue_token()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smsrelay_salesforce.cli", "sync", "--every", "1s", "--json", "-c", str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        cycles = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert cycles[0]["sent"] == 1 and cycles[1]["sent"] == 0 and cycles[2]["sent"] == 0
+    assert sum(c["replies"] for c in cycles) == 0 and all(not c["errors"] for c in cycles)
