@@ -276,3 +276,25 @@ def test_two_syncs_on_one_state_file_do_not_overlap(make_bridge, bridge_config) 
             bridge.sync()
     finally:
         other.close()
+
+
+def test_client_credentials_sign_in_and_a_wrong_secret_is_a_clear_auth_error(
+    make_bridge, queue_messages, sf_org
+) -> None:
+    from smsrelay.errors import AuthError
+
+    queue_messages(1)
+    creds = {
+        "auth": "client_credentials",
+        "login_url": sf_org.url,
+        "consumer_key": sf_org.consumer_key,
+        "consumer_secret": "${SF_SECRET}",
+        "instance_url": None,
+        "access_token": None,
+    }
+    wrong = make_bridge(env={"SF_SECRET": "not-the-secret-at-all"}, salesforce=creds)
+    with pytest.raises(AuthError) as exc:
+        wrong.sync()
+    assert "client_credentials" in str(exc.value) and "not-the-secret-at-all" not in str(exc.value)
+    right = make_bridge(env={"SF_SECRET": sf_org.consumer_secret}, salesforce=creds)
+    assert right.sync().sent == 1
