@@ -7,7 +7,8 @@ contract tests and the start-up benchmark, so what is tested is what ships:
 2. ``pip install --constraint action/constraints.txt <repo root>``: the core,
    non-editable, without extras (no Airflow, no Salesforce, no server);
 3. prune data the core never loads: ``phonenumbers``' geocoder, carrier and
-   time-zone tables (about 43 MB; ``smsrelay.phone`` only parses and validates).
+   time-zone tables (about 43 MB; ``smsrelay.phone`` only parses and validates);
+4. byte-compile what is left, once, at build time.
 
 Usage: ``python action/install.py TARGET [SOURCE]``; SOURCE defaults to the repository root.
 """
@@ -54,6 +55,7 @@ def install(target: Path, source: Path = HERE.parent) -> Path:
             "install",
             "--quiet",
             "--no-cache-dir",
+            "--no-compile",
             "--disable-pip-version-check",
             "--constraint",
             str(CONSTRAINTS),
@@ -64,6 +66,9 @@ def install(target: Path, source: Path = HERE.parent) -> Path:
     site = site_packages(target)
     for rel in PRUNE:
         shutil.rmtree(site / rel, ignore_errors=True)
+    # Compile after pruning (the geocoder tables alone are 40 MB of Python), so start-up
+    # never compiles: the image sets PYTHONDONTWRITEBYTECODE and could not cache it.
+    subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", str(site)], check=True)
     return site
 
 
