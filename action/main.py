@@ -225,7 +225,7 @@ def _send(
 def _log_rows(runner: Runner, rows: list[Row]) -> None:
     for r in rows:
         mark = "✓" if r.ok else "✗"
-        detail = f"  {r.error}" if r.error else ""
+        detail = f"  {redact(r.error)}" if r.error else ""
         runner.info(f"{mark} {mask_number(r.to)}  {r.status}  {r.parts} part(s)  {r.message_id or ''}{detail}")
 
 

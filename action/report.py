@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from smsrelay.model import Status
+from smsrelay.redaction import redact
 
 __all__ = ["Row", "mask_number", "outputs", "overall_status", "summary"]
 
@@ -50,7 +51,8 @@ class Row:
             "status": self.status,
             "message_id": self.message_id,
             "parts": self.parts,
-            "error": self.error,
+            # A provider's error text may quote the number; outputs travel beyond the log.
+            "error": redact(self.error) if self.error else None,
         }
 
 

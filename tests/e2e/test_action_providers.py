@@ -31,3 +31,12 @@ def test_mesms_lost_response_is_not_resent(run_action, start_emulator):
     assert run.code == 1
     assert run.outputs["status"] == "unknown"
     assert any("Send outcome unknown" in e for e in run.errors)
+
+
+def test_provider_errors_never_carry_the_number_into_outputs(run_action, start_emulator):
+    emu: MeSmsEmulator = start_emulator("mesms")  # type: ignore[assignment]
+    run = run_action(mesms_inputs(emu, to="+61491570156", message="hi"))  # not Thai: refused before sending
+    assert run.code == 1
+    assert "Thai" in run.json("statuses")[0]["error"]
+    for text in (run.outputs["statuses"], run.summary, run.stdout.replace("::add-mask::", "#")):
+        assert "491570156" not in text.replace("#+61491570156", "").replace("#61491570156", "")
