@@ -5,13 +5,12 @@
 * ``import action.main`` alone;
 * the installed size of the venv's runtime site-packages (goal under 40 MB).
 
-Each figure is the median of several runs. ``--smoke`` takes fewer runs, and
+Each figure is the least CPU time of several runs (wall time: the median). ``--smoke`` takes fewer runs, and
 measures the dev venv when the Action's venv is not built yet (building takes ~30 s).
 """
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import subprocess
@@ -27,10 +26,11 @@ BENCH = "action_startup"
 
 
 def _timed(argv: list[str], env: dict[str, str], cwd: Path, runs: int) -> tuple[float, float]:
-    """Median wall time and median CPU time (user + system) of a child process.
+    """Median wall time and least CPU time (user + system) of a child process.
 
     CPU time is the headline: on a shared, loaded machine wall time mostly measures
-    the queue for a core, not the program.
+    the queue for a core, not the program; and the least of several runs, since
+    interference only ever adds (cache misses, frequency changes).
     """
     walls, cpus = [], []
     for _ in range(runs):
@@ -40,7 +40,7 @@ def _timed(argv: list[str], env: dict[str, str], cwd: Path, runs: int) -> tuple[
         walls.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
-    return statistics.median(walls), statistics.median(cpus)
+    return statistics.median(walls), min(cpus)
 
 
 def _size_mb(site: Path) -> float:
@@ -49,6 +49,7 @@ def _size_mb(site: Path) -> float:
 
 def run(smoke: bool) -> list[Figure]:
     sys.path.insert(0, str(ROOT))
+    from action.demo import runner_env
     from action.install import cached, site_packages
 
     venv = cached(ROOT, build=not smoke)
@@ -57,27 +58,23 @@ def run(smoke: bool) -> list[Figure]:
     runs = 3 if smoke else 15
     with tempfile.TemporaryDirectory(prefix="bench-action-") as tmp:
         work = Path(tmp)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": tmp,
-            "PYTHONSAFEPATH": "1",
-            "PYTHONPATH": str(ROOT),
-            "PYTHONUNBUFFERED": "1",
-            "SMSRELAY_SANDBOX_PATH": str(work / "sandbox.db"),
-            "GITHUB_OUTPUT": str(work / "out"),
-            "GITHUB_STEP_SUMMARY": str(work / "summary"),
-            "INPUT_PROVIDER": "sandbox",
-            "INPUT_TO": "+61491570156",
-            "INPUT_MESSAGE": "Deployed {{ github.repository }}",
-            "INPUT_DRY-RUN": "true",
-            "GITHUB_REPOSITORY": "acme/api",
-        }
+        # The environment the runner gives the step, as in `make demo`: every input, GITHUB_*.
+        env = runner_env(
+            work,
+            {
+                "provider": "sandbox",
+                "to": "+61491570156",
+                "message": "Deployed {{ github.repository }}",
+                "dry-run": "true",
+            },
+        )
+        work = Path(env["GITHUB_WORKSPACE"])
         bare = _timed([python, "-c", "pass"], env, work, runs)
         imported = _timed([python, "-c", "import action.main"], env, work, runs)
         dry = _timed([python, "-m", "action.main"], env, work, runs)
     added = dry[1] - bare[1]
     figures = [
-        Figure(BENCH, "python -c pass (CPU)", bare[1], "s", detail=f"median of {runs}, {where}"),
+        Figure(BENCH, "python -c pass (CPU)", bare[1], "s", detail=f"least of {runs}, {where}"),
         Figure(BENCH, "import action.main, added (CPU)", imported[1] - bare[1], "s", detail=where),
         Figure(
             BENCH,
@@ -86,7 +83,7 @@ def run(smoke: bool) -> list[Figure]:
             "s",
             goal="< 0.4 s",
             met=added < 0.4,
-            detail=f"median CPU {dry[1]:.3f}s - {bare[1]:.3f}s, {where}",
+            detail=f"CPU {dry[1]:.3f}s - {bare[1]:.3f}s, {where}",
         ),
         Figure(BENCH, "dry run, added to bare python (wall)", dry[0] - bare[0], "s", detail="load-sensitive"),
     ]

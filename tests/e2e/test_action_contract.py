@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from smsrelay import Client
-from tests.fixtures.action import action_metadata, finished, runner_env
+from tests.fixtures.action import action_metadata, runner_env, wait_until
 
 OK_1, OK_2 = "+61491570156", "+61491570157"
 FAILS, YES, NO, NO_REPORT = "+61491570001", "+61491570004", "+61491570005", "+61491570008"
@@ -380,11 +379,19 @@ def test_reply_wait_times_out(run_action):
     assert any("no approving or rejecting reply within 0.5s" in e for e in run.errors)
 
 
-def test_injected_reply_from_an_approver_decides(action_venv, tmp_path):
+def test_injected_reply_from_an_approver_decides(run_action):
     """The gate's recipient is the on-call list; only the lead's reply counts."""
     lead = "+61491570199"
-    env = runner_env(
-        tmp_path,
+
+    def reply(env):
+        wait_until(lambda: sandbox_messages(env))
+        sandbox = Client("sandbox", path=env["SMSRELAY_SANDBOX_PATH"], env={})
+        sandbox.provider.inject_reply(OK_1, "approve")  # not an approver
+        sandbox.provider.inject_reply(lead, "maybe later")  # matches no pattern
+        sandbox.provider.inject_reply(lead, "Approve")
+        sandbox.close()
+
+    run = run_action(
         {
             "provider": "sandbox",
             "to": OK_1,
@@ -395,32 +402,12 @@ def test_injected_reply_from_an_approver_decides(action_venv, tmp_path):
             "poll-interval": "0.05",
             "wait-timeout": "20",
         },
+        during=reply,
     )
-    proc = subprocess.Popen(
-        [str(action_venv), "-m", "action.main"],
-        env=env,
-        cwd=env["GITHUB_WORKSPACE"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not sandbox_messages(env) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        sandbox = Client("sandbox", path=env["SMSRELAY_SANDBOX_PATH"], env={})
-        sandbox.provider.inject_reply(OK_1, "approve")  # not an approver
-        sandbox.provider.inject_reply(lead, "maybe later")  # matches no pattern
-        sandbox.provider.inject_reply(lead, "Approve")
-        sandbox.close()
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    run = finished(proc.returncode, stdout, stderr, env)
-    assert run.code == 0, stdout + stderr
+    assert run.code == 0, run.stdout + run.stderr
     assert run.outputs["decision"] == "approved"
     assert run.outputs["reply"] == "Approve" and run.outputs["reply-from"] == lead
-    assert "matches neither pattern" in stdout
+    assert "matches neither pattern" in run.stdout
 
 
 # -- the image's contents ----------------------------------------------------------

@@ -7,13 +7,10 @@ separate process and polls on wall time, as it does on a runner.
 
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pytest
 
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
-from tests.fixtures.action import finished, runner_env
+from tests.fixtures.action import wait_until
 
 KEY = "kv2-action-key-0123456789"
 SENDER = "61481074185"
@@ -99,32 +96,20 @@ def test_lost_response_is_looked_up_not_resent(run_action, kudosity):
     assert run.outputs["message-id"] == kudosity.outbound[0]["id"]
 
 
-def test_injected_reply_from_the_release_manager(action_venv, tmp_path, kudosity):
+def test_injected_reply_from_the_release_manager(run_action, kudosity):
     """The gate goes to the on-call number; only the release manager's reply decides."""
     lead = "+61491570199"
-    env = runner_env(
-        tmp_path,
-        inputs(kudosity, to=OK, message="Deploy? Reply YES", wait_for="reply", reply_from=lead, wait_timeout="20"),
-    )
-    proc = subprocess.Popen(
-        [str(action_venv), "-m", "action.main"],
-        env=env,
-        cwd=env["GITHUB_WORKSPACE"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not kudosity.outbound and time.monotonic() < deadline:
-            time.sleep(0.05)
+
+    def reply(env):
+        wait_until(lambda: kudosity.outbound)
         kudosity.inject_reply(OK, "YES")  # the on-call engineer is not an approver
         kudosity.inject_reply(lead, "no, wait")
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    run = finished(proc.returncode, stdout, stderr, env)
-    assert run.code == 1, stdout + stderr
+
+    run = run_action(
+        inputs(kudosity, to=OK, message="Deploy? Reply YES", wait_for="reply", reply_from=lead, wait_timeout="20"),
+        during=reply,
+    )
+    assert run.code == 1, run.stdout + run.stderr
     assert run.outputs["decision"] == "rejected"
     assert run.outputs["reply"] == "no, wait" and run.outputs["reply-from"] == lead
 
