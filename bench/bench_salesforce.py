@@ -150,7 +150,11 @@ CHILD = textwrap.dedent(
     with Bridge(config, clock=clock, bulk_poll=0.01) as bridge:
         pull = bridge.sync(push=False)
     took = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forked copy of the parent
+    # (here the org emulator with every record), which would measure the parent, not the bridge.
+    with open("/proc/self/status") as status:
+        hwm = [line for line in status if line.startswith("VmHWM:")]
+    peak_mb = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"updated": pull.deliveries_updated, "events": pull.events, "calls": pull.calls,
                       "peak_mb": peak_mb, "seconds": took}))
     """
@@ -260,7 +264,7 @@ def run(smoke: bool) -> list[Figure]:
     big = _pull_memory(big_n)
     figures += [
         Figure(BENCH, f"bridge peak RSS pulling {big_n:,} events", big["peak_mb"], "MB", "< 150 MB",
-               big["peak_mb"] < 150, f"child process, ru_maxrss; calls {big['calls']}"),
+               big["peak_mb"] < 150, f"child process, VmHWM; calls {big['calls']}"),
         Figure(BENCH, f"bridge pull throughput, {big_n:,} events", big_n / big["seconds"], "events/s"),
     ]  # fmt: skip
     if not smoke:

@@ -23,11 +23,11 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from smsrelay import Client, Delivery, LinkHit, OptOut, Reply, Status
 from smsrelay.errors import InvalidRequest
-from smsrelay.lifecycle import merge, supersedes
+from smsrelay.lifecycle import precedence, supersedes
 from smsrelay.phone import normalize
 from smsrelay_salesforce.config import BridgeConfig
 from smsrelay_salesforce.org import Org, parse_datetime
@@ -49,11 +49,36 @@ CONSENT_SOURCE: dict[str, str] = {"reply": "Reply", "link": "Link", "link_hit": 
 Progress = Callable[[str, int, int], None]
 
 
+class _Report(NamedTuple):
+    """The parts of a delivery report the write needs: a window holds thousands of these."""
+
+    status: Status
+    occurred_at: datetime
+    event_id: str
+    message_id: str | None
+    message_ref: str | None
+    raw_status: str | None
+    reason: str | None
+    parts: int | None
+
+    @classmethod
+    def of(cls, d: Delivery) -> _Report:
+        return cls(d.status, d.occurred_at, d.event_id, d.message_id, d.message_ref, d.raw_status, d.reason, d.parts)
+
+    def wins_over(self, other: _Report | None) -> bool:
+        # The lifecycle's one merge rule (smsrelay.lifecycle.precedence), on the compact form.
+        if other is None:
+            return True
+        return precedence(self.status, self.occurred_at, self.event_id) > precedence(
+            other.status, other.occurred_at, other.event_id
+        )
+
+
 @dataclass
 class _Window:
     """Events folded into one pending write per record."""
 
-    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    deliveries: dict[str, _Report] = field(default_factory=dict)
     replies: dict[str, Reply] = field(default_factory=dict)
     hits: dict[str, LinkHit] = field(default_factory=dict)
     opt_outs: dict[str, OptOut | Reply] = field(default_factory=dict)
@@ -64,13 +89,16 @@ class _Window:
 
     def add(self, event: Any) -> None:
         self.events += 1
+        if isinstance(event, Delivery):
+            key = event.message_id or event.message_ref or event.event_id
+            report = _Report.of(event)
+            if report.wins_over(self.deliveries.get(key)):
+                self.deliveries[key] = report
+            return
         # The raw payload is never written to Salesforce: drop it, so a window stays small.
         if getattr(event, "raw", None):
             event = replace(event, raw={})
-        if isinstance(event, Delivery):
-            key = event.message_id or event.message_ref or event.event_id
-            self.deliveries[key] = merge(self.deliveries.get(key), event)
-        elif isinstance(event, Reply):
+        if isinstance(event, Reply):
             self.replies[event.event_id] = event
             if event.text.strip().upper() in STOP_WORDS:
                 self._opt_out(event)

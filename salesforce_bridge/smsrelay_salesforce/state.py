@@ -54,7 +54,7 @@ class StateLocked(ConfigError):
     """Another bridge process holds the state file: two syncs must not overlap."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Applied:
     """What the bridge last wrote for one provider message."""
 
