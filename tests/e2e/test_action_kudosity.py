@@ -79,6 +79,7 @@ def test_wrong_key_is_an_input_error(run_action, kudosity):
     assert kudosity.outbound == []
 
 
+@pytest.mark.slow  # the transport's real backoff before the retry
 def test_server_error_is_retried_without_a_double_send(run_action, kudosity):
     kudosity.inject("status", status=503, method="POST", path="/v2/sms")
     run = run_action(inputs(kudosity, to=OK, message="hi"))
