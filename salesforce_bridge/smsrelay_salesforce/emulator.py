@@ -2002,9 +2002,10 @@ def serve(
 
 def seed_demo(org: OrgEmulator, n: int) -> None:
     """``n`` Contacts with mobiles and one queued outbound ``SMS_Message__c`` each (if the object exists)."""
+    # Last four digits from 1000 up: plain deliveries under the sandbox's magic-number table.
+    phones = [f"+6149157{1000 + i % 9000:04d}" for i in range(1, n + 1)]
     contacts = org.insert(
-        "Contact",
-        [{"FirstName": f"Demo{i}", "LastName": "Contact", "MobilePhone": f"+6140000{i:04d}"} for i in range(1, n + 1)],
+        "Contact", [{"FirstName": f"Demo{i}", "LastName": "Contact", "MobilePhone": p} for i, p in enumerate(phones, 1)]
     )
     if org.schema.has("SMS_Message__c"):
         obj = org.schema.object("SMS_Message__c")
@@ -2012,7 +2013,7 @@ def seed_demo(org: OrgEmulator, n: int) -> None:
         for i, cid in enumerate(contacts, start=1):
             row: dict[str, Any] = {"Contact__c": cid} if obj.has("Contact__c") else {}
             if obj.has("To__c"):
-                row["To__c"] = f"+6140000{i:04d}"
+                row["To__c"] = phones[i - 1]
             if obj.has("Status__c"):
                 row["Status__c"] = "Queued"
             if obj.has("Direction__c"):
