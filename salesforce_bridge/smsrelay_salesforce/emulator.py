@@ -61,7 +61,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from smsrelay.clock import Clock
 from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, _RequestHandler, json_response, route
@@ -508,6 +508,7 @@ class OrgEmulator(Emulator):
     """
 
     name = "salesforce-org"
+    max_recorded_requests: ClassVar[int] = 50_000
 
     def __init__(
         self,
@@ -1029,6 +1030,10 @@ class OrgEmulator(Emulator):
                 self.api_used += 1
                 self.calls[self._route_name(req)] += 1
         resp = super().dispatch(req)
+        with self.lock:
+            # A long-running org (emulate-org, 100,000-event benchmarks) keeps only recent requests.
+            if len(self.requests) > self.max_recorded_requests * 1.1:
+                del self.requests[: len(self.requests) - self.max_recorded_requests]
         return self._with_limit_header(resp)
 
     def _with_limit_header(self, resp: EmuResponse) -> EmuResponse:

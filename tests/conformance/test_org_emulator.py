@@ -554,3 +554,11 @@ def test_a_reset_after_the_write_loses_the_answer_but_not_the_write(sf, sf_org):
     with pytest.raises(requests.exceptions.ConnectionError):
         sf.restful("composite/sobjects", method="POST", json={"records": _recs(2)})
     assert sf_org.count(MSG) == 2  # the org committed; only the response was lost
+
+
+def test_a_long_running_org_keeps_only_recent_requests(sf, sf_org):
+    sf_org.max_recorded_requests = 10
+    for _ in range(30):
+        sf.query("SELECT COUNT() FROM Contact")
+    assert 10 <= len(sf_org.received("GET")) <= 11
+    assert sf_org.api_calls == 30  # the counter is not trimmed
