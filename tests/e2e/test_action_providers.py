@@ -40,3 +40,61 @@ def test_provider_errors_never_carry_the_number_into_outputs(run_action, start_e
     assert "Thai" in run.json("statuses")[0]["error"]
     for text in (run.outputs["statuses"], run.summary, run.stdout.replace("::add-mask::", "#")):
         assert "491570156" not in text.replace("#+61491570156", "").replace("#61491570156", "")
+
+
+def test_kaleyra_send_and_wait_for_delivery(run_action, start_emulator):
+    emu = start_emulator("kaleyra", sent_after=0.05, delivered_after=0.1)
+    run = run_action(
+        {
+            "provider": "kaleyra",
+            "api-key": "test-key",
+            "sid": "HXAP0000000000",
+            "api-url": emu.url,
+            "from": "ACMEIN",
+            "to": "+919812345678",
+            "message": "Build {{ github.run_number }} shipped",
+            "wait-for": "delivery",
+            "poll-interval": "0.05",
+        }
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.outputs["status"] == "delivered"
+    assert len(run.json("message-ids")) == 1
+
+
+def test_a_wait_the_provider_cannot_serve_is_refused_before_sending(run_action, start_emulator):
+    emu = start_emulator("kaleyra")
+    run = run_action(
+        {
+            "provider": "kaleyra",
+            "api-key": "test-key",
+            "sid": "HXAP0000000000",
+            "api-url": emu.url,
+            "to": "+919812345678",
+            "message": "Deploy?",
+            "wait-for": "reply",
+        }
+    )
+    assert run.code == 2
+    assert run.errors[0].startswith("::error title=Invalid input%3A wait-for::kaleyra cannot be polled for replies")
+    assert emu.received() == []
+
+
+def test_smskit_approval_gate(run_action, start_emulator):
+    emu = start_emulator("smskit", assigned_after=0.02, sent_after=0.05, delivered_after=0.1, reply_after=0.15)
+    run = run_action(
+        {
+            "provider": "smskit",
+            "api-key": "sk_test_key",
+            "api-url": emu.url,
+            "to": "+254712340004",
+            "message": "Deploy? YES/NO",
+            "priority": "1",
+            "wait-for": "reply",
+            "poll-interval": "0.05",
+            "wait-timeout": "20",
+        }
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.outputs["decision"] == "approved"
+    assert len(emu.received("POST", "/api/sms/send")) == 1
