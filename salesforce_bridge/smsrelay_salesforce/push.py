@@ -368,6 +368,7 @@ class Pusher:
                     summary.failed += 1
                 rec.update({f("error_code"): r.status.value.upper(), f("error_message"): _cut(r.error)})
                 rec[f("delivery_status")] = DELIVERY_PICKLIST[r.status]
+                rec[f("delivery_updated_at")] = now
             updates.append(rec)
             written.append((j, r))
         if self.dry_run or not updates:
