@@ -57,6 +57,7 @@ import secrets
 import ssl
 import sys
 import tempfile
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1790,11 +1791,13 @@ class OrgEmulator(Emulator):
             job.state = "UploadComplete"
             job.modified = self.clock.now()
             info = self._job_info(job)
+            job.state = "InProgress"
             if self.bulk_processing_seconds <= 0:
-                self._process_job(job)
+                # Bulk API 2.0 processes asynchronously: the close returns at once, other calls go on, and
+                # the client polls the job. Rows are processed in chunks so the org stays responsive.
+                threading.Thread(target=self._process_job, args=(job,), name=f"bulk-{job.id}", daemon=True).start()
             else:
-                job.state = "InProgress"
-                self.after(self.bulk_processing_seconds, lambda: self._locked(self._process_job, job))
+                self.after(self.bulk_processing_seconds, lambda: self._process_job(job))
             return json_response(info)
         if state == "Aborted":
             if job.state in {"JobComplete", "Failed", "Aborted"}:
@@ -1803,10 +1806,6 @@ class OrgEmulator(Emulator):
             job.modified = self.clock.now()
             return json_response(self._job_info(job))
         raise RequestError(400, "INVALIDJOBSTATE", f"state must be UploadComplete or Aborted, got {state!r}")
-
-    def _locked(self, fn: Callable[[_Job], None], job: _Job) -> None:
-        with self.lock:
-            fn(job)
 
     @route("GET", _V + r"/jobs/ingest/(?P<job_id>\w+)/?")
     def bulk_info(self, req: EmuRequest, version: str, job_id: str) -> EmuResponse:
@@ -1845,18 +1844,31 @@ class OrgEmulator(Emulator):
         return self._csv_response(job.columns, job.unprocessed, job)
 
     def _process_job(self, job: _Job) -> None:
-        """Run an uploaded ingest job row by row (Bulk API 2.0 has no all-or-none)."""
-        if job.state == "Aborted":
-            return
-        started = self.clock.now()
-        obj = self.schema.object(job.object)
-        try:
-            rows = self._job_rows(job)
-        except RequestError as exc:
-            job.state = "Failed"
-            job.error_message = exc.message
+        """Run an uploaded ingest job row by row (Bulk API 2.0 has no all-or-none), taking the lock per chunk."""
+        with self.lock:
+            if job.state == "Aborted":
+                return
+            started = self.clock.now()
+            obj = self.schema.object(job.object)
+            try:
+                rows = self._job_rows(job)
+            except RequestError as exc:
+                job.state = "Failed"
+                job.error_message = exc.message
+                job.modified = self.clock.now()
+                return
+        for start in range(0, len(rows), 1000):
+            with self.lock:
+                if job.state == "Aborted":
+                    job.unprocessed.extend(raw for raw, _ in rows[start:])
+                    return
+                self._process_rows(job, obj, rows[start : start + 1000])
+        with self.lock:
+            job.processing_ms = int((self.clock.now() - started).total_seconds() * 1000)
+            job.state = "JobComplete"
             job.modified = self.clock.now()
-            return
+
+    def _process_rows(self, job: _Job, obj: ObjectSchema, rows: list[tuple[list[str], dict[str, Any]]]) -> None:
         for raw_row, data in rows:
             try:
                 if job.operation == "insert":
@@ -1880,9 +1892,6 @@ class OrgEmulator(Emulator):
                 job.failures.append((rid_raw or "", err, raw_row))
             except RequestError as exc:
                 job.failures.append(("", f"{exc.code}:{exc.message}: --", raw_row))
-        job.processing_ms = int((self.clock.now() - started).total_seconds() * 1000)
-        job.state = "JobComplete"
-        job.modified = self.clock.now()
 
     def _job_rows(self, job: _Job) -> list[tuple[list[str], dict[str, Any]]]:
         obj = self.schema.object(job.object)

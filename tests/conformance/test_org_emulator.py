@@ -562,3 +562,16 @@ def test_a_long_running_org_keeps_only_recent_requests(sf, sf_org):
         sf.query("SELECT COUNT() FROM Contact")
     assert 10 <= len(sf_org.received("GET")) <= 11
     assert sf_org.api_calls == 30  # the counter is not trimmed
+
+
+def test_bulk_jobs_run_asynchronously_and_the_org_stays_responsive(sf, sf_org):
+    client = sf.bulk2.Contact._client
+    job = client.create_job("insert")
+    client.upload_job_data(job["id"], "LastName\n" + "\n".join(f"L{i}" for i in range(3000)) + "\n")
+    assert client.close_job(job["id"])["state"] == "UploadComplete"
+    assert sf.query("SELECT COUNT() FROM User")["totalSize"] == 1  # answered while the job runs
+    deadline = time.monotonic() + 60
+    while client.get_job(job["id"], False)["state"] != "JobComplete":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert sf_org.count("Contact") == 3000
