@@ -72,14 +72,17 @@ class State:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a cursor the bridge advanced must survive a power cut, or events replay
-        # (harmless) -- but a lost "sent" row would cost an extra query, never a resend.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a cursor the bridge advanced must survive a power cut, or events replay
+            # (harmless) -- but a lost "sent" row would cost an extra query, never a resend.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the state file: {exc}", field="state_file", file=str(path)) from None
         self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
