@@ -255,6 +255,37 @@ def test_a_retry_without_stored_ids_asks_the_provider_first(kudosity_conn: Any) 
     assert second["message_ids"][:2] == first["message_ids"]
 
 
+def test_an_ambiguous_send_is_looked_up_not_resent(kudosity_conn: Any) -> None:
+    store = StateStore()
+    op = SendSmsOperator(task_id="send", to=["+61491574101", "+61491574102"], message="Code 99")
+    first = op.execute(context(TI(try_number=1), store))
+    # As a try whose send raised AmbiguousSend leaves it: the provider accepted, we never heard.
+    state = store.get(STATE_KEY)
+    state["results"][1].update(message_id=None, status="unknown")
+    store.set(STATE_KEY, state)
+
+    again = op.execute(context(TI(try_number=2), store))
+
+    assert again["message_ids"] == first["message_ids"]
+    assert len(kudosity_conn.received("POST", "/v2/sms")) == 2
+
+
+def test_an_ambiguous_send_without_lookup_fails_rather_than_guess(
+    monkeypatch: pytest.MonkeyPatch, start_emulator: Any
+) -> None:
+    emu = start_emulator("mesms")
+    conn = {"conn_type": "smsrelay_mesms", "host": emu.url, "password": "test-key", "extra": {"sender": "Acme"}}
+    monkeypatch.setenv("AIRFLOW_CONN_MESMS", json.dumps(conn))
+    store = StateStore()
+    store.set(STATE_KEY, {"key": "k", "results": [{"to": "+61491574201", "message_id": None, "status": "unknown"}]})
+    op = SendSmsOperator(task_id="send", sms_conn_id="mesms", to=["+61491574201"], message="Hi")
+
+    with pytest.raises(AirflowFailException, match=r"may or may not have been accepted .*\+61491574201.*not sending"):
+        op.execute(context(TI(try_number=2), store))
+
+    assert emu.received("POST") == []
+
+
 def test_bad_recipients_are_reported_without_stopping_the_batch(sandbox_conn: Path) -> None:
     store = StateStore()
     ti = TI()

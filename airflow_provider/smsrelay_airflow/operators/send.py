@@ -73,6 +73,11 @@ def recipients_from(to: Any) -> list[Recipient]:
     return out
 
 
+def _ambiguous(row: Mapping[str, Any]) -> bool:
+    """A send the provider may or may not have accepted (the core's ``AmbiguousSend``)."""
+    return not row.get("message_id") and row.get("status") == "unknown"
+
+
 def _row(r: Any) -> dict[str, Any]:
     return {
         "to": r.to,
@@ -171,14 +176,23 @@ class SendSmsOperator(BaseOperator):
         if not recipients:
             self.log.info("No recipients: nothing to send.")
             return self._output({"provider": None, "key": key, "sent_at": None, "results": [], "batch_id": None})
+        resume = bool(state) or try_number > 1  # an earlier try may have sent some of these
         try:
             if store is not None and not state:
-                store.set(STATE_KEY, {"key": key, "sending": datetime.now(UTC).isoformat()})
-            output = self._send(recipients, body, key, previous, resume=bool(state) or try_number > 1)
+                state = {"key": key, "sent_at": datetime.now(UTC).isoformat()}
+                store.set(STATE_KEY, state)
+            output = self._send(
+                recipients,
+                body,
+                key,
+                previous,
+                resume=resume,
+                sent_at=state.get("sent_at"),
+            )
         except AmbiguousSend as exc:
-            partial = getattr(exc, "result", None)
-            if store is not None and partial is not None:
-                store.set(STATE_KEY, {"key": key, "results": [_row(r) for r in partial.results]})
+            rows = getattr(exc, "rows", None)
+            if store is not None and rows is not None:
+                store.set(STATE_KEY, {"key": key, "sent_at": state.get("sent_at"), "results": rows})
             raise AirflowException(f"{self.task_id}: {exc}") from None
         except (AuthError, ConfigError, InsufficientCredit) as exc:
             raise AirflowFailException(f"{self.task_id}: {exc}") from None
@@ -207,7 +221,9 @@ class SendSmsOperator(BaseOperator):
         previous: list[dict[str, Any]] | None,
         *,
         resume: bool,
+        sent_at: str | None = None,
     ) -> dict[str, Any]:
+        from smsrelay.errors import AmbiguousSend
         from smsrelay.model import Message
 
         client = self.hook.client
@@ -216,13 +232,31 @@ class SendSmsOperator(BaseOperator):
         done = sum(1 for r in rows if r and r.get("message_id"))
         if done:
             self.log.info("Found %d message(s) sent by an earlier try; not sending them again.", done)
-        if resume and previous is None and client.capabilities.lookup_by_ref:
-            rows = self._lookup(recipients, message)
+        # Not known to be sent: a retry with nothing stored, or an earlier try whose send was ambiguous.
+        unsure = [i for i, r in enumerate(rows) if (r is None and resume) or (r and _ambiguous(r))]
+        if unsure and client.capabilities.lookup_by_ref:
+            found = self._lookup([recipients[i] for i in unsure], message)
+            for i, row in zip(unsure, found, strict=True):
+                rows[i] = row if row is not None else (None if rows[i] is None else {**rows[i], "status": "lost"})
+        still = [rows[i]["to"] for i in unsure if rows[i] and _ambiguous(rows[i])]  # type: ignore[index]
+        if still:
+            raise AirflowFailException(
+                f"{self.task_id}: {len(still)} message(s) may or may not have been accepted by an earlier try "
+                f"({', '.join(still[:20])}), and {client.provider.name} cannot be asked by key; not sending them "
+                "again. Check the provider's log, then clear the task state to resend."
+            )
         todo = [i for i, r in enumerate(rows) if not (r and r.get("message_id"))]
-        sent_at = datetime.now(UTC).isoformat()
         batch_id = None
+        sent_at = sent_at or datetime.now(UTC).isoformat()
         if todo:
-            result = client.send_many(message, [recipients[i] for i in todo], on_invalid="skip")
+            try:
+                result = client.send_many(message, [recipients[i] for i in todo], on_invalid="skip")
+            except AmbiguousSend as exc:
+                partial = getattr(exc, "result", None)
+                for i, r in zip(todo, partial.results if partial else (), strict=False):
+                    rows[i] = _row(r)
+                exc.rows = rows  # type: ignore[attr-defined]  # for the task state, in input order
+                raise
             batch_id = result.batch_id
             for i, r in zip(todo, result.results, strict=True):
                 rows[i] = _row(r)
@@ -235,7 +269,7 @@ class SendSmsOperator(BaseOperator):
         }
 
     def _lookup(self, recipients: list[Recipient], message: Any) -> list[dict[str, Any] | None]:
-        """Ask the provider which of this task's messages it already has (a retry without stored ids)."""
+        """Ask the provider which of these messages it already has, by idempotency key."""
         client = self.hook.client
         keys: list[str | None] = []
         for rcpt in recipients:
