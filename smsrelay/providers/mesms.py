@@ -46,7 +46,7 @@ from smsrelay.errors import (
     RateLimited,
     SmsRelayError,
 )
-from smsrelay.model import Capabilities, Delivery, PreparedSms, RecipientResult, Status, event_id_for
+from smsrelay.model import Capabilities, Delivery, PreparedSms, RecipientResult, Status
 from smsrelay.phone import to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Quote
 from smsrelay.providers.batching import join_outcomes, plan_by_body
@@ -385,7 +385,9 @@ class MeSmsProvider(Provider):
         msisdn = row["msisdn"]
         phone = "+66" + msisdn[1:] if msisdn.startswith("0") else "+" + msisdn
         return Delivery(
-            event_id=event_id_for(self.name, "delivery", batch_uuid, msisdn, raw_status),
+            # Built from ME-SMS's own ids (batch uuid, number) and the status, so a re-read
+            # dedupes; no hashing, as a million-recipient batch makes a million of these.
+            event_id=f"mesms:delivery:{batch_uuid}:{msisdn}:{raw_status}",
             provider=self.name,
             phone=phone,
             occurred_at=_time(row.get("updatedAt")) or self.clock.now(),

@@ -52,7 +52,8 @@ def test_one_recipient_carries_its_own_key_as_ref(kaleyra: Client, kaleyra_emula
 
 def test_equal_bodies_batch_and_personalised_bodies_split(kaleyra: Client, kaleyra_emulator: KaleyraEmulator) -> None:
     same = kaleyra.send([f"+91987{i:07d}" for i in range(250)], "Sale")
-    assert [len(f["to"].split(",")) for f in forms(kaleyra_emulator)] == [100, 100, 50]
+    # Requests run concurrently, so they may arrive in any order.
+    assert sorted(len(f["to"].split(",")) for f in forms(kaleyra_emulator)) == [50, 100, 100]
     assert same.all_accepted and len(set(same.message_ids)) == 250
     kaleyra_emulator.reset()
     people = [Recipient(num(f"20{i:02d}"), vars={"n": i % 3}) for i in range(9)]
