@@ -15,7 +15,8 @@ injects one.
 Outcomes by the recipient's last four digits (as the sandbox's): 0001 ``UnDelivered``
 (``ABSENT-SUB``), 0002 expired (``EXPIRED``), 0003 ``NotSent`` (``DND-NUMB``), 0004
 reply "YES", 0005 reply "NO", 0007 reply "STOP", 0008 ``SENT - NO DLR``, 0009 a late
-duplicate ``Sent`` callback after ``Delivered``; anything else is delivered. Kaleyra
+duplicate ``Sent`` callback after ``Delivered``; anything else is delivered. A number that
+replied STOP (or UNSUBSCRIBE, …) is afterwards ``NotSent`` with ``OPT-OUT``. Kaleyra
 has no link tracking, so 0006 is delivered.
 """
 
@@ -49,6 +50,8 @@ OUTCOMES: dict[str, tuple[str, str, str]] = {
     "0008": ("Sent", "SENT - NO DLR", "Sent"),
 }
 DELIVERED = ("Delivered", "DELIVERED", "Delivered")
+OPTED_OUT = ("NotSent", "OPT-OUT", "Failed")
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
 REPLIES = {"0004": "YES", "0005": "NO", "0007": "STOP"}
 
 
@@ -108,6 +111,7 @@ class KaleyraEmulator(Emulator):
         self.profiles = {k: dict(v) for k, v in (profiles or {}).items()}
         self.vmn = vmn
         self.inbound: dict[str, Any] | None = None
+        self.opted_out: set[str] = set()
         self.sent_after = sent_after
         self.delivered_after = delivered_after
         self.reply_after = reply_after
@@ -150,6 +154,10 @@ class KaleyraEmulator(Emulator):
         """An inbound SMS from ``from_number`` to the VMN, pushed to the inbound URL; its payload."""
         now = self.clock.now()
         word = (text.split() or [""])[0].upper()
+        if word in OPT_OUT_WORDS:
+            # § 3.6: sends to opted-out numbers fail with NOT-SENT / OPT-OUT.
+            with self.lock:
+                self.opted_out.add(from_number.lstrip("+"))
         # § 3.6: the incoming-profile JSON template, key for key; `source` is the
         # handset (ASSUMPTION: the sample leaves open which of source/recipient is).
         payload = {
@@ -203,6 +211,7 @@ class KaleyraEmulator(Emulator):
         with self.lock:
             self.messages.clear()
             self.batches.clear()
+            self.opted_out.clear()
 
     # -- sending ----------------------------------------------------------------------------
     def _fields(self, req: EmuRequest) -> dict[str, Any] | None:
@@ -333,6 +342,8 @@ class KaleyraEmulator(Emulator):
     def _simulate(self, m: _Msg, delay: float) -> None:
         last4 = m.recipient[-4:]
         poll, details, cb_status = OUTCOMES.get(last4, DELIVERED)
+        if m.recipient in self.opted_out:
+            poll, details, cb_status = OPTED_OUT
         sent, final = delay + self.sent_after, delay + self.delivered_after
         self.after(sent, lambda: self._report(m, "Sent", "SENT", "Sent", sent))
         self.after(final, lambda: self._report(m, poll, details, cb_status, final))

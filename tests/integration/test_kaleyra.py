@@ -318,3 +318,12 @@ def test_secrets_stay_out_of_errors_reprs_and_logs(
     assert "field 'callback'" in shown
     for secret in (KALEYRA_SECRET, "test-key", "wrong-key-123"):
         assert secret not in shown
+
+
+def test_a_number_that_replied_stop_is_not_sent_again(kaleyra: Client, kaleyra_emulator: KaleyraEmulator) -> None:
+    kaleyra.send(num("0007"), "Reply STOP to opt out")
+    kaleyra_emulator.advance(10)
+    again = kaleyra.send(num("0007"), "Are you sure?")
+    kaleyra_emulator.advance(10)
+    (report,) = kaleyra.status(again.message_ids).values()
+    assert (report.status, report.reason) == (Status.REJECTED, "OPT-OUT")
