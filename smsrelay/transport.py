@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -177,9 +178,9 @@ class Transport:
         self._environment_once()
         # requests' own path stays for proxies (and anything the fast lane does not take).
         self._pool: ConnectionPool | None = None
-        if self.base_url.startswith(("http://", "https://")) and not requests.utils.select_proxy(
-            self.base_url, self.session.proxies
-        ):
+        # Credentials in the URL are requests' to turn into Basic auth.
+        plain = self.base_url.startswith(("http://", "https://")) and "@" not in urlsplit(self.base_url).netloc
+        if plain and not requests.utils.select_proxy(self.base_url, self.session.proxies):
             self._pool = ConnectionPool(self.base_url, timeout=timeout, verify=self.session.verify, maxsize=pool_size)
 
     def _environment_once(self) -> None:
