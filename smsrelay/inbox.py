@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import json
 import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import ConfigError, InvalidRequest
@@ -131,6 +132,32 @@ def _message_key(event: Delivery) -> str | None:
     if not event.message_id:
         return None
     return f"{event.provider}\x1f{event.message_id}"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reconnecting(fn: Callable[Concatenate[Inbox, P], R]) -> Callable[Concatenate[Inbox, P], R]:
+    """Run once more on a fresh connection when the first failed on a dead one.
+
+    Safe because every operation is idempotent: appends dedupe on ``event_id``,
+    cursors only move forward, and the rest are reads or deletes.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(self: Inbox, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        self._local.discarded = False
+        try:
+            return fn(self, *args, **kwargs)
+        except Exception:
+            if not getattr(self._local, "discarded", False):
+                raise
+            log.warning("inbox: the database connection was lost; retrying on a new one")
+            self._local.discarded = False
+            return fn(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -236,14 +263,33 @@ class Inbox(abc.ABC):
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Any]:
         conn = self._conn()
-        with self._transaction(conn, write) as cur:
-            yield cur
+        try:
+            with self._transaction(conn, write) as cur:
+                yield cur
+        except Exception:
+            if self._is_broken(conn):
+                self._discard(conn)  # e.g. the database restarted: the next call reconnects
+            raise
+
+    def _is_broken(self, conn: Any) -> bool:
+        return False
+
+    def _discard(self, conn: Any) -> None:
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        self._local.discarded = True
+        with self._conns_lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
 
     def _exec(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         cur.execute(self._sql(sql), tuple(params))
         return cur
 
     # -- writing ------------------------------------------------------------------
+    @_reconnecting
     def append(self, events: Sequence[Event], *, source: tuple[str, str | None] | None = None) -> AppendResult:
         """Store events durably, once each; return when they are committed.
 
@@ -300,6 +346,7 @@ class Inbox(abc.ABC):
                 self._group = _GroupCommit(self)
             return self._group
 
+    @_reconnecting
     def _append_group(self, batch: Sequence[_Pending]) -> None:
         """Commit a group of appends in one transaction; on failure, each alone."""
         now = _ts(self.clock.now())
@@ -351,6 +398,7 @@ class Inbox(abc.ABC):
         """
         return self.read_after(self.position(cursor), limit, include_superseded=include_superseded)
 
+    @_reconnecting
     def read_after(self, position: int, limit: int = 500, *, include_superseded: bool = False) -> InboxPage:
         """Events after ``position``, for readers that keep their own position."""
         if limit < 1:
@@ -373,12 +421,14 @@ class Inbox(abc.ABC):
         return InboxPage(entries, last, more)
 
     # -- cursors ------------------------------------------------------------------
+    @_reconnecting
     def position(self, cursor: str) -> int:
         """The committed position of ``cursor``; 0 for a cursor never committed."""
         with self._tx(write=False) as cur:
             row = self._exec(cur, "SELECT position FROM cursors WHERE name = ?", (_check_name(cursor),)).fetchone()
         return int(row[0]) if row else 0
 
+    @_reconnecting
     def commit(self, cursor: str, position: int) -> None:
         """Advance ``cursor`` to ``position``; it never moves backwards.
 
@@ -404,17 +454,20 @@ class Inbox(abc.ABC):
                 (cursor, position, _ts(self.clock.now())),
             )
 
+    @_reconnecting
     def cursors(self) -> dict[str, int]:
         """Every named cursor and its committed position."""
         with self._tx(write=False) as cur:
             rows = self._exec(cur, "SELECT name, position FROM cursors ORDER BY name").fetchall()
         return {str(n): int(p) for n, p in rows}
 
+    @_reconnecting
     def drop_cursor(self, cursor: str) -> None:
         """Forget a reader that is gone, so it no longer holds back compaction."""
         with self._tx() as cur:
             self._exec(cur, "DELETE FROM cursors WHERE name = ?", (_check_name(cursor),))
 
+    @_reconnecting
     def source_cursor(self, name: str) -> str | None:
         """The cursor a poller stored with its last :meth:`append`."""
         with self._tx(write=False) as cur:
@@ -422,6 +475,7 @@ class Inbox(abc.ABC):
         return None if row is None else row[0]
 
     # -- messages awaiting a report (providers polled by message id) ----------------
+    @_reconnecting
     def watch(self, provider: str, messages: Mapping[str, str | None]) -> None:
         """Remember sent messages (id → phone) whose reports the feed must ask for.
 
@@ -438,6 +492,7 @@ class Inbox(abc.ABC):
                     (provider, mid, phone, now),
                 )
 
+    @_reconnecting
     def watched(self, provider: str, limit: int = 500) -> dict[str, str | None]:
         """Messages still awaiting a final report, oldest first (id → phone)."""
         with self._tx(write=False) as cur:
@@ -448,6 +503,7 @@ class Inbox(abc.ABC):
             ).fetchall()
         return {str(r[0]): r[1] for r in rows}
 
+    @_reconnecting
     def unwatch(self, provider: str, message_ids: Sequence[str]) -> None:
         """Stop asking for these messages (their report is final)."""
         with self._tx() as cur:
@@ -455,6 +511,7 @@ class Inbox(abc.ABC):
                 self._exec(cur, "DELETE FROM watch WHERE provider = ? AND message_id = ?", (provider, mid))
 
     # -- housekeeping -------------------------------------------------------------
+    @_reconnecting
     def compact(self) -> int:
         """Delete the events every cursor has passed; return how many went.
 
@@ -482,12 +539,14 @@ class Inbox(abc.ABC):
             log.info("inbox compacted: %d events removed", removed)
         return int(removed)
 
+    @_reconnecting
     def count(self) -> int:
         """How many events the log holds now."""
         with self._tx(write=False) as cur:
             (n,) = self._exec(cur, "SELECT COUNT(*) FROM events").fetchone()
         return int(n)
 
+    @_reconnecting
     def ping(self) -> None:
         """Raise unless the store answers (the receiver's readiness check)."""
         with self._tx(write=False) as cur:
@@ -638,6 +697,9 @@ class PostgresInbox(Inbox):
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
+
+    def _is_broken(self, conn: Any) -> bool:
+        return bool(conn.closed or conn.broken)
 
     def _connect(self) -> Any:
         import psycopg

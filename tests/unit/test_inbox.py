@@ -185,3 +185,23 @@ def test_watch_list_for_providers_polled_by_message_id(open_test_inbox):
     clock.advance(2 * 86400)
     inbox.compact()
     assert inbox.watched("kaleyra") == {} and inbox.watched("other") == {}
+
+
+@pytest.mark.postgres
+def test_postgres_inbox_reconnects_after_its_connection_dies(postgres_url):
+    import psycopg
+
+    inbox = open_inbox(postgres_url)
+    inbox.append([reply(1)])
+    # The database drops every other session, as a restart or a failover would.
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    # Each thread's connection is dead now; every call reconnects once and succeeds.
+    for n in range(2, 5):
+        assert inbox.append([reply(n)]).added == 1
+    assert inbox.count() == 4
+    inbox.ping()
+    inbox.close()
