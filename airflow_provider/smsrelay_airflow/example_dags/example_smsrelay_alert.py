@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param, task
+try:
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.x
+    from airflow import DAG  # type: ignore[no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
+    from airflow.models.param import Param  # type: ignore[no-redef]
 
 from smsrelay_airflow.notifications.sms import send_sms_notification
 

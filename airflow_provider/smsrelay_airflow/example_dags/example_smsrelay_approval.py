@@ -13,7 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+try:
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.x
+    from airflow import DAG  # type: ignore[no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
+    from airflow.models.param import Param  # type: ignore[no-redef]
 
 from smsrelay_airflow.operators.send import SendSmsOperator
 from smsrelay_airflow.sensors.reply import SmsReplySensor
