@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 import requests.utils
+from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 from urllib3.util.ssl_ import create_urllib3_context
 from urllib3.util.wait import wait_for_read
@@ -40,6 +41,59 @@ class Failure(Exception):
         super().__init__(str(error))
         self.error = error
         self.sent = sent
+
+
+class _OneWrite:
+    """Headers and body in one ``send``: one syscall and one wake-up of the server, not two."""
+
+    _buffer: list[bytes]
+
+    def _send_output(self, message_body: object = None, encode_chunked: bool = False) -> None:
+        if isinstance(message_body, bytes) and not encode_chunked:
+            self._buffer.extend((b"", b""))
+            msg = b"\r\n".join(self._buffer) + message_body
+            del self._buffer[:]
+            self.send(msg)  # type: ignore[attr-defined]
+            return
+        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+
+
+class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
+
+
+class _Response(requests.Response):
+    """A ``requests.Response`` whose cookie jar is made only if someone asks for it."""
+
+    def __init__(self) -> None:
+        # What Response.__init__ sets, less its cookie jar (most of its cost; nothing here reads it).
+        self._content = False  # type: ignore[assignment]
+        self._content_consumed = False
+        self._next = None
+        self.status_code = None  # type: ignore[assignment]
+        self.headers = CaseInsensitiveDict()
+        self.raw = None
+        self.url = None  # type: ignore[assignment]
+        self.encoding = None
+        self.history = []
+        self.reason = None  # type: ignore[assignment]
+        self.elapsed = timedelta(0)
+        self.request = None  # type: ignore[assignment]
+        self._jar: RequestsCookieJar | None = None
+
+    @property  # type: ignore[override]
+    def cookies(self) -> RequestsCookieJar:
+        if self._jar is None:
+            self._jar = RequestsCookieJar()
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, jar: RequestsCookieJar) -> None:
+        self._jar = jar
 
 
 def _ssl_context(verify: bool | str) -> ssl.SSLContext:
@@ -120,9 +174,9 @@ class ConnectionPool:
         if self.scheme == "https":
             if self._ssl is None:
                 self._ssl = _ssl_context(self._verify)
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout, context=self._ssl)
+            conn = _HTTPSConnection(self.host, self.port, timeout=self.connect_timeout, context=self._ssl)
         else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
+            conn = _HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
         try:
             conn.connect()
         except ssl.SSLError as exc:
@@ -157,7 +211,7 @@ class ConnectionPool:
             error = requests.exceptions.ConnectionError(f"Connection aborted: {type(exc).__name__}: {exc}")
             raise Failure(error, sent=True) from None
         self._give_back(conn)
-        resp = requests.Response()
+        resp = _Response()
         resp.status_code = raw.status
         resp.reason = raw.reason
         found: CaseInsensitiveDict[str] = CaseInsensitiveDict()

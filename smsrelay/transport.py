@@ -251,6 +251,8 @@ class Transport:
         sent_headers = CaseInsensitiveDict(self.session.headers)
         # Only what this lane can decode (requests would also offer br/zstd when installed).
         sent_headers["Accept-Encoding"] = "gzip, deflate"
+        if str(sent_headers.get("Connection", "")).lower() == "keep-alive":
+            del sent_headers["Connection"]  # HTTP/1.1 keeps connections alive anyway
         if headers:
             sent_headers.update(headers)
         if content_type and "Content-Type" not in sent_headers:
