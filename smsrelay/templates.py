@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import functools
+import keyword
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +42,40 @@ def compile_template(source: str) -> jinja2.Template:
         ) from None
 
 
+# A template made only of text and ``{{ name }}`` holes renders as a join: jinja's
+# per-render context costs more than the message it renders, once per recipient.
+_HOLE = re.compile(r"\{\{ ?([A-Za-z_][A-Za-z0-9_]*) ?\}\}")
+_LITERAL_NAMES = frozenset(
+    {"true", "false", "none", "True", "False", "None", "self", "loop", "varargs", "kwargs", "caller", "super"}
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _plain(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The text parts and names of a template jinja would render as plain substitution, else None."""
+    if "\r" in source or source.endswith("\n"):
+        return None  # jinja normalises newlines and drops a trailing one
+    parts = _HOLE.split(source)
+    texts, names = tuple(parts[0::2]), tuple(parts[1::2])
+    if any("{" in t for t in texts):
+        return None
+    reserved = _env().globals
+    if any(keyword.iskeyword(n) or n in _LITERAL_NAMES or n in reserved for n in names):
+        return None
+    return texts, names
+
+
+def _substitute(plain: tuple[tuple[str, ...], tuple[str, ...]], variables: Mapping[str, Any]) -> str:
+    texts, names = plain
+    out = [texts[0]]
+    for name, text in zip(names, texts[1:], strict=True):
+        if name not in variables:
+            raise jinja2.UndefinedError(f"{name!r} is undefined")
+        out.append(str(variables[name]))
+        out.append(text)
+    return "".join(out)
+
+
 def render(source: str, variables: Mapping[str, Any], *, recipient: str | None = None) -> str:
     """Render ``source`` with ``variables``; a missing one raises ``TemplateError``.
 
@@ -52,7 +88,10 @@ def render(source: str, variables: Mapping[str, Any], *, recipient: str | None =
     if "{" not in source:
         return source
     template = compile_template(source)
+    plain = _plain(source)
     try:
+        if plain is not None:
+            return _substitute(plain, variables)
         return template.render(**variables)
     except jinja2.UndefinedError as exc:
         who = f" for recipient {recipient}" if recipient else ""
