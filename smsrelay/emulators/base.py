@@ -447,6 +447,10 @@ class Emulator:
         if op == ("GET", "state"):
             with self.lock:
                 return json_response(self.state())
+        if op == ("GET", "timers"):
+            # How many timed events are still due (benchmarks wait for none before timing).
+            with self.lock:
+                return json_response({"pending": len(self._timers)})
         if op == ("GET", "pushes"):
             with self.lock:
                 return json_response([{**asdict(p), "body": p.body.decode("utf-8", "replace")} for p in self.pushes])
