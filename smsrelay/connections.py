@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import http.client
 import os
+import select
+import socket
 import ssl
 import threading
 import time
 import zlib
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -29,7 +32,6 @@ import requests.utils
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 from urllib3.util.ssl_ import create_urllib3_context
-from urllib3.util.wait import wait_for_read
 
 __all__ = ["ConnectionPool", "Failure"]
 
@@ -66,24 +68,52 @@ class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
     pass
 
 
-class _Response(requests.Response):
-    """A ``requests.Response`` whose cookie jar is made only if someone asks for it."""
+def _readable(sock: socket.socket) -> bool:
+    """True if an idle connection has data or EOF waiting: the server closed it (or broke protocol)."""
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([sock], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
-    def __init__(self) -> None:
+
+class _Response(requests.Response):
+    """A ``requests.Response`` whose cookie jar and ``request`` are made only if someone asks."""
+
+    def __init__(
+        self, headers: CaseInsensitiveDict[str], sent: tuple[str, str, bytes | None, Mapping[str, Any]]
+    ) -> None:
         # What Response.__init__ sets, less its cookie jar (most of its cost; nothing here reads it).
         self._content = False  # type: ignore[assignment]
         self._content_consumed = False
         self._next = None
         self.status_code = None  # type: ignore[assignment]
-        self.headers = CaseInsensitiveDict()
+        self.headers = headers
+        self._sent = sent
+        self._request: requests.PreparedRequest | None = None
         self.raw = None
         self.url = None  # type: ignore[assignment]
         self.encoding = None
         self.history = []
         self.reason = None  # type: ignore[assignment]
         self.elapsed = timedelta(0)
-        self.request = None  # type: ignore[assignment]
         self._jar: RequestsCookieJar | None = None
+
+    @property  # type: ignore[override]
+    def request(self) -> requests.PreparedRequest:
+        if self._request is None:
+            method, url, body, headers = self._sent
+            prepared = requests.PreparedRequest()
+            prepared.method, prepared.url, prepared.body = method, url, body
+            prepared.headers = CaseInsensitiveDict(
+                {k: v if isinstance(v, str) else v.decode("latin-1") for k, v in headers.items()}
+            )
+            self._request = prepared
+        return self._request
+
+    @request.setter
+    def request(self, prepared: requests.PreparedRequest) -> None:
+        self._request = prepared
 
     @property  # type: ignore[override]
     def cookies(self) -> RequestsCookieJar:
@@ -157,7 +187,7 @@ class ConnectionPool:
             while self._idle:
                 conn = self._idle.pop()
                 # A server may close an idle connection; reusing it would fail after the send.
-                if conn.sock is not None and not wait_for_read(conn.sock, timeout=0.0):
+                if conn.sock is not None and not _readable(conn.sock):
                     return conn
                 conn.close()
         return None
@@ -200,7 +230,7 @@ class ConnectionPool:
         started = time.perf_counter()
         conn = self._take() or self._open()
         try:
-            conn.request(method, target, body=body, headers=dict(headers))
+            conn.request(method, target, body=body, headers=headers)
             raw = conn.getresponse()
             content = raw.read()
         except TimeoutError as exc:
@@ -211,14 +241,13 @@ class ConnectionPool:
             error = requests.exceptions.ConnectionError(f"Connection aborted: {type(exc).__name__}: {exc}")
             raise Failure(error, sent=True) from None
         self._give_back(conn)
-        resp = _Response()
-        resp.status_code = raw.status
-        resp.reason = raw.reason
         found: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         for name, value in raw.headers.items():
             # Repeated headers are joined, as urllib3 does.
             found[name] = f"{found[name]}, {value}" if name in found else value
-        resp.headers = found
+        resp = _Response(found, (method, url, body, headers))
+        resp.status_code = raw.status
+        resp.reason = raw.reason
         coding = found.get("Content-Encoding", "").lower()
         if content and coding in ("gzip", "deflate"):
             try:
@@ -230,10 +259,4 @@ class ConnectionPool:
         resp.url = url
         resp.encoding = requests.utils.get_encoding_from_headers(found)
         resp.elapsed = timedelta(seconds=time.perf_counter() - started)
-        prepared = requests.PreparedRequest()
-        prepared.method, prepared.url, prepared.body = method, url, body
-        prepared.headers = CaseInsensitiveDict(
-            {k: v if isinstance(v, str) else v.decode("latin-1") for k, v in headers.items()}
-        )
-        resp.request = prepared
         return resp

@@ -105,3 +105,12 @@ def test_a_proxy_or_credentials_in_the_url_keep_the_requests_path(monkeypatch):
     monkeypatch.delenv("HTTP_PROXY")
     assert Transport("https://user:pw@api.example.com", provider="x")._pool is None
     assert Transport("https://api.example.com", provider="x")._pool is not None
+
+
+def test_the_response_knows_its_request_and_has_an_empty_cookie_jar(echo):
+    t = Transport(echo.url, provider="echo", headers={"X-Api-Key": "k1"})
+    resp = t.request("POST", "/echo", json={"a": 1})
+    assert resp.request.method == "POST" and resp.request.url == echo.url + "/echo"
+    assert resp.request.headers["x-api-key"] == "k1" and resp.request.body == b'{"a": 1}'
+    assert len(resp.cookies) == 0 and resp.elapsed.total_seconds() >= 0
+    t.close()
