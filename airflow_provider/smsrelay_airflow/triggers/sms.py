@@ -40,7 +40,46 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, TransportError | ProviderServerError | RateLimited)
 
 
-class SmsDeliveryTrigger(BaseTrigger):
+class _PollingTrigger(BaseTrigger):
+    """Connect, then call :meth:`check` in a thread every ``poll_interval`` until it returns a payload.
+
+    Transient provider errors are logged and retried; any other error ends the wait
+    with ``{"status": "error", "message": ...}``.
+    """
+
+    sms_conn_id: str
+    hook_params: dict[str, Any]
+    poll_interval: float
+    what = "polling"
+
+    def check(self, hook: Any) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            hook = await connect(self.sms_conn_id, self.hook_params)
+        except Exception as exc:
+            yield TriggerEvent({"status": "error", "message": str(exc)})
+            return
+        try:
+            while True:
+                try:
+                    payload = await asyncio.to_thread(self.check, hook)
+                except Exception as exc:
+                    if not _transient(exc):
+                        yield TriggerEvent({"status": "error", "message": str(exc)})
+                        return
+                    self.log.warning("%s failed, will retry: %s", self.what, exc)
+                else:
+                    if payload is not None:
+                        yield TriggerEvent(payload)
+                        return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            hook.close()  # quick, and must not await: this may run while the generator is closed
+
+
+class SmsDeliveryTrigger(_PollingTrigger):
     """Fires when every message is settled (successful or final); polls ``status()``/``events()``."""
 
     def __init__(
@@ -71,37 +110,23 @@ class SmsDeliveryTrigger(BaseTrigger):
             },
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            hook = await connect(self.sms_conn_id, self.hook_params)
-        except Exception as exc:
-            yield TriggerEvent({"status": "error", "message": str(exc)})
-            return
-        poller = DeliveryPoller(self.message_ids)
-        last: tuple[str, ...] = ()
-        try:
-            while True:
-                try:
-                    statuses = await asyncio.to_thread(poller.poll, hook)
-                except Exception as exc:
-                    if not _transient(exc):
-                        yield TriggerEvent({"status": "error", "message": str(exc)})
-                        return
-                    self.log.warning("polling delivery reports failed, will retry: %s", exc)
-                else:
-                    verdict = judge(statuses, self.success_statuses)
-                    if verdict.done:
-                        yield TriggerEvent({"status": "done", "statuses": statuses})
-                        return
-                    if verdict.pending != last:  # log once per change, not per poll
-                        self.log.info("%d of %d message(s) still pending", len(verdict.pending), len(statuses))
-                        last = verdict.pending
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            hook.close()  # quick, and must not await: this may run while the generator is closed
+    what = "polling delivery reports"
+
+    def check(self, hook: Any) -> dict[str, Any] | None:
+        if "_poller" not in self.__dict__:
+            self._poller = DeliveryPoller(self.message_ids)
+            self._pending: tuple[str, ...] = ()
+        statuses = self._poller.poll(hook)
+        verdict = judge(statuses, self.success_statuses)
+        if verdict.done:
+            return {"status": "done", "statuses": statuses}
+        if verdict.pending != self._pending:  # log once per change, not per poll
+            self.log.info("%d of %d message(s) still pending", len(verdict.pending), len(statuses))
+            self._pending = verdict.pending
+        return None
 
 
-class SmsReplyTrigger(BaseTrigger):
+class SmsReplyTrigger(_PollingTrigger):
     """Fires on the first reply that the rule accepts or rejects; polls the event feed."""
 
     def __init__(
@@ -150,26 +175,10 @@ class SmsReplyTrigger(BaseTrigger):
             in_reply_to=frozenset(self.in_reply_to),
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            hook = await connect(self.sms_conn_id, self.hook_params)
-        except Exception as exc:
-            yield TriggerEvent({"status": "error", "message": str(exc)})
-            return
-        poller = ReplyPoller(self.rule())
-        try:
-            while True:
-                try:
-                    found = await asyncio.to_thread(poller.poll, hook)
-                except Exception as exc:
-                    if not _transient(exc):
-                        yield TriggerEvent({"status": "error", "message": str(exc)})
-                        return
-                    self.log.warning("polling replies failed, will retry: %s", exc)
-                else:
-                    if found is not None:
-                        yield TriggerEvent({"status": "reply", "reply": found})
-                        return
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            hook.close()  # quick, and must not await: this may run while the generator is closed
+    what = "polling replies"
+
+    def check(self, hook: Any) -> dict[str, Any] | None:
+        if "_poller" not in self.__dict__:
+            self._poller = ReplyPoller(self.rule())
+        found = self._poller.poll(hook)
+        return None if found is None else {"status": "reply", "reply": found}
