@@ -2,7 +2,7 @@
 
 The emulator derives each recipient's status from its index (it stores nothing per
 recipient); a child process streams every status through
-``MeSmsProvider.iter_recipients`` and reports its own peak RSS (``ru_maxrss``), so
+``MeSmsProvider.iter_recipients`` and reports its own peak RSS (``VmHWM``, see :mod:`bench.memory`), so
 the figure is the client's memory alone. A small run gives the baseline for flatness.
 """
 
@@ -13,16 +13,19 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from bench.report import Figure
 from smsrelay.emulators.mesms import MeSmsEmulator
 
+ROOT = Path(__file__).resolve().parents[1]
 BENCH = "memory_mesms"
 FULL, SMOKE, BASELINE = 1_000_000, 10_000, 10_000
 
 CHILD = textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, sys, time
+    from bench.memory import peak_rss_mb
     from smsrelay.config import ProviderSettings
     from smsrelay.providers.mesms import MeSmsProvider
 
@@ -31,7 +34,7 @@ CHILD = textwrap.dedent(
     for _report in provider.iter_recipients(sys.argv[2]):
         count += 1
     took = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"count": count, "peak_mb": peak_mb, "seconds": took}))
     """
 )
@@ -40,7 +43,7 @@ CHILD = textwrap.dedent(
 def _stream(emu: MeSmsEmulator, n: int) -> dict[str, float]:
     uuid = emu.create_batch(n)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, emu.url, uuid], capture_output=True, text=True, timeout=1800, check=True
+        [sys.executable, "-c", CHILD, emu.url, uuid], capture_output=True, text=True, timeout=1800, check=True, cwd=ROOT
     )
     data: dict[str, float] = json.loads(out.stdout)
     if data["count"] != n:

@@ -137,7 +137,8 @@ def _naive(sample: int) -> dict[str, float]:
 
 CHILD = textwrap.dedent(
     """
-    import json, os, resource, sys, time
+    import json, os, sys, time
+    from bench.memory import peak_rss_mb
     from datetime import UTC, datetime, timedelta
     from smsrelay import ManualClock
     from smsrelay_salesforce.config import config_from_mapping
@@ -150,11 +151,7 @@ CHILD = textwrap.dedent(
     with Bridge(config, clock=clock, bulk_poll=0.01) as bridge:
         pull = bridge.sync(push=False)
     took = time.perf_counter() - started
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forked copy of the parent
-    # (here the org emulator with every record), which would measure the parent, not the bridge.
-    with open("/proc/self/status") as status:
-        hwm = [line for line in status if line.startswith("VmHWM:")]
-    peak_mb = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"updated": pull.deliveries_updated, "events": pull.events, "calls": pull.calls,
                       "peak_mb": peak_mb, "seconds": took}))
     """
@@ -179,6 +176,7 @@ def _pull_memory(n: int) -> dict[str, Any]:
             text=True,
             timeout=3600,
             check=False,
+            cwd=Path(__file__).resolve().parents[1],
             env={**_environ(), "SF_TOKEN": env.org.issue_token()},
         )
         if out.returncode != 0:

@@ -10,11 +10,13 @@ import textwrap
 import pytest
 
 from smsrelay.emulators.mesms import MeSmsEmulator
+from tests.conftest import ROOT
 
 # The child streams every report of the batch and prints its count, peak RSS and tallies.
 CHILD = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
+    from bench.memory import peak_rss_mb
     from collections import Counter
     from smsrelay.config import ProviderSettings
     from smsrelay.providers.mesms import MeSmsProvider
@@ -26,7 +28,7 @@ CHILD = textwrap.dedent(
     for report in provider.iter_recipients(uuid):
         count += 1
         tally[report.status.value] += 1
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    peak_mb = peak_rss_mb()
     print(json.dumps({"count": count, "peak_mb": peak_mb, "tally": tally}))
     """
 )
@@ -35,7 +37,7 @@ CHILD = textwrap.dedent(
 def stream(emu: MeSmsEmulator, n: int) -> dict:
     uuid = emu.create_batch(n)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, emu.url, uuid], capture_output=True, text=True, timeout=600, check=True
+        [sys.executable, "-c", CHILD, emu.url, uuid], capture_output=True, text=True, timeout=600, check=True, cwd=ROOT
     )
     return json.loads(out.stdout)
 
