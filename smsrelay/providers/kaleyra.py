@@ -481,7 +481,8 @@ class KaleyraProvider(Provider):
             return [self._dlr(payload)]
         except WebhookError:
             raise
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # OSError: fromtimestamp() of an epoch beyond the platform's time_t.
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError) as exc:
             raise WebhookError(
                 f"malformed Kaleyra callback: {type(exc).__name__}", provider=self.name, status_code=400
             ) from None
