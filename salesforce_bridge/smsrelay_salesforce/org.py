@@ -496,7 +496,8 @@ class Org:
             if time.monotonic() > deadline:
                 raise OrgError(f"Bulk API 2.0 job {job_id} did not finish within an hour (state {state})")
             polls += 1
-            self.clock.sleep(min(self.bulk_poll * polls, 30.0))
+            # Exponential, so a slow job costs a few calls more, not one per interval.
+            self.clock.sleep(min(self.bulk_poll * 2 ** (polls - 1), 30.0))
         if state != "JobComplete":
             raise OrgError(f"Bulk API 2.0 job {job_id} ended {state}: {status.get('errorMessage')}")
         failed = self.call(
