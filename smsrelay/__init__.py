@@ -7,6 +7,9 @@
 ['queued', 'queued']
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from smsrelay.client import Client, Preview
 from smsrelay.clock import Clock, ManualClock, SystemClock
 from smsrelay.config import ProviderSettings, load_settings
@@ -26,8 +29,6 @@ from smsrelay.errors import (
     Unsupported,
     WebhookError,
 )
-from smsrelay.feed import Feed
-from smsrelay.inbox import Inbox, open_inbox
 from smsrelay.lifecycle import merge
 from smsrelay.model import (
     Capabilities,
@@ -46,6 +47,21 @@ from smsrelay.model import (
 )
 from smsrelay.providers.base import Balance, EventPage, Quote
 from smsrelay.redaction import redact
+
+if TYPE_CHECKING:
+    from smsrelay.feed import Feed
+    from smsrelay.inbox import Inbox, open_inbox
+
+# The event feed and inbox (SQLite, psycopg) load on first use: a plain send needs neither.
+_LAZY = {"Feed": "smsrelay.feed", "Inbox": "smsrelay.inbox", "open_inbox": "smsrelay.inbox"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smsrelay' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __version__ = "0.1.0"
 

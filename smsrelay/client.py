@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from smsrelay.clock import Clock
 from smsrelay.config import ProviderSettings, load_settings
@@ -30,8 +30,6 @@ from smsrelay.errors import (
     TransportError,
     Unsupported,
 )
-from smsrelay.feed import CURSOR_PREFIX, Feed, default_inbox_url, lists_events
-from smsrelay.inbox import Inbox, open_inbox
 from smsrelay.model import (
     Capabilities,
     Delivery,
@@ -48,6 +46,10 @@ from smsrelay.providers import provider_class
 from smsrelay.providers.base import Balance, EventPage, Provider, Quote
 from smsrelay.segments import check_length
 from smsrelay.templates import render
+
+if TYPE_CHECKING:  # the feed and the inbox load on first use: a plain send needs neither
+    from smsrelay.feed import Feed
+    from smsrelay.inbox import Inbox
 
 __all__ = ["Client", "Preview"]
 
@@ -106,7 +108,7 @@ class Client:
     ) -> None:
         # The event inbox (a URL, a path or an Inbox): opened on first use by events().
         self._inbox_spec = inbox
-        self._inbox: Inbox | None = inbox if isinstance(inbox, Inbox) else None
+        self._inbox: Inbox | None = inbox if inbox is not None and not isinstance(inbox, str) else None
         self._own_inbox = False
         self._feeds: dict[str, Feed] = {}
         if isinstance(provider, Provider):
@@ -445,6 +447,8 @@ class Client:
         >>> [e.kind for e in page]  # doctest: +SKIP
         ['delivery', 'reply']
         """
+        from smsrelay.feed import CURSOR_PREFIX
+
         if cursor is not None:
             return self.feed(cursor).read(limit)
         if since is not None and not since.startswith(CURSOR_PREFIX):
@@ -457,6 +461,8 @@ class Client:
         """With an inbox configured, remember sends the feed can follow only by id (Kaleyra)."""
         if self._inbox_spec is None and self._inbox is None and not os.environ.get("SMSRELAY_INBOX"):
             return
+        from smsrelay.feed import lists_events
+
         if lists_events(self.provider) or not self.capabilities.status_poll:
             return
         sent = {r.message_id: r.to for r in result.results if r.message_id and r.accepted}
@@ -474,6 +480,8 @@ class Client:
         >>> feed = Client("sandbox").feed("bridge")  # doctest: +SKIP
         >>> page = feed.read(); feed.commit(page)  # doctest: +SKIP
         """
+        from smsrelay.feed import Feed
+
         found = self._feeds.get(cursor)
         if found is None:
             found = self._feeds[cursor] = Feed(self.provider, self.inbox, name=cursor)
@@ -490,6 +498,9 @@ class Client:
     def inbox(self) -> Inbox:
         """The event inbox: ``inbox=``, else ``SMSRELAY_INBOX``, else a file in the state directory."""
         if self._inbox is None:
+            from smsrelay.feed import default_inbox_url
+            from smsrelay.inbox import open_inbox
+
             spec = self._inbox_spec if self._inbox_spec is not None else default_inbox_url()
             self._inbox = open_inbox(str(spec))
             self._own_inbox = True

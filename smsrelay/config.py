@@ -25,12 +25,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from smsrelay.errors import ConfigError
 from smsrelay.redaction import register_secret
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["ProviderSettings", "load_settings", "settings_from_env", "settings_from_file", "settings_from_mapping"]
 
@@ -231,6 +232,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, provider: str | None
 
 
 def _line_map(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    import yaml
+
     lines: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -245,6 +248,8 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
 
     Bad YAML raises ``ConfigError`` with the file and line of the problem.
     """
+    import yaml  # only config files need it; a client built from settings does not
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
