@@ -458,12 +458,12 @@ class Client:
         return self.feed("default").read_since(since, limit)
 
     def _watch_sent(self, result: SendResult) -> None:
-        """With an inbox configured, remember sends the feed can follow only by id (Kaleyra)."""
+        """With an inbox configured, remember sends the feed can follow only by id (Kaleyra, Kudosity V1)."""
         if self._inbox_spec is None and self._inbox is None and not os.environ.get("SMSRELAY_INBOX"):
             return
-        from smsrelay.feed import lists_events
+        from smsrelay.feed import follows_sends
 
-        if lists_events(self.provider) or not self.capabilities.status_poll:
+        if not follows_sends(self.provider):
             return
         sent = {r.message_id: r.to for r in result.results if r.message_id and r.accepted}
         if sent:

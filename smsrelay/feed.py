@@ -23,7 +23,7 @@ from smsrelay.errors import InvalidRequest, NotFound, Unsupported
 from smsrelay.inbox import Inbox
 from smsrelay.providers.base import EventPage, Provider
 
-__all__ = ["CURSOR_PREFIX", "Feed", "default_inbox_url", "inbox_position", "lists_events"]
+__all__ = ["CURSOR_PREFIX", "Feed", "default_inbox_url", "follows_sends", "inbox_position", "lists_events"]
 
 log = logging.getLogger("smsrelay.feed")
 
@@ -50,6 +50,20 @@ def lists_events(provider: Provider) -> bool:
     True
     """
     return type(provider).poll_events is not Provider.poll_events
+
+
+def follows_sends(provider: Provider) -> bool:
+    """True when the feed must remember sent message ids: the provider reports by id only.
+
+    Either it cannot list events at all (Kaleyra: the feed asks ``status``), or its
+    event listing needs the ids handed over (Kudosity V1: ``follow_sends``).
+
+    >>> follows_sends(SandboxProvider(settings))  # doctest: +SKIP
+    False
+    """
+    if callable(getattr(provider, "follow_sends", None)):
+        return True
+    return not lists_events(provider) and provider.capabilities.status_poll
 
 
 def inbox_position(cursor: str | None) -> int:
@@ -105,6 +119,8 @@ class Feed:
             return self._pump_status(limit)
         added = 0
         cursor = self.inbox.source_cursor(self.source)
+        # Sends the adapter must follow: handed over, then kept in its cursor.
+        handed = self._hand_over(limit)
         for _ in range(self.max_poll_pages):
             try:
                 page = self.provider.poll_events(cursor, limit=limit)
@@ -114,10 +130,23 @@ class Feed:
                 self.poll = False  # push-only provider: the receiver fills the inbox
                 return added
             added += self.inbox.append(page.events, source=(self.source, page.cursor)).added
+            if handed:  # now durable in the stored cursor; a crash before this re-hands them, harmlessly
+                self.inbox.unwatch(self.provider.name, handed)
+                handed = []
             if not page.more or page.cursor == cursor:
                 break
             cursor = page.cursor
         return added
+
+    def _hand_over(self, limit: int) -> list[str]:
+        """Give a ``follow_sends`` adapter the sends recorded in the inbox; return their ids."""
+        follow = getattr(self.provider, "follow_sends", None)
+        if not callable(follow):
+            return []
+        watched = list(self.inbox.watched(self.provider.name, max(limit, 1000)))
+        if watched:
+            follow(watched)
+        return watched
 
     def _pump_status(self, limit: int) -> int:
         """Ask for the status of each watched message; stop watching the settled ones."""
@@ -143,7 +172,7 @@ class Feed:
 
     def watch(self, messages: Mapping[str, str | None]) -> None:
         """Follow messages sent elsewhere (id → phone) through status polling, where needed."""
-        if not lists_events(self.provider) and self.provider.capabilities.status_poll:
+        if follows_sends(self.provider):
             self.inbox.watch(self.provider.name, messages)
 
     def read(self, limit: int = 500) -> EventPage:

@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -459,6 +459,11 @@ class KudosityProvider(Provider):
             clock=self.clock,
         )
         self._seen_lock = threading.Lock()
+        # V1 sends whose delivery reports poll_events must still fetch (get-sms-sent
+        # needs a message_id); handed into the next cursor, where they stay durable.
+        self._follow: set[str] = set()
+        # The feed hands recorded sends to this hook; V2 lists every status itself.
+        self.follow_sends: Callable[[Sequence[str]], None] | None = self.follow if api == "v1" else None
 
     def __repr__(self) -> str:
         return f"KudosityProvider(api={self.api!r}, base_url={redact(self.transport.base_url)!r})"
@@ -601,7 +606,26 @@ class KudosityProvider(Provider):
                         p.to, Status.REJECTED, None, 0, key=p.key, error="Kudosity ignored this number as invalid"
                     )
                 )
+        if any(r.accepted for r in out):
+            with self._seen_lock:
+                self._follow.add(message_id)
         return message_id, out
+
+    def follow(self, message_ids: Sequence[str]) -> None:
+        """V1: poll these sends' delivery reports in the event feed until each recipient's is final.
+
+        Takes campaign ids or per-recipient ids (``campaign:msisdn``); the feed
+        hands over the sends it recorded, so reports survive a restart.
+
+        >>> provider.follow(["373181398:61491570156"])  # doctest: +SKIP
+        """
+        campaigns = {mid.partition(":")[0] for mid in message_ids}
+        bad = sorted(c for c in campaigns if not c.isdigit())
+        if bad:
+            raise InvalidRequest(f"{bad[0]!r} is not a Kudosity V1 message id", field="message_id")
+        self._v1_only("get-sms-sent")
+        with self._seen_lock:
+            self._follow.update(campaigns)
 
     def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
         """V2: find messages by ``message_ref`` (the idempotency key), waiting out the lag."""
@@ -696,24 +720,15 @@ class KudosityProvider(Provider):
                 msisdn = row["msisdn"]
                 if None not in numbers and msisdn not in numbers:
                     continue
-                raw = str(row.get("delivery_status") or "pending")
-                out.append(
-                    Delivery(
-                        event_id_for(self.name, "delivery", campaign, msisdn, raw.lower()),
-                        self.name,
-                        from_wire(msisdn),
-                        now,
-                        f"{campaign}:{msisdn}",
-                        raw=row,
-                        status=V1_STATUS.get(raw.lower(), Status.UNKNOWN),
-                        raw_status=raw,
-                        batch_id=campaign,
-                    )
-                )
+                out.append(self._v1_delivery(campaign, row, str(row.get("delivery_status") or "pending").lower(), now))
         return out
 
     def poll_events(self, cursor: str | None, *, limit: int = 500) -> EventPage:
-        """V2: final statuses and replies from ``GET /v2/sms``. V1: replies from ``get-sms-responses``."""
+        """V2: final statuses and replies from ``GET /v2/sms``.
+
+        V1: replies from ``get-sms-responses``, then delivery reports from
+        ``get-sms-sent`` for the sends being followed (see :meth:`follow`).
+        """
         if self.api == "v1":
             return self._poll_v1(cursor, limit)
         return self._poll_v2(cursor, limit)
@@ -855,7 +870,81 @@ class KudosityProvider(Provider):
             if at > mark:
                 mark, seen = at, set()
             seen.add(rid)
-        return EventPage(events, _Cursor.dump({"t": _v1_time(mark), "s": sorted(seen)}), more)
+        with self._seen_lock:
+            handed, self._follow = self._follow, set()
+        try:
+            watch = self._v1_watch_state(state.get("w"), handed, now)
+            if not more:
+                more = self._poll_v1_deliveries(watch, events, limit, now)
+        except BaseException:
+            with self._seen_lock:  # not in a returned cursor yet: keep them for the next poll
+                self._follow |= handed
+            raise
+        out: dict[str, Any] = {"t": _v1_time(mark), "s": sorted(seen)}
+        if watch:
+            out["w"] = watch
+        return EventPage(events, _Cursor.dump(out), more)
+
+    @staticmethod
+    def _v1_watch_state(raw: Any, handed: set[str], now: datetime) -> dict[str, list[Any]]:
+        """The cursor's followed sends: campaign → [followed since, {msisdn: last status reported}]."""
+        watch: dict[str, list[Any]] = {}
+        if raw is not None:
+            if not isinstance(raw, dict) or not all(
+                isinstance(v, list) and len(v) == 2 and isinstance(v[1], dict) for v in raw.values()
+            ):
+                raise InvalidRequest("not a Kudosity event cursor", field="cursor")
+            watch = {str(k): [v[0], dict(v[1])] for k, v in raw.items()}
+        for campaign in handed:
+            watch.setdefault(campaign, [_v1_time(now), {}])
+        return watch
+
+    def _poll_v1_deliveries(self, watch: dict[str, list[Any]], events: list[Event], limit: int, now: datetime) -> bool:
+        """Append each followed recipient's status change (campaigns in id order); True if cut at ``limit``.
+
+        ``watch`` is updated in place: a recipient's reported status, and campaigns
+        dropped once every recipient is final and reported, or after ``poll_window``.
+        """
+        for campaign in sorted(watch, key=int):
+            since, reported = watch[campaign]
+            try:
+                rows = self._v1_recipients(campaign)
+            except (NotFound, InvalidRequest) as exc:
+                # The emulator and Kudosity answer FIELD_INVALID for an unknown message_id (§3.9).
+                log.warning("kudosity: stopped following V1 send %s: %s", campaign, exc)
+                del watch[campaign]
+                continue
+            settled = True
+            for row in sorted(rows, key=lambda r: int(r["msisdn"]) if r["msisdn"].isdigit() else 0):
+                msisdn = row["msisdn"]
+                raw = str(row.get("delivery_status") or "pending").lower()
+                settled = settled and V1_STATUS.get(raw, Status.UNKNOWN).final
+                if reported.get(msisdn) == raw:
+                    continue
+                if len(events) >= limit:
+                    return True
+                # OAS1: recipients carry no time of the report, so it is the time we saw it.
+                events.append(self._v1_delivery(campaign, row, raw, now))
+                reported[msisdn] = raw
+            started = parse_time(since) or now
+            # §3.8: allow up to 72 h for a DLR; past poll_window a pending report will not come.
+            if settled or now - started > self.poll_window:
+                del watch[campaign]
+        return False
+
+    def _v1_delivery(self, campaign: str, row: Mapping[str, Any], raw: str, at: datetime) -> Delivery:
+        msisdn = str(row["msisdn"])
+        return Delivery(
+            event_id_for(self.name, "delivery", campaign, msisdn, raw),
+            self.name,
+            from_wire(msisdn),
+            at,
+            f"{campaign}:{msisdn}",
+            raw=dict(row),
+            status=V1_STATUS.get(raw, Status.UNKNOWN),
+            raw_status=raw,
+            batch_id=campaign,
+        )
 
     def replies(self, message_id: str | None = None, *, start: datetime | None = None) -> list[dict[str, Any]]:
         """V1 ``get-sms-responses``: replies, all pages, oldest first."""
