@@ -380,19 +380,20 @@ class KudosityV1Emulator(Emulator):
             rows = [(n, r) for n, r in rows if r["status"] == wanted or (wanted == "failed" and r["status"] in bounce)]
         total = len(rows)
         chunk = rows[(page - 1) * size : page * size]
-        # §3.8: a paginated `recipients` list with each one's delivery_status.
+        # §3.8: a paginated `recipients` list with each one's delivery_status; OAS1's
+        # example carries `total` and `page` at the top and `optout` as false/true.
         return json_response(
             {
-                "message": self._summary(msg),
-                "recipients_total": total,
                 "page": {"count": max(1, -(-total // size)), "number": page},
+                "total": total,
+                "message": self._summary(msg),
                 "recipients": [
                     {
                         "msisdn": int(n),
                         "first_name": "",
                         "last_name": "",
                         "delivery_status": r["status"],
-                        "optout": "yes" if r["optout"] else "no",
+                        "optout": bool(r["optout"]),
                     }
                     for n, r in chunk
                 ],

@@ -113,9 +113,19 @@ def v1_spec_as_observed() -> dict[str, Any]:
                 "first_name": {"type": "string"},
                 "last_name": {"type": "string"},
                 "delivery_status": {"type": "string", "enum": ["delivered", "pending", "soft-bounce", "hard-bounce"]},
+                # OAS1 types `optout` integer but says "Set to true"; its example has false.
+                "optout": {"type": "boolean"},
             },
         },
     }
+    # OAS1's example has the page block and `total` at the top level; the schema omits them.
+    sent["properties"]["page"] = {
+        "type": "object",
+        "required": ["count", "number"],
+        "properties": {"count": {"type": "integer"}, "number": {"type": "integer"}},
+    }
+    sent["properties"]["total"] = {"type": "integer"}
+    sent["additionalProperties"] = False
     # §3.9: V1 timestamps are "YYYY-MM-DD HH:MM:SS" in UTC (the XML example and the
     # timestamps page); OAS1 declares RFC 3339 date-time for send_at.
     # Its own descriptions say so too ("Must be in ISO8601 format YYYY-MM-DD HH:MM:SS").
@@ -309,3 +319,16 @@ def test_v1_every_request_and_response_matches_the_spec(kudosity_v1_factory, kud
     counts = check_exchanges(openapi, V1_SPEC, V1_HOST, kudosity_v1_emulator.exchanges)
     assert counts["requests"] == len(kudosity_v1_emulator.exchanges)
     assert counts["responses"] >= 8
+
+
+def test_v1_polled_delivery_reports_use_get_sms_sent_as_specified(kudosity_v1_factory, kudosity_v1_emulator, tmp_path):
+    openapi = OpenAPI.from_dict(v1_spec_as_observed())
+    client = kudosity_v1_factory(inbox=str(tmp_path / "inbox.db"))
+    client.send([f"+614915{i:05d}" for i in range(100, 230)] + ["+61491570001"], "Hi there")
+    kudosity_v1_emulator.advance(10)
+    events = client.events(cursor="conformance").events
+    assert sum(isinstance(e, Delivery) for e in events) == 131
+    polls = [r.form() for r in kudosity_v1_emulator.received("POST", r"/get-sms-sent\.json")]
+    assert [(f["page"], f["max"]) for f in polls] == [("1", "100"), ("2", "100")]  # §3.9: max is at most 100
+    counts = check_exchanges(openapi, V1_SPEC, V1_HOST, kudosity_v1_emulator.exchanges)
+    assert counts["requests"] == len(kudosity_v1_emulator.exchanges) and counts["responses"] >= 4
