@@ -143,7 +143,8 @@ class Feed:
         follow = getattr(self.provider, "follow_sends", None)
         if not callable(follow):
             return []
-        watched = list(self.inbox.watched(self.provider.name, max(limit, 1000)))
+        # Rows are per recipient (500 a V1 send): take many, the adapter keeps one entry per send.
+        watched = list(self.inbox.watched(self.provider.name, max(limit, 50_000)))
         if watched:
             follow(watched)
         return watched

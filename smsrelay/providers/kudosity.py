@@ -851,6 +851,12 @@ class KudosityProvider(Provider):
         yet describes them as alternatives and says a call without start/end covers
         the last 30 days; we ask account-wide with ``start``, as the reporting
         calls allow. Use ``message_id`` via :meth:`replies` where that is refused.
+
+        Delivery reports come from ``get-sms-sent`` per followed send, not from the
+        account-wide ``get-user-sms-sent`` (OAS1 "Get Activity Report"): that lists
+        messages by send time within a required start/end, so a report arriving later
+        for an older send has no place after a cursor, and every poll would re-read
+        the whole 72 h DLR window (and other tools' sends on the account).
         """
         state = _Cursor.load(cursor)
         now = self.clock.now()

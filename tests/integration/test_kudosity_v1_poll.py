@@ -181,3 +181,21 @@ def test_a_garbled_cursor_is_refused_naming_the_field(kudosity_v1):
     with pytest.raises(InvalidRequest) as err:
         kudosity_v1.provider.poll_events(bad)
     assert err.value.field == "cursor"
+
+
+def test_a_bulk_send_is_followed_through_the_feed_in_pages(kudosity_v1_factory, kudosity_v1_emulator, tmp_path):
+    client = kudosity_v1_factory(inbox=str(tmp_path / "inbox.db"))
+    numbers = [f"+614915{i:05d}" for i in range(10, 1210)]
+    result = client.send(numbers, "Service notice")
+    assert len(result.batch_id.split(",")) == 3 and len(client.inbox.watched("kudosity", 5000)) == 1200
+    settle(kudosity_v1_emulator)
+    got = []
+    while True:
+        page = client.events(cursor="ops", limit=500)
+        got.extend(page.events)
+        if not page.more:
+            break
+    assert sorted(e.phone for e in got) == sorted(numbers)
+    assert {e.status for e in got} == {Status.DELIVERED}
+    assert client.inbox.watched("kudosity") == {}
+    assert client.events(cursor="ops").events == []
