@@ -692,7 +692,12 @@ class KudosityProvider(Provider):
 
     def _v1_recipients(self, message_id: str, delivery: str | None = None) -> list[dict[str, Any]]:
         """Every recipient of a V1 send with its delivery status (``get-sms-sent``, paged)."""
+        return self._v1_sent(message_id, delivery)[1]
+
+    def _v1_sent(self, message_id: str, delivery: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """``get-sms-sent``, every page: the send's ``message`` block and its recipients."""
         rows: list[dict[str, Any]] = []
+        message: dict[str, Any] = {}
         page = 1
         while True:
             form = {"message_id": message_id, "page": str(page), "max": "100"}  # §3.9: max 100
@@ -700,9 +705,11 @@ class KudosityProvider(Provider):
                 form["delivery"] = delivery
             data = self.transport.request("POST", "/get-sms-sent.json", data=form, idempotent=True).json()
             rows.extend(r for r in data.get("recipients") or [] if isinstance(r, dict))
+            if isinstance(data.get("message"), dict):
+                message = data["message"]
             pg = data.get("page") or {}
             if int(pg.get("number") or page) >= int(pg.get("count") or 0):
-                return [{**r, "msisdn": str(r.get("msisdn", ""))} for r in rows]
+                return message, [{**r, "msisdn": str(r.get("msisdn", ""))} for r in rows]
             page += 1
 
     def _status_v1(self, message_ids: Sequence[str]) -> list[Delivery]:
@@ -897,7 +904,12 @@ class KudosityProvider(Provider):
         watch: dict[str, list[Any]] = {}
         if raw is not None:
             if not isinstance(raw, dict) or not all(
-                isinstance(v, list) and len(v) == 2 and isinstance(v[1], dict) for v in raw.values()
+                str(k).isdigit()
+                and isinstance(v, list)
+                and len(v) == 2
+                and isinstance(v[0], str)
+                and isinstance(v[1], dict)
+                for k, v in raw.items()
             ):
                 raise InvalidRequest("not a Kudosity event cursor", field="cursor")
             watch = {str(k): [v[0], dict(v[1])] for k, v in raw.items()}
@@ -914,12 +926,15 @@ class KudosityProvider(Provider):
         for campaign in sorted(watch, key=int):
             since, reported = watch[campaign]
             try:
-                rows = self._v1_recipients(campaign)
+                message, rows = self._v1_sent(campaign)
             except (NotFound, InvalidRequest) as exc:
                 # The emulator and Kudosity answer FIELD_INVALID for an unknown message_id (§3.9).
                 log.warning("kudosity: stopped following V1 send %s: %s", campaign, exc)
                 del watch[campaign]
                 continue
+            send_at = parse_time(message.get("send_at"))
+            if send_at is not None and send_at > now:
+                continue  # scheduled: "pending" means not sent yet, not "sent"
             settled = True
             for row in sorted(rows, key=lambda r: int(r["msisdn"]) if r["msisdn"].isdigit() else 0):
                 msisdn = row["msisdn"]
@@ -932,7 +947,8 @@ class KudosityProvider(Provider):
                 # OAS1: recipients carry no time of the report, so it is the time we saw it.
                 events.append(self._v1_delivery(campaign, row, raw, now))
                 reported[msisdn] = raw
-            started = parse_time(since) or now
+            followed = parse_time(since) or now
+            started = max(followed, send_at) if send_at is not None else followed
             # §3.8: allow up to 72 h for a DLR; past poll_window a pending report will not come.
             if settled or now - started > self.poll_window:
                 del watch[campaign]

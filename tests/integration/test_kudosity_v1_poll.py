@@ -199,3 +199,27 @@ def test_a_bulk_send_is_followed_through_the_feed_in_pages(kudosity_v1_factory, 
     assert {e.status for e in got} == {Status.DELIVERED}
     assert client.inbox.watched("kudosity") == {}
     assert client.events(cursor="ops").events == []
+
+
+def test_a_scheduled_send_reports_nothing_until_it_goes_out(kudosity_v1_factory, kudosity_v1_emulator, clock):
+    from smsrelay import Message
+
+    client = kudosity_v1_factory()
+    client.send(DELIVERED, Message("Tomorrow", send_at=clock.now() + timedelta(days=4)))
+    events, cursor = poll_all(client.provider, None)
+    assert events == []  # "pending" before send_at is not "sent"
+    kudosity_v1_emulator.advance(timedelta(days=4).total_seconds() - 60)
+    assert poll_all(client.provider, cursor)[0] == []  # still followed past 72 h: it has not started
+    settle(kudosity_v1_emulator, 120)
+    events, _ = poll_all(client.provider, cursor)
+    assert statuses(events) == {(DELIVERED, Status.DELIVERED)}
+
+
+def test_cursor_with_a_non_numeric_send_is_refused(kudosity_v1):
+    import base64
+    import json
+
+    bad = base64.urlsafe_b64encode(json.dumps({"w": {"x": ["2026-01-01 00:00:00", {}]}}).encode()).decode()
+    with pytest.raises(InvalidRequest) as err:
+        kudosity_v1.provider.poll_events(bad.rstrip("="))
+    assert err.value.field == "cursor"
