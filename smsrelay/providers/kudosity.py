@@ -867,8 +867,11 @@ class KudosityProvider(Provider):
         """
         state = _Cursor.load(cursor)
         now = self.clock.now()
+        raw_seen = state.get("s") or []
+        if not isinstance(raw_seen, list) or not all(isinstance(r, str) for r in raw_seen):
+            raise InvalidRequest("not a Kudosity event cursor", field="cursor")
         mark = parse_time(state.get("t")) or (now - timedelta(days=30))
-        seen = set(state.get("s") or [])
+        seen = set(raw_seen)
         events: list[Event] = []
         more = False
         for row in self.replies(start=mark):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from smsrelay.errors import InvalidRequest, Unsupported
 from smsrelay.model import Delivery, Reply, Status
@@ -174,9 +178,6 @@ def test_a_send_stops_being_followed_after_the_poll_window(kudosity_v1_factory, 
 
 
 def test_a_garbled_cursor_is_refused_naming_the_field(kudosity_v1):
-    import base64
-    import json
-
     bad = base64.urlsafe_b64encode(json.dumps({"w": {"1": "x"}}).encode()).decode().rstrip("=")
     with pytest.raises(InvalidRequest) as err:
         kudosity_v1.provider.poll_events(bad)
@@ -216,10 +217,25 @@ def test_a_scheduled_send_reports_nothing_until_it_goes_out(kudosity_v1_factory,
 
 
 def test_cursor_with_a_non_numeric_send_is_refused(kudosity_v1):
-    import base64
-    import json
-
     bad = base64.urlsafe_b64encode(json.dumps({"w": {"x": ["2026-01-01 00:00:00", {}]}}).encode()).decode()
     with pytest.raises(InvalidRequest) as err:
         kudosity_v1.provider.poll_events(bad.rstrip("="))
     assert err.value.field == "cursor"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+            lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.sampled_from("tswx1"), kids, max_size=4),
+            max_leaves=12,
+        ).map(lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).decode().rstrip("=")),
+    )
+)
+def test_any_cursor_polls_or_is_refused_as_a_cursor(kudosity_v1, cursor):
+    try:
+        kudosity_v1.provider.poll_events(cursor, limit=5)
+    except InvalidRequest as exc:
+        assert exc.field == "cursor"
