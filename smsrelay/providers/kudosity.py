@@ -1234,7 +1234,9 @@ class KudosityProvider(Provider):
             raw = params["status"]
             return [
                 Delivery(
-                    event_id_for(self.name, "delivery", campaign, phone, raw.lower(), params.get("datetime")),
+                    # The id get-sms-sent polling gives the same report, so push and poll collapse;
+                    # a redelivered callback repeats all three fields.
+                    event_id_for(self.name, "delivery", campaign, phone.lstrip("+"), raw.lower()),
                     self.name,
                     phone,
                     parse_time(params.get("datetime")) or now,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from smsrelay.errors import InvalidRequest, Unsupported
 from smsrelay.model import Delivery, Reply, Status
+from tests.fixtures.kudosity import wait_for_pushes
 
 # Last four digits pick the emulator's outcome (sandbox table): 0156 delivered,
 # 0001 hard bounce, 0004 delivered + reply YES, 0008 never reported.
@@ -239,3 +240,15 @@ def test_any_cursor_polls_or_is_refused_as_a_cursor(kudosity_v1, cursor):
         kudosity_v1.provider.poll_events(cursor, limit=5)
     except InvalidRequest as exc:
         assert exc.field == "cursor"
+
+
+def test_a_pushed_and_a_polled_report_are_one_event(kudosity_v1_factory, kudosity_v1_emulator, webhook_sink, tmp_path):
+    client = kudosity_v1_factory(inbox=str(tmp_path / "inbox.db"), dlr_callback=webhook_sink.url + "/dlr")
+    client.send([DELIVERED, FAILED], "Hi")
+    settle(kudosity_v1_emulator)
+    wait_for_pushes(kudosity_v1_emulator, 2)
+    for req in webhook_sink.webhook_requests():  # what the receiver does with each callback
+        client.provider.verify_webhook(req)
+        client.inbox.append(client.provider.parse_webhook(req))
+    events = client.events(cursor="ops").events
+    assert sorted((e.phone, e.status) for e in events) == [(FAILED, Status.FAILED), (DELIVERED, Status.DELIVERED)]
