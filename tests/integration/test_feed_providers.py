@@ -50,6 +50,9 @@ def test_polled_events_through_the_feed_survive_a_restart(name, request, tmp_pat
     if client.capabilities.status_poll and final:
         # The feed never lets a stale status follow a final one.
         assert final.get(prefix + "0156") in (Status.DELIVERED, None)
+    if name.startswith("kudosity"):
+        # Both Kudosity APIs poll delivery reports too (V1: get-sms-sent per followed send).
+        assert final.get(prefix + "0156") is Status.DELIVERED, f"{name}: no polled delivery report"
 
     restarted = factory(inbox=inbox)
     assert drain(restarted, "feed") == [], f"{name}: a restart replayed events"
