@@ -42,7 +42,7 @@ from smsrelay.errors import (
 )
 from smsrelay.redaction import redact
 
-__all__ = ["RateLimiter", "RetryPolicy", "Transport", "parse_retry_after"]
+__all__ = ["RateLimiter", "RetryPolicy", "Transport", "json_object", "parse_retry_after"]
 
 log = logging.getLogger("smsrelay.transport")
 
@@ -74,8 +74,9 @@ class RateLimiter:
     """A token bucket: at most ``rate`` calls a second, in bursts of ``burst``.
 
     >>> from smsrelay.clock import ManualClock
-    >>> rl = RateLimiter(2, burst=2, clock=ManualClock()); rl.acquire(); rl.acquire(); rl.acquire()
-    0.5
+    >>> rl = RateLimiter(2, burst=2, clock=ManualClock())
+    >>> rl.acquire(), rl.acquire(), rl.acquire()
+    (0.0, 0.0, 0.5)
     """
 
     def __init__(self, rate: float, *, burst: int | None = None, clock: Clock | None = None) -> None:
@@ -360,6 +361,19 @@ class Transport:
         if self.error_mapper is not None:
             return self.error_mapper(resp)
         return default_error(resp, self.provider)
+
+
+def json_object(resp: requests.Response) -> dict[str, Any]:
+    """An error body as a JSON object; ``{}`` when it is not one (HTML from a proxy, a list, …).
+
+    >>> r = requests.Response(); r._content = b"<html>"; json_object(r)
+    {}
+    """
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def default_error(resp: requests.Response, provider: str) -> SmsRelayError:

@@ -61,7 +61,7 @@ from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, Provider
 from smsrelay.providers.batching import join_outcomes, plan_by_body
 from smsrelay.redaction import redact
-from smsrelay.transport import RetryPolicy, Transport
+from smsrelay.transport import RetryPolicy, Transport, json_object
 from smsrelay.webhooks import WebhookRequest, constant_time_equals
 
 __all__ = ["HOSTS", "STATUS", "TOKEN_HEADER", "TRACE_STATUS", "KaleyraProvider", "map_status"]
@@ -225,12 +225,7 @@ class KaleyraProvider(Provider):
     # -- errors -------------------------------------------------------------------------
     def _error(self, resp: requests.Response) -> SmsRelayError:
         """§ 3.3: field-keyed ``{"error": {"to": "invalid number"}}`` or coded ``{code, message, error}``."""
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
+        body = json_object(resp)
         errors: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
         code = str(body["code"]) if body.get("code") else None
         message = body.get("message") if isinstance(body.get("message"), str) else None

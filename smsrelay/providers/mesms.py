@@ -51,7 +51,7 @@ from smsrelay.phone import to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Quote
 from smsrelay.providers.batching import join_outcomes, plan_by_body
 from smsrelay.redaction import redact
-from smsrelay.transport import RetryPolicy, Transport
+from smsrelay.transport import RetryPolicy, Transport, json_object
 
 __all__ = ["MESSAGE_STATUS", "STATUS", "MeSmsBatch", "MeSmsProvider", "Sender"]
 
@@ -181,12 +181,7 @@ class MeSmsProvider(Provider):
     # -- errors -------------------------------------------------------------------------
     def _error(self, resp: requests.Response) -> SmsRelayError:
         """seed: errors are ``{"error": "...", "code": "..."}``; map on status, then code."""
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
+        body = json_object(resp)
         text = redact(str(body.get("error") or resp.text[:300] or resp.reason))
         code = body.get("code") if isinstance(body.get("code"), str) else None
         status = resp.status_code
