@@ -26,6 +26,24 @@ pytest_plugins = sorted(
 )
 
 
+@pytest.fixture(autouse=True)
+def _own_secrets() -> Iterator[None]:
+    """Each test starts with the secrets registered before it, and its own are forgotten after.
+
+    Redaction is process-wide, so a test whose key is a plain word ("wrong") would otherwise
+    mask that word in a later test's error message on the same xdist worker.
+    """
+    from smsrelay import redaction
+
+    with redaction._lock:
+        saved = (set(redaction._secrets), redaction._pattern)
+    yield
+    with redaction._lock:
+        redaction._secrets.clear()
+        redaction._secrets.update(saved[0])
+        redaction._pattern = saved[1]
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     """A clock that moves only when the test says so."""
