@@ -335,16 +335,7 @@ class Puller:
             if self.m.has("from"):
                 rec[f("from")] = r.phone
             records.append(rec)
-        if self.dry_run:
-            summary.replies += len(records)
-            return
-        outcomes = self.org.write("upsert", self.m.object, records, external_id=f("event_id"))
-        for rec, o in zip(records, outcomes, strict=True):
-            if o.ok:
-                summary.replies += 1
-            else:
-                summary.event_write_failed += 1
-                summary.errors.append(f"reply {rec[f('event_id')]}: {o.code} {o.message}")
+        summary.replies += self._upsert(self.m.object, records, f("event_id"), "reply", summary)
 
     @staticmethod
     def _thread(r: Reply, known: dict[str, Applied]) -> Applied | None:
@@ -417,16 +408,24 @@ class Puller:
             if lf.has("phone"):
                 rec[lf.f("phone")] = h.phone
             records.append(rec)
-        if self.dry_run:
-            summary.link_hits += len(records)
-            return
-        outcomes = self.org.write("upsert", lf.object, records, external_id=lf.f("event_id"))
+        summary.link_hits += self._upsert(lf.object, records, lf.f("event_id"), "link hit", summary)
+
+    def _upsert(self, obj: str, records: list[dict[str, Any]], external_id: str, what: str, summary: Summary) -> int:
+        """Upsert event records by External ID; return how many were written, and report each refused one.
+
+        Idempotent: replaying the same events upserts the same keys and changes nothing.
+        """
+        if self.dry_run or not records:
+            return len(records)
+        written = 0
+        outcomes = self.org.write("upsert", obj, records, external_id=external_id)
         for rec, o in zip(records, outcomes, strict=True):
             if o.ok:
-                summary.link_hits += 1
+                written += 1
             else:
                 summary.event_write_failed += 1
-                summary.errors.append(f"link hit {rec[lf.f('event_id')]}: {o.code} {o.message}")
+                summary.errors.append(f"{what} {rec[external_id]}: {o.code} {o.message}")
+        return written
 
     # -- consent ------------------------------------------------------------------------------------
     def _consents(self, window: _Window, summary: Summary) -> None:
@@ -451,13 +450,4 @@ class Puller:
             if c.has("event_id"):
                 rec[c.f("event_id")] = e.event_id
             records.append(rec)
-        if self.dry_run:
-            summary.opt_outs += len(records)
-            return
-        outcomes = self.org.write("upsert", c.object, records, external_id=c.f("phone"))
-        for rec, o in zip(records, outcomes, strict=True):
-            if o.ok:
-                summary.opt_outs += 1
-            else:
-                summary.event_write_failed += 1
-                summary.errors.append(f"opt-out of {rec[c.f('phone')]}: {o.code} {o.message}")
+        summary.opt_outs += self._upsert(c.object, records, c.f("phone"), "opt-out of", summary)
