@@ -75,6 +75,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	@if [ -f action.yml ]; then $(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml; fi
 	@if [ -f action/Dockerfile ]; then $(BIN)/hadolint action/Dockerfile; fi
 	@if [ -d .github/workflows ]; then $(BIN)/zizmor --offline --min-severity medium .github/workflows; fi
