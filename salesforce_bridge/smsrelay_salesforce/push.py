@@ -141,12 +141,22 @@ class Pusher:
         return list(dict.fromkeys(fields))
 
     def due_query(self) -> str:
-        now = self.clock.now()
-        where = self.config.send.where.replace("{now}", soql_datetime(now))
-        soql = f"SELECT {', '.join(self.select_fields())} FROM {self.m.object} WHERE {where} ORDER BY Id"
+        soql = self._select_due() + " ORDER BY Id"
         if self.config.send.max_per_run:
             soql += f" LIMIT {self.config.send.max_per_run}"
         return soql
+
+    def probe_query(self) -> str:
+        """The due query with ``LIMIT 0``: Salesforce checks every field it names, returns nothing.
+
+        >>> Pusher(org, client, config, state).probe_query()  # doctest: +SKIP
+        "SELECT Id, To__c, ... FROM SMS_Message__c WHERE Status__c = 'Queued' AND ... LIMIT 0"
+        """
+        return self._select_due() + " LIMIT 0"
+
+    def _select_due(self) -> str:
+        where = self.config.send.where.replace("{now}", soql_datetime(self.clock.now()))
+        return f"SELECT {', '.join(self.select_fields())} FROM {self.m.object} WHERE {where}"
 
     def _chunks(self, rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         chunk: list[dict[str, Any]] = []

@@ -16,9 +16,9 @@ import requests
 
 from smsrelay import Client, Delivery
 from smsrelay.clock import Clock
-from smsrelay.errors import SmsRelayError, Unsupported
+from smsrelay.errors import ConfigError, SmsRelayError, Unsupported
 from smsrelay_salesforce.config import EXTERNAL_IDS, FIELD_TYPES, BridgeConfig
-from smsrelay_salesforce.org import BudgetExceeded, Org, soql_datetime
+from smsrelay_salesforce.org import BudgetExceeded, Org, OrgError, soql_datetime
 from smsrelay_salesforce.pull import Puller
 from smsrelay_salesforce.push import DELIVERY_PICKLIST, Pusher, template_fields
 from smsrelay_salesforce.state import State
@@ -47,6 +47,7 @@ class Bridge:
         self.clock = clock or self.client.provider.clock
         self.org = Org(config.org, limits=config.limits, clock=self.clock, session=session, bulk_poll=bulk_poll)
         self.state = State(config.state_file)
+        self._preflight_done = False
 
     def __repr__(self) -> str:
         return f"Bridge(org={self.org!r}, provider={self.client.provider.name!r})"
@@ -71,11 +72,12 @@ class Bridge:
         An API budget pause ends the cycle early and is reported in ``summary.paused``;
         whatever was claimed is still sent and written back.
         """
+        before = dict(self.org.phase_calls)
         summary = Summary(dry_run=dry_run)
         self.state.lock()
         run_id = self.state.start_run("sync" + (" (dry run)" if dry_run else ""))
-        before = dict(self.org.phase_calls)
         try:
+            self.preflight()
             if push:
                 Pusher(self.org, self.client, self.config, self.state, dry_run=dry_run, progress=progress).run(summary)
             if pull:
@@ -108,10 +110,10 @@ class Bridge:
                 "its reports arrive by webhook into the inbox",
                 provider=self.client.provider.name,
             )
+        before = dict(self.org.phase_calls)
         summary = Summary(dry_run=dry_run)
         self.state.lock()
         run_id = self.state.start_run("backfill")
-        before = dict(self.org.phase_calls)
         m = self.config.mapping.message
         f = m.f
         final = ", ".join(f"'{DELIVERY_PICKLIST[s]}'" for s in DELIVERY_PICKLIST if s.final)
@@ -121,6 +123,7 @@ class Bridge:
         )
         puller = Puller(self.org, self.client, self.config, self.state, dry_run=dry_run, progress=progress)
         try:
+            self.preflight()
             self.org.phase = "backfill"
             ids: list[str] = []
             for row in self.org.query_iter(soql):
@@ -145,19 +148,59 @@ class Bridge:
         puller.replay(reports, summary)
 
     # -- check ---------------------------------------------------------------------------------
-    def check(self) -> list[str]:
-        """Sign in, describe every mapped object, and list what does not match the mapping.
+    def preflight(self) -> None:
+        """Run every check ``check`` runs, once per bridge, before the first write.
 
-        Returns the problems (empty when all is well); raises on a sign-in failure.
+        A mismatch between ``bridge.yaml`` and the org raises ``ConfigError`` (the CLI exits
+        2) and a refused provider sign-in raises ``AuthError`` (exit 3); either way no record
+        has been claimed or changed.
         """
+        if self._preflight_done:
+            return
+        problems = self.org_problems()
+        if problems:
+            where = self.config.source or "bridge.yaml"
+            raise ConfigError(
+                f"{where} does not match the org; nothing was claimed or changed:\n  - " + "\n  - ".join(problems)
+            )
+        self.client.check()
+        self._preflight_done = True
+
+    def check(self) -> list[str]:
+        """Sign in, describe every mapped object, probe the send query, and list what does
+        not match the mapping; then ask the SMS provider to accept the credentials.
+
+        Returns the problems (empty when all is well); raises on a Salesforce sign-in failure.
+        """
+        problems = self.org_problems()
+        try:
+            self.client.check()
+        except SmsRelayError as exc:
+            problems.append(f"sms: {self.client.provider.name} refused the check: {exc}")
+        return problems
+
+    def org_problems(self) -> list[str]:
+        """What in the mapping, the template and ``send.where`` the org does not have."""
         problems: list[str] = []
-        self.org.phase = "check"
-        self.org.connect()
+        phase, self.org.phase = self.org.phase, "check"
+        try:
+            self.org.connect()
+            described = self._check_mapping(problems)
+            self._check_template(described, problems)
+            if not problems:
+                self._check_query(problems)
+        finally:
+            self.org.phase = phase
+        return problems
+
+    def _check_mapping(self, problems: list[str]) -> dict[str, dict[str, Any]]:
         described: dict[str, dict[str, Any]] = {}
         for logical, omap in self.config.mapping.objects().items():
             try:
                 fields = {f["name"]: f for f in self.org.describe(omap.object)["fields"]}
-            except SmsRelayError as exc:
+            except BudgetExceeded:
+                raise
+            except OrgError as exc:
                 problems.append(f"{omap.object}: cannot describe it ({exc}); is the metadata deployed?")
                 continue
             described[omap.object] = fields
@@ -177,18 +220,27 @@ class Bridge:
                     )
                 if (logical, name) in EXTERNAL_IDS and not info.get("externalId"):
                     problems.append(f"{where}: {omap.object}.{api} must be an External ID (unique) for upserts")
+        return described
+
+    def _check_template(self, described: dict[str, dict[str, Any]], problems: list[str]) -> None:
         msg = self.config.mapping.message.object
+        fields = described.get(msg, {})
+        if not fields:
+            return
         for path in sorted(template_fields(self.config.send.template)):
             head = path.split(".")[0]
-            fields = described.get(msg, {})
-            if not fields:
-                break
             if "." not in path and head not in fields:
                 problems.append(f"send.template: {msg}.{head} does not exist")
             elif "." in path and not any(f.get("relationshipName") == head for f in fields.values()):
                 problems.append(f"send.template: {msg} has no relationship {head}")
+
+    def _check_query(self, problems: list[str]) -> None:
+        # The send query itself, with LIMIT 0: Salesforce parses every field of the filter, the
+        # template and the relationship paths and answers with no rows, so it costs one call.
+        soql = Pusher(self.org, self.client, self.config, self.state).probe_query()
         try:
-            self.client.check()
-        except SmsRelayError as exc:
-            problems.append(f"sms: {self.client.provider.name} refused the check: {exc}")
-        return problems
+            self.org.query(soql)
+        except OrgError as exc:
+            if exc.status_code != 400:
+                raise
+            problems.append(f"send.where / send.template: Salesforce refused the send query: {exc}")
