@@ -77,7 +77,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	@if [ -f action.yml ]; then $(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml; fi
-	@if [ -f action/Dockerfile ]; then $(BIN)/hadolint action/Dockerfile; fi
+	@if [ -f Dockerfile ]; then $(BIN)/hadolint Dockerfile; fi
 	@if [ -d .github/workflows ]; then $(BIN)/zizmor --offline --min-severity medium .github/workflows; fi
 	@if [ -d .github/workflows ]; then $(BIN)/actionlint .github/workflows/*.yml; fi
 

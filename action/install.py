@@ -1,11 +1,16 @@
-"""Build the Action's runtime environment: the core and its dependencies, nothing else.
+"""Build the Action's runtime environment: the core and its locked dependencies, nothing else.
 
 One procedure for the image (``RUN python action/install.py /opt/venv``), the
 contract tests and the start-up benchmark, so what is tested is what ships:
 
-1. a venv without pip (the image never installs anything at run time);
-2. ``pip install --constraint action/constraints.txt <repo root>``: the core,
-   non-editable, without extras (no Airflow, no Salesforce, no server);
+1. build the core's wheel, non-editable, in a throwaway venv that holds only the locked
+   build tools (``pip install --require-hashes --no-deps -r locks/build.txt``, then
+   ``pip wheel --no-deps --no-build-isolation``), from a clean copy of the sources, so
+   no stale ``build/`` directory can leak old modules into it;
+2. a venv without pip (the image never installs anything at run time), and into it
+   ``pip install --require-hashes --no-deps -r locks/action.txt`` (the core's runtime
+   dependencies, hashed; no extras: no Airflow, no Salesforce, no server), then the
+   wheel with ``--no-deps``;
 3. prune data the core never loads: ``phonenumbers``' geocoder, carrier and
    time-zone tables (about 43 MB; ``smsrelay.phone`` only parses and validates);
 4. byte-compile what is left, once, at build time.
@@ -25,9 +30,13 @@ import venv
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CONSTRAINTS = HERE / "constraints.txt"
+# The image's two locks, relative to SOURCE: runtime dependencies, and the build tools.
+RUNTIME_LOCK = "locks/action.txt"
+BUILD_LOCK = "locks/build.txt"
 # What the image's build reads; a change to any of them means a new venv.
-BUILD_INPUTS = ("action/Dockerfile", "action/install.py", "action/constraints.txt", "pyproject.toml")
+BUILD_INPUTS = ("Dockerfile", ".dockerignore", "action/install.py", RUNTIME_LOCK, BUILD_LOCK, "pyproject.toml")
+# The core's distribution as the wheel build needs it (README.md is its long description).
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "smsrelay")
 # Modules of phonenumbers that smsrelay.phone never imports (phonenumbers' own
 # __init__ imports none of them either: geocoder, carrier and timezone are opt-in).
 PRUNE = ("phonenumbers/geodata", "phonenumbers/carrierdata", "phonenumbers/tzdata")
@@ -41,34 +50,43 @@ def site_packages(target: Path) -> Path:
     return found[0]
 
 
+def _pip(env: Path, *args: str | Path) -> None:
+    """Run this interpreter's pip against another venv's interpreter (that venv needs no pip)."""
+    cmd = [sys.executable, "-m", "pip", "--python", str(env / "bin" / "python"), "--disable-pip-version-check"]
+    subprocess.run([*cmd, *map(str, args), "--quiet"], check=True)
+
+
+def build_wheel(source: Path, work: Path) -> Path:
+    """The core's wheel, built by the locked build tools from a clean copy of ``source``."""
+    tree, tools, wheels = work / "src", work / "build-tools", work / "wheels"
+    for rel in WHEEL_SOURCES:
+        src = source / rel
+        if src.is_dir():
+            shutil.copytree(src, tree / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            tree.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, tree / rel)
+    venv.EnvBuilder(with_pip=False).create(tools)
+    _pip(tools, "install", "--require-hashes", "--no-deps", "-r", source / BUILD_LOCK)
+    # No build isolation: the backend is the locked one just installed, never a fresh download.
+    _pip(tools, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", wheels, tree)
+    (wheel,) = wheels.glob("smsrelay-*.whl")
+    return wheel
+
+
 def install(target: Path, source: Path = HERE.parent) -> Path:
     """Create ``target`` and install the core from ``source`` into it; return site-packages."""
-    venv.EnvBuilder(with_pip=False, clear=True).create(target)
-    python = target / "bin" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--quiet",
-            "--no-cache-dir",
-            "--no-compile",
-            "--disable-pip-version-check",
-            "--constraint",
-            str(CONSTRAINTS),
-            str(source),
-        ],
-        check=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="smsrelay-action-build-") as tmp:
+        wheel = build_wheel(source, Path(tmp))
+        venv.EnvBuilder(with_pip=False, clear=True).create(target)
+        _pip(target, "install", "--no-compile", "--require-hashes", "--no-deps", "-r", source / RUNTIME_LOCK)
+        _pip(target, "install", "--no-compile", "--no-deps", "--no-index", wheel)
     site = site_packages(target)
     for rel in PRUNE:
         shutil.rmtree(site / rel, ignore_errors=True)
     # Compile after pruning (the geocoder tables alone are 40 MB of Python), so start-up
     # never compiles: the image sets PYTHONDONTWRITEBYTECODE and could not cache it.
-    subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", str(site)], check=True)
+    subprocess.run([str(target / "bin" / "python"), "-m", "compileall", "-q", "-j", "0", str(site)], check=True)
     return site
 
 

@@ -30,6 +30,8 @@ TARGETS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     "airflow2": ("locks/airflow2.in", ("locks/airflow2-constraints.txt",), "AIRFLOW2_CONSTRAINTS"),
     # The Action's image: the core's runtime dependencies only, no extras.
     "action": ("pyproject.toml", (), None),
+    # The build backend and pypa/build, for the image's build stage and release.yml.
+    "build": ("locks/build.in", (), None),
 }
 DEFAULT_CONSTRAINTS = {
     "AIRFLOW_CONSTRAINTS": "https://raw.githubusercontent.com/apache/airflow/constraints-3.3.2/constraints-3.11.txt",

@@ -64,7 +64,8 @@ def test_every_input_is_read_and_every_output_written(tmp_path, monkeypatch):
 
 def test_action_yml_runs_the_dockerfile():
     meta = action_metadata()
-    assert meta["runs"] == {"using": "docker", "image": "action/Dockerfile"}
+    # The runner builds with the Dockerfile's folder as the context: the root, where every COPY source is.
+    assert meta["runs"] == {"using": "docker", "image": "Dockerfile"}
     assert meta["branding"]["icon"] and meta["branding"]["color"]
     for name, spec in meta["inputs"].items():
         assert spec.get("description"), name
@@ -73,7 +74,7 @@ def test_action_yml_runs_the_dockerfile():
 
 
 def test_dockerfile_contract():
-    text = (ROOT / "action" / "Dockerfile").read_text(encoding="utf-8")
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     froms = re.findall(r"^FROM (\S+)", text, re.M)
     assert len(froms) == 2 and all(re.search(r"python:3\.\d+-slim\S*@sha256:[0-9a-f]{64}$", f) for f in froms)
     assert 'ENTRYPOINT ["/opt/venv/bin/python", "-m", "action.main"]' in text

@@ -1,16 +1,21 @@
-# The smsrelay GitHub Action. Built by the runner from the repository root
-# (docker build -f action/Dockerfile .), or prebuilt by .github/workflows/release.yml.
-# It holds the core and its runtime dependencies only: no Airflow, no Salesforce.
+# The smsrelay GitHub Action. The runner builds it per job with this file's folder, the
+# repository root, as the build context (.dockerignore keeps that context small); releases
+# push it prebuilt to GHCR (.github/workflows/release.yml). It holds the core and its
+# runtime dependencies only: no Airflow, no Salesforce.
 
 # ASSUMPTION: digest of python:3.11-slim-bookworm as recorded in a public repository's
-# verified-bases note (no registry access here); Dependabot's docker ecosystem bumps it.
+# verified-bases note (no registry access here). Check it with
+#   docker buildx imagetools inspect python:3.11-slim-bookworm
+# (the "Digest:" line of the index); Dependabot's docker ecosystem moves it by reviewed PRs.
 FROM python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91 AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY locks/action.txt locks/build.txt locks/
 COPY smsrelay/ smsrelay/
 COPY action/ action/
-# The same install the contract tests run: pinned, non-editable, pruned (action/install.py).
+# The same install the contract tests run (action/install.py): hashed locks, no deps
+# resolved at build time, the core as a non-editable wheel, pruned.
 RUN python action/install.py /opt/venv
 
 FROM python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
