@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint bench docs sysdeps clean venv airflow2 lock
+.PHONY: demo test check lint bench docs sysdeps clean venv airflow2 lock mutation
 
 # pip's hash mode installs exactly the locked files; the three projects follow, editable,
 # with --no-deps (their dependencies are all in the lock) and no build isolation (so the
@@ -80,6 +80,11 @@ lint: $(STAMP)
 	@if [ -f Dockerfile ]; then $(BIN)/hadolint Dockerfile; fi
 	@if [ -d .github/workflows ]; then $(BIN)/zizmor --offline --min-severity medium .github/workflows; fi
 	@if [ -d .github/workflows ]; then $(BIN)/actionlint .github/workflows/*.yml; fi
+
+# Mutation testing of the core's pure modules: a score per module (mutation/run.py).
+# Minutes, not seconds, so it is not part of make test.
+mutation: $(STAMP)
+	$(BIN)/python mutation/run.py --fail-under 90
 
 bench: $(STAMP) sysdeps
 	$(BIN)/python -m bench
