@@ -54,6 +54,18 @@ sysdeps:
 	  fi; \
 	fi
 
+# The Salesforce CLI (sf) and the Node 22 it needs, both from npm and pinned by the committed
+# package-lock.json (npm ci), into salesforce_bridge/sfcli/node_modules (git-ignored), so the
+# metadata test converts the DX source with the real sf, offline. Without npm that test skips.
+SFCLI := salesforce_bridge/sfcli/node_modules/.installed
+
+sfcli: $(SFCLI)
+
+$(SFCLI): salesforce_bridge/sfcli/package.json salesforce_bridge/sfcli/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd salesforce_bridge/sfcli && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "warning: npm not found; the Salesforce CLI metadata test will be skipped"; fi
+
 # The core campaign, then each integration's own demo, all offline on loopback.
 DEMOS := smsrelay.demo smsrelay.receiver_demo action.demo smsrelay_airflow.demo smsrelay_salesforce.demo
 
@@ -64,7 +76,7 @@ demo: $(STAMP)
 	  fi; \
 	done
 
-test: $(STAMP) $(AIRFLOW2) sysdeps lint
+test: $(STAMP) $(AIRFLOW2) sysdeps sfcli lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The edit loop: lint plus the unit tests, in well under a minute.

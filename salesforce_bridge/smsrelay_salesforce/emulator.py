@@ -66,7 +66,15 @@ from typing import Any, ClassVar
 from smsrelay.clock import Clock
 from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, _RequestHandler, json_response, route
 from smsrelay_salesforce import soql
-from smsrelay_salesforce.schema import FieldSchema, ObjectSchema, OrgSchema, default_metadata_dir, load_schema
+from smsrelay_salesforce.schema import (
+    UI_METADATA,
+    FieldSchema,
+    ObjectSchema,
+    OrgSchema,
+    default_metadata_dir,
+    ignored_metadata,
+    load_schema,
+)
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -496,6 +504,11 @@ class _NoDelayHandler(_RequestHandler):
     disable_nagle_algorithm = True
 
 
+def _describe_ignored(found: Mapping[str, list[str]]) -> str:
+    """``2 Lightning apps (A, B); 3 tabs (...)``: what the emulator loaded but does not enforce."""
+    return "; ".join(f"{len(names)} {UI_METADATA[kind]} ({', '.join(names)})" for kind, names in found.items())
+
+
 class OrgEmulator(Emulator):
     """An HTTPS Salesforce org on loopback. See the module docstring.
 
@@ -535,6 +548,10 @@ class OrgEmulator(Emulator):
                 log.warning("org emulator: the shipped metadata was not found; serving the standard objects only")
         self.metadata_dir = pathlib.Path(metadata_dir) if metadata_dir else None
         self.schema: OrgSchema = load_schema(self.metadata_dir)
+        # Loaded for the object model only; the rest is UI and access metadata no API call touches.
+        self.ignored_metadata = ignored_metadata(self.metadata_dir)
+        if self.ignored_metadata:
+            log.info("org emulator: ignoring UI metadata: %s", _describe_ignored(self.ignored_metadata))
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret or secrets.token_urlsafe(24)
         self.certificate_pem = certificate_pem
@@ -2010,6 +2027,8 @@ def serve(
     print(f"  JWT private key:  {creds.private_key_path}", file=out)
     print(f"  client secret:    {org.consumer_secret}", file=out)
     print(f"  objects:          {', '.join(o.name for o in org.schema)}", file=out)
+    if org.ignored_metadata:
+        print(f"  ignored (UI):     {_describe_ignored(org.ignored_metadata)}", file=out)
     out.flush()
     return org
 

@@ -25,6 +25,7 @@ __all__ = [
     "OrgSchema",
     "SchemaError",
     "default_metadata_dir",
+    "ignored_metadata",
     "load_schema",
     "standard_objects",
 ]
@@ -350,7 +351,49 @@ def _field_from_xml(path: pathlib.Path, obj_name: str) -> FieldSchema:
 
 
 def _object_files(root: pathlib.Path) -> Iterable[pathlib.Path]:
-    return sorted(root.glob("**/objects/*/*.object-meta.xml"))
+    """Each object's ``.object-meta.xml``; a standard object that only gains fields (``Contact/fields``)
+    has none, as DX source leaves it out so a deploy does not overwrite the object's settings."""
+    found = {p.parent: p for p in root.glob("**/objects/*/*.object-meta.xml")}
+    for fields in root.glob("**/objects/*/fields"):
+        found.setdefault(fields.parent, fields.parent / f"{fields.parent.name}.object-meta.xml")
+    return sorted(found.values())
+
+
+# DX source folders of the user interface and access metadata: deployable, converted by `sf`, and
+# meaningless to an API emulator (no screens, one integration user). Folder -> what it holds.
+UI_METADATA: dict[str, str] = {
+    "applications": "Lightning apps",
+    "tabs": "tabs",
+    "layouts": "page layouts",
+    "compactLayouts": "compact layouts",
+    "listViews": "list views",
+    "quickActions": "quick actions",
+    "flows": "flows",
+    "permissionsets": "permission sets",
+    "reportTypes": "report types",
+    "reports": "reports",
+}
+
+
+def ignored_metadata(metadata_dir: str | pathlib.Path | None) -> dict[str, list[str]]:
+    """The UI and access metadata under ``metadata_dir`` that an API emulator does not enforce.
+
+    >>> ignored_metadata("salesforce_bridge/metadata")["applications"]  # doctest: +SKIP
+    ['SMS_Relay']
+    """
+    out: dict[str, list[str]] = {}
+    if metadata_dir is None:
+        return out
+    for path in sorted(pathlib.Path(metadata_dir).glob("**/*-meta.xml")):
+        folder = path.parent.name
+        if folder not in UI_METADATA and path.parent.parent.name == "reports":
+            folder = "reports"  # reports live in a folder of their own under reports/
+        if folder in UI_METADATA:
+            name = path.name.removesuffix("-meta.xml").rsplit(".", 1)[0]
+            if path.parent.parent.parent.name == "objects":  # objects/<Object>/listViews/<name>
+                name = f"{path.parent.parent.name}.{name}"
+            out.setdefault(folder, []).append(name)
+    return out
 
 
 def load_schema(metadata_dir: str | pathlib.Path | None = None, *, standard: bool = True) -> OrgSchema:
@@ -372,8 +415,15 @@ def load_schema(metadata_dir: str | pathlib.Path | None = None, *, standard: boo
         raise SchemaError(f"{root}: metadata directory not found")
     n = 0
     for path in _object_files(root):
-        xml = _read_xml(path)
         name = path.name.removesuffix(".object-meta.xml")
+        if not path.exists():
+            existing = schema.objects.get(name.lower())
+            if existing is None or existing.custom:
+                raise SchemaError(f"{path.parent}: fields without {path.name}; only a standard object may omit it")
+            for fpath in sorted((path.parent / "fields").glob("*.field-meta.xml")):
+                existing.add(_field_from_xml(fpath, name))
+            continue
+        xml = _read_xml(path)
         existing = schema.objects.get(name.lower())
         if existing is not None and not existing.custom:
             obj = existing  # custom fields on a standard object
