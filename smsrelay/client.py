@@ -23,9 +23,11 @@ from smsrelay.config import ProviderSettings, load_settings
 from smsrelay.errors import (
     AmbiguousSend,
     AuthError,
+    ConfigError,
     InsufficientCredit,
     InvalidRequest,
     ProviderServerError,
+    RateLimited,
     SmsRelayError,
     TransportError,
     Unsupported,
@@ -57,6 +59,16 @@ log = logging.getLogger("smsrelay.client")
 
 Progress = Callable[[int, int], None]
 OnInvalid = Literal["raise", "skip"]
+# What a send does with messages it cannot settle: raise AmbiguousSend (default), return
+# them as in-doubt results, or send them again (at least once: may deliver twice).
+OnDoubt = Literal["raise", "report", "resend"]
+ON_DOUBT: tuple[OnDoubt, ...] = ("raise", "report", "resend")
+
+# How long reconciliation keeps asking the provider, by key, after an ambiguous send:
+# longer than any read-after-write lag a provider documents (Kudosity V2: seconds).
+DEFAULT_RECONCILE_WINDOW = timedelta(seconds=60)
+# The waits between lookups grow 2, 4, 8 s … up to this.
+_MAX_LOOKUP_GAP = 15.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,13 @@ def idempotency_key(context: str, to: str, body: str) -> str:
     return "sr-" + digest[:32]
 
 
+def _check_on_doubt(value: str) -> OnDoubt:
+    for known in ON_DOUBT:
+        if value == known:
+            return known
+    raise ConfigError(f"on_doubt must be one of {', '.join(ON_DOUBT)}, got {value!r}", field="on_doubt")
+
+
 def _in_order(positions: list[int], results: list[RecipientResult]) -> list[RecipientResult]:
     return [r for _, r in sorted(zip(positions, results, strict=True), key=lambda pr: pr[0])]
 
@@ -104,8 +123,15 @@ class Client:
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
         inbox: str | Inbox | None = None,
+        reconcile_window: float | timedelta = DEFAULT_RECONCILE_WINDOW,
+        on_doubt: OnDoubt = "raise",
         **options: Any,
     ) -> None:
+        window = reconcile_window if isinstance(reconcile_window, timedelta) else timedelta(seconds=reconcile_window)
+        if window < timedelta(0):
+            raise ConfigError("reconcile_window cannot be negative", field="reconcile_window")
+        self.reconcile_window = window
+        self.on_doubt = _check_on_doubt(on_doubt)
         # The event inbox (a URL, a path or an Inbox): opened on first use by events().
         self._inbox_spec = inbox
         self._inbox: Inbox | None = inbox if inbox is not None and not isinstance(inbox, str) else None
@@ -150,11 +176,13 @@ class Client:
         dry_run: bool = False,
         on_invalid: OnInvalid = "raise",
         on_progress: Progress | None = None,
+        on_doubt: OnDoubt | None = None,
     ) -> SendResult:
         """Send ``message`` to one number or many.
 
-        ``key`` is the idempotency context: the same key, recipient and body never
-        sends twice, across retries and processes.
+        ``key`` is the idempotency context: each recipient's key is derived from it,
+        the recipient and the body (see :meth:`send_many` and ``docs/client.md`` for
+        what each provider guarantees about a repeated key).
 
         >>> Client("sandbox").send("+61491570156", "Hi", dry_run=True).dry_run  # doctest: +SKIP
         True
@@ -168,7 +196,9 @@ class Client:
                 ref=key or msg.ref,
             )
         recipients = [to] if isinstance(to, str | Recipient) else list(to)
-        return self.send_many(msg, recipients, dry_run=dry_run, on_invalid=on_invalid, on_progress=on_progress)
+        return self.send_many(
+            msg, recipients, dry_run=dry_run, on_invalid=on_invalid, on_progress=on_progress, on_doubt=on_doubt
+        )
 
     def prepare(
         self, message: Message, recipients: Iterable[str | Recipient], *, on_invalid: OnInvalid = "raise"
@@ -242,14 +272,24 @@ class Client:
         dry_run: bool = False,
         on_invalid: OnInvalid = "raise",
         on_progress: Progress | None = None,
+        on_doubt: OnDoubt | None = None,
     ) -> SendResult:
         """Send one message template to many recipients, in the fewest provider calls.
 
-        Invalid numbers come back as ``rejected`` results and never stop the batch.
-        A send that may or may not have been accepted is looked up by its key
-        before anything is sent again; if that cannot be settled, ``AmbiguousSend``
-        is raised (its ``result`` holds everything settled so far).
+        Invalid numbers come back as ``rejected`` results and never stop the batch;
+        a 429 beyond the longest wait comes back ``failed`` with ``retry_after``.
+        A send that may have reached the provider (reset, timeout or 5xx after the
+        request was written) is never sent again without proof that it was not
+        accepted: the client asks the provider by key, with backoff, for
+        ``reconcile_window``. What it cannot settle is *in doubt*: by default
+        ``AmbiguousSend`` is raised (``exc.result`` holds every result, the in-doubt
+        ones marked ``in_doubt``); ``on_doubt="report"`` returns them instead, and
+        ``on_doubt="resend"`` sends them again (at least once: may deliver twice).
+
+        >>> client.send_many(Message("Hi"), ["+61491570156"], on_doubt="report").in_doubt  # doctest: +SKIP
+        []
         """
+        on_doubt = _check_on_doubt(on_doubt or self.on_doubt)
         caps = self.capabilities
         if message.send_at is not None and not caps.schedule:
             raise Unsupported(f"{self.provider.name} cannot schedule messages", provider=self.provider.name)
@@ -277,13 +317,12 @@ class Client:
         if on_progress:
             on_progress(done, total)
         outcomes: list[tuple[str | None, list[RecipientResult]]] = []
-        ambiguous: list[str] = []
         fatal: SmsRelayError | None = None
 
         def run(chunk: list[PreparedSms]) -> tuple[str | None, list[RecipientResult]]:
             if fatal is not None:
                 return None, [self._unsent(p, fatal) for p in chunk]
-            return self._send_chunk(chunk, dry_run)
+            return self._send_chunk(chunk, dry_run, on_doubt)
 
         workers = max(1, min(self.settings.concurrency or caps.concurrency, len(chunks) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsrelay-send") as pool:
@@ -294,15 +333,6 @@ class Client:
                 except (AuthError, InsufficientCredit) as exc:
                     fatal = fatal or exc
                     outcome = (None, [self._unsent(p, exc) for p in chunk])
-                except AmbiguousSend as exc:
-                    ambiguous.extend(exc.keys)
-                    outcome = (
-                        None,
-                        [
-                            RecipientResult(to=p.to, status=Status.UNKNOWN, parts=p.parts, key=p.key, error=exc.message)
-                            for p in chunk
-                        ],
-                    )
                 outcomes.append(outcome)
                 done += len(chunk)
                 if on_progress:
@@ -323,59 +353,125 @@ class Client:
             self._watch_sent(result)
         if fatal is not None and not result.accepted:
             raise fatal
-        if ambiguous:
-            err = AmbiguousSend(
-                f"{len(ambiguous)} message(s) may or may not have been accepted by {self.provider.name}, "
-                "and it could not tell us; not resending. Look them up later with Client.lookup(keys).",
-                keys=ambiguous,
+        doubt = result.in_doubt
+        if doubt and on_doubt == "raise":
+            raise AmbiguousSend(
+                f"{len(doubt)} message(s) may or may not have been accepted by {self.provider.name}, and it could "
+                f"not tell us within {self.reconcile_window.total_seconds():g} s; not resending them. Settle them "
+                "later by key: Client.reconcile(keys), or `smsrelay reconcile KEY…`.",
+                keys=[r.key for r in doubt if r.key],
+                result=result,
                 provider=self.provider.name,
             )
-            err.result = result  # type: ignore[attr-defined]
-            raise err
         return result
 
     @staticmethod
     def _unsent(p: PreparedSms, exc: SmsRelayError) -> RecipientResult:
+        """The provider refused the request: nothing was sent."""
         return RecipientResult(to=p.to, status=Status.REJECTED, parts=p.parts, key=p.key, error=str(exc))
 
-    def _send_chunk(self, chunk: list[PreparedSms], dry_run: bool) -> tuple[str | None, list[RecipientResult]]:
+    @staticmethod
+    def _failed(p: PreparedSms, exc: SmsRelayError) -> RecipientResult:
+        """The request never reached the provider (e.g. connection refused): safe to send again."""
+        return RecipientResult(to=p.to, status=Status.FAILED, parts=p.parts, key=p.key, error=f"not sent: {exc}")
+
+    def _throttled(self, p: PreparedSms, exc: RateLimited) -> RecipientResult:
+        """A 429 beyond the longest wait: not processed, so it may be sent again after ``retry_after``."""
+        wait = exc.retry_after or timedelta(0)
+        hint = f"retry after {wait.total_seconds():g} s" if wait else "retry later"
+        return RecipientResult(
+            to=p.to,
+            status=Status.FAILED,
+            parts=p.parts,
+            key=p.key,
+            error=f"not sent: {self.provider.name} is throttling; {hint} ({exc})",
+            retry_after=wait,
+        )
+
+    def _doubtful(self, p: PreparedSms, cause: SmsRelayError | str) -> RecipientResult:
+        return RecipientResult(
+            to=p.to,
+            status=Status.UNKNOWN,
+            parts=p.parts,
+            key=p.key,
+            in_doubt=True,
+            error=f"in doubt: {self.provider.name} may or may not have accepted it ({cause}); not resent",
+        )
+
+    def _send_chunk(
+        self, chunk: list[PreparedSms], dry_run: bool, on_doubt: OnDoubt, *, reconcile: bool = True
+    ) -> tuple[str | None, list[RecipientResult]]:
+        """Send one chunk; settle an ambiguous failure by key (``reconcile``) or report it in doubt."""
         try:
             outcome = self.provider.send(chunk, dry_run=dry_run)
             return outcome.batch_id, list(outcome.results)
         except (AuthError, InsufficientCredit):
             raise
+        except RateLimited as exc:
+            return None, [self._throttled(p, exc) for p in chunk]
         except (TransportError, ProviderServerError) as exc:
-            sent = getattr(exc, "request_sent", True)
-            if not sent or dry_run:
-                return None, [self._unsent(p, exc) for p in chunk]
-            return self._reconcile(chunk, exc)
+            written = exc.request_sent if isinstance(exc, TransportError) else True
+            if not written or dry_run:
+                return None, [self._failed(p, exc) for p in chunk]
+            if not reconcile:
+                return None, [self._doubtful(p, exc) for p in chunk]
+            return self._reconcile(chunk, exc, on_doubt)
+        except AmbiguousSend as exc:
+            return None, [self._doubtful(p, exc) for p in chunk]
         except SmsRelayError as exc:
             return None, [self._unsent(p, exc) for p in chunk]
 
-    def _reconcile(self, chunk: list[PreparedSms], cause: SmsRelayError) -> tuple[str | None, list[RecipientResult]]:
-        """After an ambiguous failure: find what was accepted, resend only the rest, once."""
-        caps = self.capabilities
-        keys = [p.key for p in chunk]
-        if not caps.lookup_by_ref:
-            raise AmbiguousSend(f"{cause}", keys=keys, provider=self.provider.name)
-        log.warning("%s: send outcome unknown (%s); looking up %d key(s)", self.provider.name, cause, len(keys))
-        found = self.provider.lookup(keys)
+    def _reconcile(
+        self, chunk: list[PreparedSms], cause: SmsRelayError, on_doubt: OnDoubt
+    ) -> tuple[str | None, list[RecipientResult]]:
+        """After an ambiguous failure: find what was accepted; send again only on proof, once."""
+        name = self.provider.name
+        found: dict[str, RecipientResult] = {}
+        proven = False
+        if self.capabilities.lookup_by_ref:
+            log.warning("%s: send outcome unknown (%s); looking up %d key(s)", name, cause, len(chunk))
+            found, proven = self._settle([p.key for p in chunk])
         missing = [p for p in chunk if p.key not in found]
-        results = {k: r for k, r in found.items()}
         batch_id: str | None = None
-        if missing:
-            log.warning("%s: %d message(s) were not accepted; sending them again", self.provider.name, len(missing))
+        again: dict[str, RecipientResult] = {}
+        if missing and (proven or on_doubt == "resend"):
+            if proven:
+                log.info("%s: %d message(s) were not accepted; sending them once more", name, len(missing))
+            else:
+                log.warning("%s: sending %d message(s) in doubt again (on_doubt=resend)", name, len(missing))
+            batch_id, results = self._send_chunk(missing, False, on_doubt, reconcile=False)
+            again = {r.key: r for r in results if r.key}
+        out = []
+        for p in chunk:
+            r = found.get(p.key) or again.get(p.key)
+            out.append(r if r is not None else self._doubtful(p, cause))
+        return batch_id, out
+
+    def _settle(self, keys: list[str]) -> tuple[dict[str, RecipientResult], bool]:
+        """Look ``keys`` up until all are found or ``reconcile_window`` has passed.
+
+        Returns what was found, and whether the absence of the rest is proof: the
+        last lookup answered, and it was made after the window (a provider may list
+        a message seconds after accepting it, so an early "not found" proves nothing).
+        """
+        clock = self.provider.clock
+        deadline = clock.now() + self.reconcile_window
+        gap = 2.0
+        found: dict[str, RecipientResult] = {}
+        while True:
+            answered = True
             try:
-                outcome = self.provider.send(missing)
-            except (TransportError, ProviderServerError) as exc:
-                raise AmbiguousSend(f"{exc}", keys=[p.key for p in missing], provider=self.provider.name) from exc
-            batch_id = outcome.batch_id
-            for p, r in zip(missing, outcome.results, strict=False):
-                results[p.key] = r
-        return batch_id, [
-            results.get(p.key) or RecipientResult(to=p.to, status=Status.UNKNOWN, key=p.key, parts=p.parts)
-            for p in chunk
-        ]
+                found.update(self.provider.lookup([k for k in keys if k not in found]))
+            except SmsRelayError as exc:
+                answered = False
+                log.warning("%s: lookup by key failed (%s); asking again", self.provider.name, exc)
+            if all(k in found for k in keys):
+                return found, True
+            left = (deadline - clock.now()).total_seconds()
+            if left <= 0:
+                return found, answered
+            clock.sleep(min(gap, left))
+            gap = min(gap * 2, _MAX_LOOKUP_GAP)
 
     def estimate(self, messages: int) -> timedelta | None:
         """How long ``messages`` sends take at the provider's rate limit, if it has one.

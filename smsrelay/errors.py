@@ -7,8 +7,12 @@ do. It never contains a secret: provider texts pass through :func:`redact` first
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from smsrelay.redaction import redact
+
+if TYPE_CHECKING:
+    from smsrelay.model import SendResult
 
 __all__ = [
     "AmbiguousSend",
@@ -173,12 +177,26 @@ class AmbiguousSend(SmsRelayError):
     """A send may or may not have been accepted, and the provider could not tell us.
 
     Sending again could deliver twice, so smsrelay stops and says so. ``keys`` lists
-    the idempotency keys in doubt; look them up later with ``Client.lookup``.
+    the idempotency keys in doubt; settle them later with ``Client.reconcile(keys)``
+    (or ``smsrelay reconcile KEY…``). ``result`` is the whole send, in the caller's
+    order: the settled results, and an ``in_doubt`` result for each key.
     """
 
-    def __init__(self, message: str, *, keys: list[str], **kw: object) -> None:
+    result: SendResult | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        keys: list[str],
+        result: SendResult | None = None,
+        provider: str | None = None,
+        status_code: int | None = None,
+        provider_message: str | None = None,
+    ) -> None:
         self.keys = keys
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.result = result
+        super().__init__(message, provider=provider, status_code=status_code, provider_message=provider_message)
 
 
 class Unsupported(SmsRelayError):

@@ -133,6 +133,19 @@ class RecipientResult:
 
     ``message_id`` is None where the provider gives only a batch id (ME-SMS), or
     where the recipient was rejected before sending; ``error`` then says why.
+
+    Besides accepted (``status.ok``) and refused (``rejected``), a result can be:
+
+    - **in doubt** (``in_doubt``, status ``unknown``): the request may have reached
+      the provider and it could not tell us whether it took the message. smsrelay
+      never sends it again on its own; ``key`` settles it later (``Client.reconcile``).
+    - **not sent, retry later** (``retry_after`` set, status ``failed``): the provider
+      throttled the request (429) beyond the client's longest wait.
+    - **not sent** (status ``failed``, no ``retry_after``): the network failed before
+      the request was written (e.g. connection refused); sending again is safe.
+
+    >>> RecipientResult("+61491570156", Status.UNKNOWN, key="k1", in_doubt=True).retryable
+    False
     """
 
     to: str
@@ -142,11 +155,22 @@ class RecipientResult:
     error: str | None = None
     key: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    in_doubt: bool = False
+    retry_after: timedelta | None = None
 
     @property
     def accepted(self) -> bool:
         """True when the provider took the message."""
         return self.status.ok
+
+    @property
+    def retryable(self) -> bool:
+        """True when the message was certainly not sent and may be sent again as it is.
+
+        Throttled (``retry_after``) and network failures before the request was
+        written; never an in-doubt result, and never a refusal of the message itself.
+        """
+        return self.status is Status.FAILED and not self.in_doubt and not self.message_id
 
 
 @dataclass(frozen=True)
@@ -179,6 +203,11 @@ class SendResult:
     def message_ids(self) -> list[str]:
         return [r.message_id for r in self.results if r.message_id]
 
+    @property
+    def in_doubt(self) -> list[RecipientResult]:
+        """Results the provider may or may not have accepted; settle them by ``key``."""
+        return [r for r in self.results if r.in_doubt]
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict, e.g. for XCom, a CLI ``--json`` or Action outputs."""
         return {
@@ -193,6 +222,8 @@ class SendResult:
                     "parts": r.parts,
                     "error": r.error,
                     "key": r.key,
+                    "in_doubt": r.in_doubt,
+                    "retry_after": r.retry_after.total_seconds() if r.retry_after is not None else None,
                 }
                 for r in self.results
             ],

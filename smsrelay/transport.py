@@ -28,6 +28,7 @@ import requests
 import requests.adapters
 import requests.auth
 import requests.utils
+import urllib3.exceptions
 from requests.compat import json as complexjson  # type: ignore[attr-defined]
 from requests.models import RequestEncodingMixin
 from requests.structures import CaseInsensitiveDict
@@ -125,13 +126,18 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the request cannot have reached the server (safe to repeat)."""
+    """True when the request cannot have reached the server (safe to repeat).
+
+    Decided by exception type: urllib3 raises ``NewConnectionError`` (refused, no
+    route, DNS failure) and ``ConnectTimeoutError`` only while connecting, before
+    one byte of the request is written. Anything else may have been written.
+    """
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        text = f"{type(reason).__name__} {reason}"
-        return "NewConnectionError" in text or "Connection refused" in text or "NameResolution" in text
+        reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], urllib3.exceptions.MaxRetryError) else None
+        never = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+        return isinstance(reason, never)
     return False
 
 

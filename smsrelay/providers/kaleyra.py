@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 
 from smsrelay.errors import (
-    AmbiguousSend,
     AuthError,
     ConfigError,
     InsufficientCredit,
@@ -383,15 +382,15 @@ class KaleyraProvider(Provider):
             refs.setdefault(ref, {})[pos] = k
         found: dict[str, RecipientResult] = {}
         for ref, positions in refs.items():
+            resp = self.transport.request("GET", self.path("/messages"), params={"ref": ref})
             try:
-                rows = self.transport.request("GET", self.path("/messages"), params={"ref": ref}).json().get("data")
-            except (SmsRelayError, ValueError, AttributeError) as exc:
-                raise AmbiguousSend(
-                    f"Kaleyra could not be asked whether ref {ref} was accepted ({exc}); not resending. "
-                    "Look the keys up later with Client.lookup(keys).",
-                    keys=list(keys),
-                    provider=self.name,
-                ) from None
+                body = resp.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                # Not an answer: the client keeps asking, and never takes this for "not found".
+                raise ProviderServerError(f"Kaleyra's lookup of ref {ref} is not a JSON object", provider=self.name)
+            rows = body.get("data")
             rows = rows if isinstance(rows, list) else []
             for row in rows:
                 if not isinstance(row, dict):

@@ -628,25 +628,23 @@ class KudosityProvider(Provider):
             self._follow.update(campaigns)
 
     def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
-        """V2: find messages by ``message_ref`` (the idempotency key), waiting out the lag."""
+        """V2: find messages by ``message_ref`` (the idempotency key), one ``GET /v2/sms`` each.
+
+        One pass: §3.3 lists a message only seconds after it was accepted, so "not
+        found" is no proof by itself; the client asks again, with backoff, for its
+        reconciliation window before it takes absence as proof.
+        """
         self._v2_only("lookup by reference")
         found: dict[str, RecipientResult] = {}
-        todo = list(keys)
-        for attempt in range(2):
-            for key in todo:
-                resp = self.transport.request(
-                    "GET", "/v2/sms", params={"message_ref": key[:500], "direction": "OUT", "limit": "10"}
-                ).json()
-                rows = [r for r in resp.get("smses") or [] if r.get("message_ref") == key[:500]]
-                if rows:
-                    row = rows[0]
+        for key in keys:
+            resp = self.transport.request(
+                "GET", "/v2/sms", params={"message_ref": key[:500], "direction": "OUT", "limit": "10"}
+            ).json()
+            rows = resp.get("smses") if isinstance(resp, dict) else None
+            for row in rows if isinstance(rows, list) else []:
+                if isinstance(row, dict) and row.get("message_ref") == key[:500]:
                     found[key] = self._v2_result(from_wire(str(row.get("recipient", ""))), key, row)
-            todo = [k for k in keys if k not in found]
-            if not todo or attempt == 1 or self.read_lag <= 0:
-                break
-            # §3.3: a message sent seconds ago may not be listed yet; "not found" must
-            # mean not accepted, or the client would send it twice.
-            self.clock.sleep(self.read_lag)
+                    break
         return found
 
     # ============================================================ status and polling

@@ -247,7 +247,7 @@ def test_a_send_that_never_arrived_is_sent_once_after_the_lookup(
 
 def test_an_ambiguous_send_that_cannot_be_looked_up_raises(kaleyra: Client, kaleyra_emulator: KaleyraEmulator) -> None:
     kaleyra_emulator.inject("reset_after", path=SEND)
-    kaleyra_emulator.inject("status", method="GET", status=503, path=SEND, times=20)
+    kaleyra_emulator.inject("status", method="GET", status=503, path=SEND, times=200)
     with pytest.raises(AmbiguousSend) as exc:
         kaleyra.send(num("5200"), "Hi")
     assert len(exc.value.keys) == 1

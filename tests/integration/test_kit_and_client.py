@@ -112,7 +112,10 @@ def test_reset_before_accept_is_looked_up_then_sent_once(mini):
     result = client_for(mini).send("+61491570156", "Hi")
     assert result.all_accepted
     assert len(mini.messages) == 1
-    assert len(mini.received("GET", "/messages")) == 1  # it asked before resending
+    # It asked, with backoff, until the reconciliation window had passed, and only then resent.
+    calls = [(r.method, r.path) for r in mini.received()]
+    assert calls[0] == calls[-1] == ("POST", "/send")
+    assert len(calls) > 3 and set(calls[1:-1]) == {("GET", "/messages")}
 
 
 def test_5xx_on_send_is_reconciled(mini):

@@ -72,7 +72,9 @@ def test_429_until_the_retries_run_out_is_reported_not_lost(kudosity_v2_factory,
     client = kudosity_v2_factory(retries=2)
     kudosity_v2_emulator.inject("rate_limit", path="/v2/sms", times=4)
     [r] = client.send("+61491570156", "Hi").results
-    assert r.status is Status.REJECTED and r.message_id is None
+    # Throttled is not refused: not sent, and safe to send again after the provider's hint.
+    assert r.status is Status.FAILED and r.message_id is None and r.retryable
+    assert r.retry_after is not None and not r.in_doubt
     assert "OVER_LIMIT" in (r.error or "")
     assert len(kudosity_v2_emulator.outbound) == 0
     with pytest.raises(RateLimited, match="OVER_LIMIT"):
