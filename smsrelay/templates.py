@@ -92,14 +92,32 @@ def render(source: str, variables: Mapping[str, Any], *, recipient: str | None =
     try:
         if plain is not None:
             return _substitute(plain, variables)
-        return template.render(**variables)
+        if "self" in variables and _refers_to_self(source):
+            raise TemplateError(
+                f"template variable 'self'{_for(recipient)} is jinja's name for the template: rename the variable",
+                field="message",
+                recipient=recipient,
+            )
+        # The variables as one mapping: as keywords, one named "self" would clash with render()'s own.
+        return template.render(variables)
     except jinja2.UndefinedError as exc:
-        who = f" for recipient {recipient}" if recipient else ""
         raise TemplateError(
-            f"template variable missing: {exc.message}{who}",
+            f"template variable missing: {exc.message}{_for(recipient)}",
             field="message",
             recipient=recipient,
         ) from None
     except jinja2.TemplateError as exc:
-        who = f" for recipient {recipient}" if recipient else ""
-        raise TemplateError(f"the message template failed{who}: {exc}", field="message", recipient=recipient) from None
+        raise TemplateError(
+            f"the message template failed{_for(recipient)}: {exc}", field="message", recipient=recipient
+        ) from None
+
+
+def _for(recipient: str | None) -> str:
+    """The error message's ``for recipient +61…`` suffix, or nothing without a recipient."""
+    return f" for recipient {recipient}" if recipient else ""
+
+
+@functools.lru_cache(maxsize=64)
+def _refers_to_self(source: str) -> bool:
+    """True when the template uses the name ``self``, which jinja binds to the template."""
+    return any(node.name == "self" for node in _env().parse(source).find_all(jinja2.nodes.Name))
