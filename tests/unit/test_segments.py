@@ -38,6 +38,53 @@ def test_length_errors_name_the_limit():
         check_length("  ", max_chars=10, provider="sandbox")
 
 
+@pytest.mark.parametrize(
+    ("text", "encoding", "per_part"),
+    [
+        ("", "GSM-7", 160),
+        ("a" * 160, "GSM-7", 160),
+        ("a" * 161, "GSM-7", 153),
+        ("á" * 70, "UCS-2", 70),
+        ("á" * 71, "UCS-2", 67),
+    ],
+)
+def test_per_part_is_the_room_in_each_part(text, encoding, per_part):
+    seg = analyse(text)
+    assert (seg.encoding, seg.per_part) == (encoding, per_part)
+
+
+@pytest.mark.parametrize("text", ["", "a€", "á", "👋x"])
+def test_counts_are_whole_numbers(text):
+    seg = analyse(text)
+    assert all(type(n) is int for n in (seg.units, seg.parts, seg.characters, seg.per_part))
+    assert seg.characters == len(text)
+
+
+TO = "+61491570156"
+
+
+@pytest.mark.parametrize(
+    ("text", "limits", "message"),
+    [
+        ("  \n", {"max_chars": 10}, "the message is empty"),
+        ("x" * 11, {"max_chars": 10}, "the message is 11 characters, over kaleyra's limit of 10"),
+        ("a" * 307, {"max_chars": 1600, "max_parts": 2}, "the message needs 3 GSM-7 parts, over kaleyra's limit of 2"),
+        ("á" * 71, {"max_chars": 1600, "max_parts": 1}, "the message needs 2 UCS-2 parts, over kaleyra's limit of 1"),
+    ],
+)
+def test_each_length_error_names_the_field_recipient_and_provider(text, limits, message):
+    with pytest.raises(InvalidRequest) as info:
+        check_length(text, provider="kaleyra", recipient=TO, **limits)
+    assert str(info.value) == message
+    assert (info.value.field, info.value.recipient, info.value.provider) == ("message", TO, "kaleyra")
+
+
+def test_a_message_exactly_at_a_limit_passes():
+    assert check_length("x" * 10, max_chars=10, provider="kaleyra").characters == 10
+    assert check_length("a" * 306, max_chars=1600, provider="kaleyra", max_parts=2).parts == 2
+    assert check_length("a" * 307, max_chars=1600, provider="kaleyra").parts == 3  # no part limit given
+
+
 GSM = "".join(sorted(GSM7_BASIC | GSM7_EXTENSION))
 
 
