@@ -45,6 +45,8 @@ from smsrelay.model import (
     event_from_dict,
     event_to_dict,
 )
+from smsrelay.phone import mask as mask_phone
+from smsrelay.phone import normalize as normalize_phone
 from smsrelay.providers.base import Balance, EventPage, Quote
 from smsrelay.redaction import redact
 
@@ -105,7 +107,9 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
     "load_settings",
+    "mask_phone",
     "merge",
+    "normalize_phone",
     "open_inbox",
     "redact",
 ]

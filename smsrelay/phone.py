@@ -14,7 +14,7 @@ import phonenumbers
 
 from smsrelay.errors import InvalidRequest
 
-__all__ = ["WireFormat", "from_wire", "normalize", "to_wire"]
+__all__ = ["WireFormat", "from_wire", "mask", "normalize", "to_wire"]
 
 # e164: "+61491570156" · digits: "61491570156" · national: "0491570156"
 WireFormat = Literal["e164", "digits", "national"]
@@ -90,3 +90,16 @@ def from_wire(number: str, default_region: str | None = None) -> str:
     except InvalidRequest:
         digits = "".join(ch for ch in raw if ch.isdigit())
         return "+" + digits if digits else raw
+
+
+def mask(number: str) -> str:
+    """A number with its middle hidden, for logs and reprs: enough to tell senders apart, not to dial.
+
+    >>> mask("+61491570156")
+    '+614•••••156'
+    """
+    digits = number.lstrip("+")
+    plus = "+" if number.startswith("+") else ""
+    if len(digits) < 7:
+        return plus + "•" * max(len(digits) - 2, 1) + digits[-2:]
+    return plus + digits[:3] + "•" * (len(digits) - 6) + digits[-3:]
