@@ -47,9 +47,19 @@ def matrix_markdown() -> str:
         cells = []
         for _, caps in columns:
             value = getattr(caps, flag)
-            cells.append(("yes" if value else "no") if isinstance(value, bool) else f"{value:,}")
+            cells.append(_cell(value))
         lines.append(f"| `{flag}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:  # e.g. countries: any, sender_max_chars: no limit
+        return "any"
+    if isinstance(value, frozenset):
+        return ", ".join(sorted(value))
+    return f"{value:,}"
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:

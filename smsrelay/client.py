@@ -44,6 +44,7 @@ from smsrelay.model import (
     Status,
 )
 from smsrelay.phone import normalize
+from smsrelay.preflight import check_sender, unreachable
 from smsrelay.providers import provider_class
 from smsrelay.providers.base import Balance, EventPage, Provider, Quote
 from smsrelay.segments import check_length
@@ -219,6 +220,7 @@ class Client:
         context = message.ref or uuid.uuid4().hex
         max_chars = min(caps.max_chars, int(self.settings.option("max_chars", caps.max_chars)))
         sender = message.sender or self.settings.sender
+        check_sender(caps, self.provider.name, sender)
         if sender != message.sender:
             message = replace(message, sender=sender)
         ready: list[PreparedSms] = []
@@ -250,6 +252,8 @@ class Client:
             to = normalize(rcpt.to, self.settings.default_region)
         except InvalidRequest as exc:
             return RecipientResult(to=rcpt.to, status=Status.REJECTED, error=exc.message)
+        if reason := unreachable(self.capabilities, self.provider.name, to):
+            return RecipientResult(to=to, status=Status.REJECTED, error=reason)
         try:
             body = render(message.body, {**message.vars, **rcpt.vars}, recipient=to)
             seg = check_length(body, max_chars=max_chars, provider=self.provider.name, recipient=to)

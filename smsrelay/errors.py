@@ -68,7 +68,11 @@ class SmsRelayError(Exception):
 
 
 class ConfigError(SmsRelayError):
-    """Settings are missing or invalid. ``field``, ``file`` and ``line`` say where."""
+    """Settings are missing or invalid. ``field``, ``file`` and ``line`` say where.
+
+    ``detail`` is the message without that location, so an integration can name the
+    field in its own words (the CLI's ``--from`` for ``sender``).
+    """
 
     def __init__(
         self,
@@ -82,6 +86,7 @@ class ConfigError(SmsRelayError):
         self.field = field
         self.file = file
         self.line = line
+        self.detail = redact(message)
         where = []
         if file:
             where.append(f"{file}:{line}" if line else file)

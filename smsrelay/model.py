@@ -313,6 +313,11 @@ class Capabilities:
     """What a provider can do. The client checks these and raises ``Unsupported``.
 
     ``bulk_max`` is the most recipients one API call takes (1: no bulk).
+
+    The client also refuses locally, in every integration and in dry runs, what the
+    provider would refuse (see :mod:`smsrelay.preflight`): ``requires_sender`` (no
+    send without a sender), ``countries`` (the ISO 3166 regions it reaches; ``None``:
+    any) and ``sender_max_chars`` (the longest alphanumeric sender it takes).
     """
 
     bulk_max: int = 1
@@ -330,8 +335,11 @@ class Capabilities:
     link_tracking: bool = False
     max_chars: int = 1600
     webhook_api: bool = False
+    requires_sender: bool = False
+    countries: frozenset[str] | None = None
+    sender_max_chars: int | None = None
 
-    def flags(self) -> dict[str, bool | int]:
+    def flags(self) -> dict[str, Any]:
         """The flags as a dict, e.g. for the capability matrix in the docs."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 

@@ -128,6 +128,8 @@ V2_CAPABILITIES = Capabilities(
     # ASSUMPTION: V2 documents no limit; Kudosity's own OpenClaw plugin caps at 1600.
     max_chars=1600,
     webhook_api=True,
+    requires_sender=True,  # OAS2 SendSMSRequest: `sender` is required
+    sender_max_chars=11,  # kudosity.md §3.2: an alphanumeric sender is ≤ 11 characters
 )
 V1_CAPABILITIES = Capabilities(
     bulk_max=500,  # §3.8: up to 500 comma-separated numbers
@@ -141,6 +143,9 @@ V1_CAPABILITIES = Capabilities(
     balance=True,
     link_tracking=True,
     max_chars=612,  # §3.8: message up to 612 characters
+    # §3.8 would fall back to a shared number, but the adapter writes `from` on every call.
+    requires_sender=True,
+    sender_max_chars=11,  # §3.8: "an 11-character alphanumeric" sender
 )
 
 

@@ -156,6 +156,9 @@ class MeSmsProvider(Provider):
         status_poll=True,
         balance=True,
         max_chars=1_000,  # § 2.3: content ≤ 1,000 chars
+        requires_sender=True,  # § 2.3: `sender` is REQUIRED, an approved name
+        sender_max_chars=11,  # § 2.3: ≤ 11 chars
+        countries=frozenset({"TH"}),  # § 2.3: msisdns are 66XXXXXXXXX or 0XXXXXXXXX only
     )
     wire_format = "digits"  # § 2.3: 66XXXXXXXXX, no "+"
     options: ClassVar[Mapping[str, type]] = {"page_size": int, "max_chars": int}

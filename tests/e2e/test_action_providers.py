@@ -36,9 +36,10 @@ def test_mesms_lost_response_is_not_resent(run_action, start_emulator):
 def test_provider_errors_never_carry_the_number_into_outputs(run_action, start_emulator):
     emu: MeSmsEmulator = start_emulator("mesms")  # type: ignore[assignment]
     run = run_action(mesms_inputs(emu, to="+61491570156", message="hi"))  # not Thai: refused before sending
-    assert run.code == 1
-    assert "Thai" in run.json("statuses")[0]["error"]
-    for text in (run.outputs["statuses"], run.summary, run.stdout.replace("::add-mask::", "#")):
+    assert run.code == 2
+    assert "reaches only numbers in TH (+66)" in run.stdout
+    assert emu.received("POST") == []
+    for text in (run.summary, run.stdout.replace("::add-mask::", "#")):
         assert "491570156" not in text.replace("#+61491570156", "").replace("#61491570156", "")
 
 

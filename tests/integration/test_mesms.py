@@ -98,7 +98,7 @@ def test_every_status_path_maps_onto_the_lifecycle(mesms: Client, mesms_emulator
 def test_a_non_thai_number_is_refused_alone_and_never_sent(mesms: Client, mesms_emulator: MeSmsEmulator) -> None:
     result = mesms.send([th("2000"), "+61491570156"], "Hi")
     assert [r.status for r in result.results] == [Status.QUEUED, Status.REJECTED]
-    assert "Thai numbers" in (result.results[1].error or "")
+    assert "only numbers in TH (+66)" in (result.results[1].error or "")
     assert sends(mesms_emulator)[0]["msisdns"] == ["66812342000"]
 
 
