@@ -17,6 +17,9 @@ from smsrelay.phone import from_wire, normalize, to_wire
         ("0061491570156", None, "+61491570156"),
         ("+1 (202) 555-0143", None, "+12025550143"),
         ("081 234 5678", "TH", "+66812345678"),
+        ("+61491570156  ", None, "+61491570156"),  # pasted from a spreadsheet
+        ("\t0491 570 156\n", "AU", "+61491570156"),
+        ("61491570156", "AU", "+61491570156"),  # a country code, with a default region too
     ],
 )
 def test_normalize_to_e164(raw, region, e164):
@@ -41,12 +44,56 @@ def test_invalid_numbers_name_the_number_and_why(raw, region, why):
     assert info.value.field == "to"
 
 
+HINT = " (no default country is set: write it as +<country code>…)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "message"),
+    [
+        ("  ", None, "the phone number is empty"),
+        # Ten digits could be a national number anywhere: without a region, never guess a country code.
+        ("2975601234", None, "'2975601234' is not a phone number: Missing or invalid default region." + HINT),
+        ("0491570156", None, "'0491570156' is not a phone number: Missing or invalid default region." + HINT),
+        ("hello", "AU", "'hello' is not a phone number: The string supplied did not seem to be a phone number."),
+        ("+65 6123 456", None, "'+65 6123 456' is not a valid phone number: too short"),
+        ("+1 202 555 01434", None, "'+1 202 555 01434' is not a valid phone number: too long"),
+        ("+65 6123 45678", None, "'+65 6123 45678' is not a valid phone number: wrong length for its country"),
+        ("+61 191 570 156", None, "'+61 191 570 156' is not a valid phone number: no such number range in its country"),
+    ],
+)
+def test_each_refusal_says_exactly_why(raw, region, message):
+    with pytest.raises(InvalidRequest) as info:
+        normalize(raw, region)
+    assert str(info.value) == message
+    assert (info.value.field, info.value.recipient) == ("to", raw)
+
+
 def test_wire_formats():
     assert to_wire("+61491570156", "e164") == "+61491570156"
     assert to_wire("+61491570156", "digits") == "61491570156"
     assert to_wire("+66812345678", "national") == "0812345678"
     assert from_wire("61491570156") == "+61491570156"
     assert from_wire("+61491570156") == "+61491570156"
+
+
+def test_national_wire_format_drops_spaces_and_hyphens():
+    assert to_wire("+81312345678", "national") == "0312345678"  # Japan writes 03-1234-5678
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        (" 61491570156 ", None, "+61491570156"),
+        ("0491570156", "AU", "+61491570156"),  # a national number, read in the region given
+        ("+61491570156", "TH", "+61491570156"),
+        # Unparseable numbers fall back to their digits, so an event is never lost over a format.
+        ("12 34", None, "+1234"),
+        ("0491570156", None, "+0491570156"),
+        ("n/a", None, "n/a"),
+    ],
+)
+def test_from_wire_reads_numbers_back_or_falls_back_to_digits(raw, region, e164):
+    assert from_wire(raw, region) == e164
 
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
