@@ -22,7 +22,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "smsrelay-airflow",
         "name": "smsrelay",
         "description": "Send SMS through Kudosity, SMSKit, ME-SMS, Kaleyra or a sandbox; "
-        "wait for delivery reports and for replies (approval by SMS).",
+        "wait for delivery reports and for replies (approval by SMS); start DAGs from inbound SMS.",
         "versions": ["0.1.0"],
         "integrations": [
             {
@@ -44,7 +44,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["smsrelay_airflow.sensors.delivery", "smsrelay_airflow.sensors.reply"],
             }
         ],
-        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["smsrelay_airflow.triggers.sms"]}],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["smsrelay_airflow.triggers.sms", "smsrelay_airflow.triggers.inbound"],
+            }
+        ],
         "notifications": ["smsrelay_airflow.notifications.sms.SmsNotifier"],
         "connection-types": [
             {
