@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
 
-__all__ = ["MASK", "redact", "redact_headers", "register_secret"]
+__all__ = ["MASK", "redact", "register_secret"]
 
 MASK = "***"
 
@@ -71,19 +70,3 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
     text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
     return _NAMED.sub(lambda m: m.group("name") + MASK, text)
-
-
-def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Return a copy of ``headers`` with credential headers masked.
-
-    >>> redact_headers({"Authorization": "Basic abc", "Accept": "json"})
-    {'Authorization': '***', 'Accept': 'json'}
-    """
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    out: dict[str, str] = {}
-    for name, value in items:
-        if re.fullmatch(r"(?i)" + "|".join(SECRET_NAMES) + r"|x-.*(signature|token|secret).*", name):
-            out[name] = MASK
-        else:
-            out[name] = redact(value)
-    return out
