@@ -6,10 +6,12 @@ it too, e.g. Kaleyra's ``/webhooks/kaleyra/dlr`` and ``/webhooks/kaleyra/mo``):
 1. the body is read up to ``max_body`` bytes (413 beyond);
 2. the provider adapter verifies authenticity in constant time (401), with the
    current secret and, during a rotation, the previous one;
-3. the adapter parses the request into core events (400 when malformed);
+3. the adapter parses the request into core events (400 for anything that is not a
+   valid event: malformed, too deep, non-finite numbers, wrong types);
 4. the events are appended to the inbox, durably and deduplicated,
 5. and only then the receiver answers 200. A store failure answers 503, so the
-   provider retries: nothing is acknowledged that was not stored.
+   provider retries: nothing is acknowledged that was not stored. It is the only 5xx:
+   a body no parser can read is a 400, or the provider would retry it forever.
 
 ``GET /healthz`` says the process is up; ``GET /readyz`` that the inbox answers.
 Logs are one JSON object per request, with credentials in the URL redacted.
@@ -101,12 +103,19 @@ def _handle(route: Route, request: WebhookRequest, inbox: Inbox) -> AppendResult
             break
         except WebhookError as exc:
             failure = exc
+        except Exception as exc:  # a verifier that cannot read the request: malformed, not a 5xx
+            failure = WebhookError(f"the request could not be verified ({type(exc).__name__})", status_code=400)
     if failure is not None:
         raise _Refused(failure.status_code or 401, failure.message)
     try:
         events = route.provider.parse_webhook(request)
     except WebhookError as exc:
         raise _Refused(exc.status_code or 400, exc.message) from None
+    except Exception as exc:
+        # An authentic body no parser path expected is still not an event: a 5xx would
+        # have the provider retry the same poison body forever. 5xx is for the store only.
+        log.warning("%s: a webhook body the parser could not read: %s", route.name, type(exc).__name__)
+        raise _Refused(400, f"not a valid {route.name} event ({type(exc).__name__})") from None
     return inbox.append(events)
 
 

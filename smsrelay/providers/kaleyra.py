@@ -61,7 +61,7 @@ from smsrelay.providers.base import BatchOutcome, Provider
 from smsrelay.providers.batching import join_outcomes, plan_by_body
 from smsrelay.redaction import redact
 from smsrelay.transport import RetryPolicy, Transport, json_object
-from smsrelay.webhooks import WebhookRequest, constant_time_equals
+from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 __all__ = ["HOSTS", "STATUS", "TOKEN_HEADER", "TRACE_STATUS", "KaleyraProvider", "map_status"]
 
@@ -488,10 +488,9 @@ class KaleyraProvider(Provider):
                 raise WebhookError("empty Kaleyra callback", provider=self.name, status_code=400)
             return {k: v for k, v in pairs}
         ctype = (request.header("content-type") or "").lower()
-        text = request.body.decode("utf-8")
         if "form" in ctype:
-            return dict(parse_qsl(text, keep_blank_values=True))
-        data = json.loads(text)
+            return dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
+        data = json_body(request, self.name, what="the Kaleyra callback")
         if not isinstance(data, dict):
             raise WebhookError("a Kaleyra callback body must be a JSON object", provider=self.name, status_code=400)
         return {str(k): "" if v is None else str(v) for k, v in data.items()}

@@ -61,7 +61,7 @@ from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, 
 from smsrelay.providers.batching import plan_by_body
 from smsrelay.redaction import redact
 from smsrelay.transport import RetryPolicy, Transport
-from smsrelay.webhooks import WebhookRequest, constant_time_equals
+from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 __all__ = [
     "V1_STATUS",
@@ -1072,11 +1072,7 @@ class KudosityProvider(Provider):
             ) from None
 
     def _parse_v2(self, request: WebhookRequest) -> list[Event]:
-        try:
-            data = json.loads(request.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise WebhookError("the webhook body is not JSON", provider=self.name, status_code=400) from None
-        return self.parse_v2_event(data)
+        return self.parse_v2_event(json_body(request, self.name))
 
     def parse_v2_event(self, data: Any) -> list[Event]:
         """Core events from one decoded V2 webhook body (kudosity.md §3.6)."""

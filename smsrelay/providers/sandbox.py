@@ -59,7 +59,7 @@ from smsrelay.model import (
     event_to_dict,
 )
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Quote
-from smsrelay.webhooks import WebhookRequest, constant_time_equals
+from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 __all__ = ["MAGIC", "SandboxProvider", "default_path"]
 
@@ -411,10 +411,7 @@ class SandboxProvider(Provider):
         >>> provider.parse_webhook(WebhookRequest("POST", "/", body=b'{"events": []}'))  # doctest: +SKIP
         []
         """
-        try:
-            data = json.loads(request.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise WebhookError("the body is not JSON", provider=self.name, status_code=400) from None
+        data = json_body(request, self.name)
         items = data.get("events") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise WebhookError('the body needs an "events" list', provider=self.name, status_code=400)

@@ -61,7 +61,7 @@ from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, EventPage, Provider, Webhook
 from smsrelay.redaction import redact
 from smsrelay.transport import RateLimiter, RetryPolicy, Transport, default_error, parse_retry_after
-from smsrelay.webhooks import WebhookRequest, constant_time_equals
+from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
@@ -564,10 +564,7 @@ class SmsKitProvider(Provider):
 
     def parse_webhook(self, request: WebhookRequest) -> list[Event]:
         """Events from an ``sms:*`` push; unknown event types (e.g. pings) give none."""
-        try:
-            data = json.loads(request.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise WebhookError("smskit: the push body is not JSON", provider=self.name, status_code=400) from None
+        data = json_body(request, self.name, what="smskit: the push body")
         # ASSUMPTION: one event per push, as in the seed's example; a list is read too.
         items = data if isinstance(data, list) else [data]
         events: list[Event] = []
