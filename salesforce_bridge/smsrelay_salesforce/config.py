@@ -31,6 +31,7 @@ __all__ = [
     "Mapping_",
     "ObjectMap",
     "OrgAuth",
+    "PersonMap",
     "SendRules",
     "UserDefaults",
     "config_from_mapping",
@@ -199,10 +200,23 @@ class OrgAuth:
 
 @dataclass(frozen=True)
 class ObjectMap:
-    """One object of the mapping: its API name and logical field -> API field."""
+    """One object of the mapping: its API name and logical field -> API field.
+
+    ``fallbacks`` holds the fields a logical name reads in order, when the mapping gives a
+    list (``to: [To__c, Contact__r.MobilePhone]``); ``fields`` keeps the first.
+    """
 
     object: str
     fields: Mapping[str, str | None]
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def paths(self, logical: str) -> tuple[str, ...]:
+        """The fields ``logical`` reads, first choice first.
+
+        >>> ObjectMap("SMS_Message__c", {"to": "To__c"}, {"to": ("To__c", "Lead__r.MobilePhone")}).paths("to")
+        ('To__c', 'Lead__r.MobilePhone')
+        """
+        return self.fallbacks.get(logical) or (self.f(logical),)
 
     def f(self, logical: str) -> str:
         """The API name of a mapped field; ``KeyError`` if it is mapped to null."""
@@ -216,12 +230,25 @@ class ObjectMap:
 
 
 @dataclass(frozen=True)
+class PersonMap:
+    """The fields the bridge reads and writes on Contact and Lead, the people a message is for."""
+
+    mobile: str = "MobilePhone"
+    # ASSUMPTION: a checkbox of the shipped metadata rather than the standard consent objects
+    # (ContactPointTypeConsent): those need Individual records and Data Protection settings that
+    # many orgs have not enabled; docs/salesforce.md gives the reasons. null: not used.
+    opt_out: str | None = "SMS_Opt_Out__c"
+    objects: tuple[str, ...] = ("Contact", "Lead")
+
+
+@dataclass(frozen=True)
 class Mapping_:
-    """The field mapping of the three objects."""
+    """The field mapping of the three objects, and of the people (Contact and Lead)."""
 
     message: ObjectMap
     link_hit: ObjectMap
     consent: ObjectMap
+    person: PersonMap = field(default_factory=PersonMap)
 
     def objects(self) -> dict[str, ObjectMap]:
         return {"message": self.message, "link_hit": self.link_hit, "consent": self.consent}
@@ -431,14 +458,21 @@ def _sms(r: _Reader, data: Mapping[str, Any]) -> ProviderSettings:
         raise
 
 
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*")
+# Logical fields the bridge only reads, so they may name a relationship path or a fallback list.
+READ_PATHS = {("message", "to")}
+
+
 def _mapping(r: _Reader, data: Mapping[str, Any]) -> Mapping_:
-    section = r.section(data, "mapping", set(DEFAULT_OBJECTS))
+    section = r.section(data, "mapping", {*DEFAULT_OBJECTS, "person"})
     maps: dict[str, ObjectMap] = {}
     for logical, default_obj in DEFAULT_OBJECTS.items():
         sub = r.section(section, f"mapping.{logical}", {"object", "fields"})
         obj = r.text(sub, f"mapping.{logical}.object", default_obj) or default_obj
         fields_in = r.section(sub, f"mapping.{logical}.fields", set(DEFAULT_FIELDS[logical]))
         fields: dict[str, str | None] = dict(DEFAULT_FIELDS[logical])
+        fallbacks: dict[str, tuple[str, ...]] = {}
         for k, v in fields_in.items():
             key = f"mapping.{logical}.fields.{k}"
             if v is None:
@@ -446,11 +480,43 @@ def _mapping(r: _Reader, data: Mapping[str, Any]) -> Mapping_:
                     raise r.error(key, "the bridge needs this field; it cannot be left out")
                 fields[k] = None
                 continue
-            if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v):
+            if (logical, k) in READ_PATHS:
+                paths = _paths(r, key, v)
+                fields[k], fallbacks[k] = paths[0], paths
+                continue
+            if not isinstance(v, str) or not _API_NAME.fullmatch(v):
                 raise r.error(key, f"must be a field API name such as Status__c, got {v!r}")
             fields[k] = v
-        maps[logical] = ObjectMap(obj, fields)
-    return Mapping_(**maps)
+        maps[logical] = ObjectMap(obj, fields, fallbacks)
+    return Mapping_(**maps, person=_person(r, section))
+
+
+def _paths(r: _Reader, key: str, value: Any) -> tuple[str, ...]:
+    """One field path or a list of them, tried in order for each record."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise r.error(key, "needs at least one field")
+    for item in items:
+        if not isinstance(item, str) or not _PATH.fullmatch(item):
+            raise r.error(
+                key, f"must be a field or a relationship path such as To__c or Contact__r.MobilePhone, got {item!r}"
+            )
+    if len(set(items)) != len(items):
+        raise r.error(key, "names a field twice")
+    return tuple(items)
+
+
+def _person(r: _Reader, mapping: Mapping[str, Any]) -> PersonMap:
+    sub = r.section(mapping, "mapping.person", {"mobile", "opt_out"})
+    mobile = r.text(sub, "mapping.person.mobile", "MobilePhone") or "MobilePhone"
+    if not _API_NAME.fullmatch(mobile):
+        raise r.error("mapping.person.mobile", f"must be a field API name such as MobilePhone, got {mobile!r}")
+    opt_out: str | None = "SMS_Opt_Out__c"
+    if "opt_out" in sub:
+        opt_out = sub["opt_out"]
+        if opt_out is not None and (not isinstance(opt_out, str) or not _API_NAME.fullmatch(opt_out)):
+            raise r.error("mapping.person.opt_out", f"must be a checkbox field API name or null, got {opt_out!r}")
+    return PersonMap(mobile=mobile, opt_out=opt_out)
 
 
 def _send(r: _Reader, data: Mapping[str, Any]) -> SendRules:

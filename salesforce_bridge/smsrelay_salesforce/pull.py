@@ -371,16 +371,18 @@ class Puller:
         out: dict[tuple[str, str], str] = {}
         region = self.config.send.country or self.client.settings.default_region
         tails = sorted({p[-3:] for p in phones if len(p) > 3})
-        for obj in ("Contact", "Lead"):
+        person = self.config.mapping.person
+        mobile = person.mobile
+        for obj in person.objects:
             if not tails:
                 break
-            head = f"SELECT Id, MobilePhone FROM {obj} WHERE "
-            clauses = [f"MobilePhone LIKE '%{t}'" for t in tails]
+            head = f"SELECT Id, {mobile} FROM {obj} WHERE "
+            clauses = [f"{mobile} LIKE '%{t}'" for t in tails]
             for i in range(0, len(clauses), 250):
                 soql = head + " OR ".join(clauses[i : i + 250]) + " ORDER BY Id"
                 for row in self.org.query_iter(soql):
                     try:
-                        phone = normalize(str(row.get("MobilePhone") or ""), region)
+                        phone = normalize(str(row.get(mobile) or ""), region)
                     except InvalidRequest:
                         continue
                     if phone in phones:
@@ -432,6 +434,9 @@ class Puller:
         if not window.opt_outs:
             return
         c = self.config.mapping.consent
+        # The consent belongs to the person as well as the number: link it to the Contact or
+        # Lead with that mobile (as a reply is linked), and set their opt-out flag below.
+        people = self._people(set(window.opt_outs))
         records: list[dict[str, Any]] = []
         for phone, e in sorted(window.opt_outs.items()):
             if isinstance(e, OptOut):
@@ -449,5 +454,23 @@ class Puller:
                 rec[c.f("keyword")] = (keyword or "").strip()[:64] or None
             if c.has("event_id"):
                 rec[c.f("event_id")] = e.event_id
+            for obj, logical in (("Contact", "contact"), ("Lead", "lead")):
+                if c.has(logical) and (obj, phone) in people:
+                    rec[c.f(logical)] = people[(obj, phone)]
             records.append(rec)
         summary.opt_outs += self._upsert(c.object, records, c.f("phone"), "opt-out of", summary)
+        self._flag_people(people, summary)
+
+    def _flag_people(self, people: dict[tuple[str, str], str], summary: Summary) -> None:
+        """Set the opt-out flag on each Contact and Lead that opted out (one update per object)."""
+        flag = self.config.mapping.person.opt_out
+        if not flag or self.dry_run:
+            return
+        by_obj: dict[str, list[dict[str, Any]]] = {}
+        for (obj, _phone), record_id in sorted(people.items()):
+            by_obj.setdefault(obj, []).append({"Id": record_id, flag: True})
+        for obj, updates in by_obj.items():
+            for rec, o in zip(updates, self.org.write("update", obj, updates, bulk=False), strict=True):
+                if not o.ok:
+                    summary.event_write_failed += 1
+                    summary.errors.append(f"opt-out flag on {obj} {rec['Id']}: {o.code} {o.message}")

@@ -32,7 +32,7 @@ from smsrelay_salesforce.org import Org, soql_datetime
 from smsrelay_salesforce.state import Applied, State
 from smsrelay_salesforce.summary import Summary
 
-__all__ = ["DELIVERY_PICKLIST", "HANDOFF", "Pusher", "template_fields"]
+__all__ = ["DELIVERY_PICKLIST", "HANDOFF", "Pusher", "relationship_name", "template_fields"]
 
 log = logging.getLogger("smsrelay.salesforce.push")
 
@@ -77,6 +77,27 @@ def template_fields(source: str) -> set[str]:
             found.add(p)
     # Keep only the longest paths: "Contact__r" alone is not a column.
     return {p for p in found if not any(q.startswith(p + ".") for q in found) and p[0].isupper()}
+
+
+def relationship_name(lookup: str) -> str:
+    """The SOQL relationship of a lookup field: ``Contact__c`` -> ``Contact__r``, ``ContactId`` -> ``Contact``.
+
+    >>> relationship_name("Lead__c"), relationship_name("WhoId")
+    ('Lead__r', 'Who')
+    """
+    if lookup.endswith("__c"):
+        return lookup[:-3] + "__r"
+    return lookup.removesuffix("Id")
+
+
+def _path_value(record: Mapping[str, Any], path: str) -> Any:
+    """A field of a (flattened) record by its SOQL path; None when a relationship on the way is empty."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
 
 
 def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,11 +155,23 @@ class Pusher:
     # -- the query -------------------------------------------------------------------
     def select_fields(self) -> list[str]:
         f = self.m.f
-        fields = ["Id", f("to"), f("body"), f("sender"), f("attempts"), f("send_key"), f("status"), f("phone")]
+        fields = ["Id", *self.m.paths("to"), f("body"), f("sender"), f("attempts"), f("send_key"), f("status")]
+        fields += [f("phone"), *self.person_opt_out_paths().values()]
         fields += sorted(template_fields(self.config.send.template))
         if self.config.send.users:
             fields.append(self.config.send.user_field)
         return list(dict.fromkeys(fields))
+
+    def person_opt_out_paths(self) -> dict[str, str]:
+        """Person object -> the SOQL path of its opt-out flag from a message (``Contact__r.SMS_Opt_Out__c``)."""
+        person = self.config.mapping.person
+        if not person.opt_out:
+            return {}
+        return {
+            obj: f"{relationship_name(self.m.f(logical))}.{person.opt_out}"
+            for obj, logical in (("Contact", "contact"), ("Lead", "lead"))
+            if obj in person.objects and self.m.has(logical)
+        }
 
     def due_query(self) -> str:
         soql = self._select_due() + " ORDER BY Id"
@@ -219,7 +252,9 @@ class Pusher:
             or self.config.send.sender
             or self.client.settings.sender
         )
-        raw = rec.get(self.m.f("to")) or ""
+        # The first field of the fallback order that holds a number: e.g. the record's own
+        # To__c, then its Contact's mobile, then its Lead's.
+        raw = next((v for v in (_path_value(rec, p) for p in self.m.paths("to")) if v), "")
         try:
             job.phone = normalize(str(raw), country)
         except InvalidRequest as exc:
@@ -236,13 +271,22 @@ class Pusher:
             job.outcome, job.error_code, job.error = "Rejected", "EMPTY_BODY", "the message body is empty"
 
     def _check_consent(self, jobs: list[_Job], summary: Summary) -> None:
+        """Skip a record when its number has an opt-out consent record, or its Contact or
+        Lead has the opt-out flag set (an opt-out recorded on the person, by any channel)."""
         if not jobs:
             return
         opted = self._opted_out([j.phone for j in jobs if j.phone])
+        person_paths = self.person_opt_out_paths()
         for j in jobs:
             if j.phone in opted:
                 j.outcome, j.error_code = "Skipped_Opted_Out", "OPTED_OUT"
-                j.error = "the recipient opted out (SMS_Consent__c); nothing was sent"
+                j.error = f"the recipient opted out ({self.config.mapping.consent.object}); nothing was sent"
+                continue
+            for obj, path in person_paths.items():
+                if _path_value(j.record, path) is True:
+                    j.outcome, j.error_code = "Skipped_Opted_Out", "OPTED_OUT"
+                    j.error = f"the {obj.lower()} opted out ({obj}.{path.split('.')[-1]}); nothing was sent"
+                    break
 
     def _opted_out(self, phones: list[str]) -> set[str]:
         c = self.config.mapping.consent

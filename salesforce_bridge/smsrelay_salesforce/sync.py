@@ -196,31 +196,76 @@ class Bridge:
     def _check_mapping(self, problems: list[str]) -> dict[str, dict[str, Any]]:
         described: dict[str, dict[str, Any]] = {}
         for logical, omap in self.config.mapping.objects().items():
-            try:
-                fields = {f["name"]: f for f in self.org.describe(omap.object)["fields"]}
-            except BudgetExceeded:
-                raise
-            except OrgError as exc:
-                problems.append(f"{omap.object}: cannot describe it ({exc}); is the metadata deployed?")
+            fields = self._fields(omap.object, described, problems)
+            if fields is None:
                 continue
-            described[omap.object] = fields
             for name, api in omap.fields.items():
                 if not api:
                     continue
-                info = fields.get(api)
                 where = f"mapping.{logical}.fields.{name}"
+                for path in omap.fallbacks.get(name) or (api,):
+                    info, why = self._resolve(omap.object, path, described, problems)
+                    if info is None:
+                        problems.append(f"{where}: {why}")
+                        continue
+                    allowed = FIELD_TYPES.get(name, set())
+                    if allowed and info.get("type") not in allowed:
+                        problems.append(
+                            f"{where}: {omap.object}.{path} is a {info.get('type')} field; "
+                            f"expected {' or '.join(sorted(allowed))}"
+                        )
+                    if (logical, name) in EXTERNAL_IDS and not info.get("externalId"):
+                        problems.append(f"{where}: {omap.object}.{api} must be an External ID (unique) for upserts")
+        person = self.config.mapping.person
+        for obj in person.objects:
+            fields = self._fields(obj, described, problems)
+            if fields is None:
+                continue
+            checks = [("mobile", person.mobile, {"phone", "string"})]
+            if person.opt_out:
+                checks.append(("opt_out", person.opt_out, {"boolean"}))
+            for key, api, types in checks:
+                info = fields.get(api)
                 if info is None:
-                    problems.append(f"{where}: {omap.object}.{api} does not exist (or the user cannot see it)")
-                    continue
-                allowed = FIELD_TYPES.get(name, set())
-                if allowed and info.get("type") not in allowed:
+                    hint = " (deploy the shipped metadata, or map opt_out: null)" if key == "opt_out" else ""
+                    problems.append(f"mapping.person.{key}: {obj}.{api} does not exist{hint}")
+                elif info.get("type") not in types:
                     problems.append(
-                        f"{where}: {omap.object}.{api} is a {info.get('type')} field; "
-                        f"expected {' or '.join(sorted(allowed))}"
+                        f"mapping.person.{key}: {obj}.{api} is a {info.get('type')} field; "
+                        f"expected {' or '.join(sorted(types))}"
                     )
-                if (logical, name) in EXTERNAL_IDS and not info.get("externalId"):
-                    problems.append(f"{where}: {omap.object}.{api} must be an External ID (unique) for upserts")
         return described
+
+    def _fields(
+        self, obj: str, described: dict[str, dict[str, Any]], problems: list[str]
+    ) -> dict[str, dict[str, Any]] | None:
+        """``obj``'s fields by API name, described once; None (and a problem) if it cannot be."""
+        if obj not in described:
+            try:
+                described[obj] = {f["name"]: f for f in self.org.describe(obj)["fields"]}
+            except BudgetExceeded:
+                raise
+            except OrgError as exc:
+                problems.append(f"{obj}: cannot describe it ({exc}); is the metadata deployed?")
+                return None
+        return described[obj]
+
+    def _resolve(
+        self, obj: str, path: str, described: dict[str, dict[str, Any]], problems: list[str]
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The describe of the field at the end of ``path`` (``Contact__r.MobilePhone``), or why not."""
+        *hops, last = path.split(".")
+        here = obj
+        for hop in hops:
+            fields = self._fields(here, described, problems) or {}
+            rel = next((f for f in fields.values() if f.get("relationshipName") == hop), None)
+            if rel is None or not rel.get("referenceTo"):
+                return None, f"{here} has no relationship {hop} (in {path})"
+            here = rel["referenceTo"][0]
+        info = (self._fields(here, described, problems) or {}).get(last)
+        if info is None:
+            return None, f"{here}.{last} does not exist (or the user cannot see it)" + (f" (in {path})" if hops else "")
+        return info, ""
 
     def _check_template(self, described: dict[str, dict[str, Any]], problems: list[str]) -> None:
         msg = self.config.mapping.message.object

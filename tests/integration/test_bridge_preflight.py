@@ -104,5 +104,6 @@ def test_a_good_config_costs_a_few_calls_once_per_bridge(make_bridge, queue_mess
     queue_messages(2)
     bridge = make_bridge()
     first = bridge.sync()
-    assert first.sent == 2 and first.calls.get("check", 0) == 4  # three describes and the LIMIT 0 probe
+    # Five describes (the three SMS objects, Contact, Lead) and the LIMIT 0 probe.
+    assert first.sent == 2 and first.calls.get("check", 0) == 6
     assert "check" not in bridge.sync().calls

@@ -199,3 +199,29 @@ def test_mapping_template_and_defaults_are_validated() -> None:
         env=ENV,
     )
     assert cfg.send.country == "AU" and cfg.send.users["005xx"].country == "NZ" and cfg.limits.api_ceiling == 0.8
+
+
+def test_the_phone_takes_relationship_paths_in_a_fallback_order_and_person_fields() -> None:
+    paths = ["To__c", "Contact__r.MobilePhone", "Lead__r.MobilePhone"]
+    cfg = config_from_mapping(
+        {"salesforce": TOKEN, "mapping": {"message": {"fields": {"to": paths}}, "person": {"opt_out": None}}}, env=ENV
+    )
+    assert cfg.mapping.message.paths("to") == tuple(paths) and cfg.mapping.message.f("to") == "To__c"
+    assert cfg.mapping.person.opt_out is None and cfg.mapping.person.mobile == "MobilePhone"
+    assert config_from_mapping({"salesforce": TOKEN}, env=ENV).mapping.person.opt_out == "SMS_Opt_Out__c"
+    for bad, why in (
+        ({"to": ["To__c", "To__c"]}, "names a field twice"),
+        ({"to": []}, "needs at least one field"),
+        ({"to": "Contact__r..MobilePhone"}, "relationship path"),
+        ({"body": "Contact__r.Description"}, "must be a field API name"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            config_from_mapping({"salesforce": TOKEN, "mapping": {"message": {"fields": bad}}}, env=ENV)
+    with pytest.raises(ConfigError, match=r"mapping\.person\.opt_out"):
+        config_from_mapping({"salesforce": TOKEN, "mapping": {"person": {"opt_out": 3}}}, env=ENV)
+
+
+def test_the_person_opt_out_field_ships_on_contact_and_lead() -> None:
+    schema = load_schema(METADATA)
+    for obj in ("Contact", "Lead"):
+        assert schema.object(obj).field("SMS_Opt_Out__c").type == "boolean"
