@@ -162,9 +162,11 @@ def test_fuzzed_payloads_parse_or_raise_webhook_error_only(event, fields):
 @given(st.binary(max_size=200) | _json.map(lambda v: json.dumps(v).encode()))
 def test_fuzzed_bodies_parse_or_raise_webhook_error_only(body):
     try:
-        _FUZZ.parse_webhook(WebhookRequest("POST", "/h", body=body))
+        events = _FUZZ.parse_webhook(WebhookRequest("POST", "/h", body=body))
     except WebhookError as exc:
         assert exc.status_code == 400
+    else:
+        assert all(e.occurred_at.tzinfo is not None and e.event_id for e in events)
 
 
 @pytest.mark.parametrize(

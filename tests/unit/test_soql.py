@@ -289,9 +289,11 @@ def test_order_by_is_a_sorted_permutation(rows, desc, nulls_last, limit):
 @given(st.text(max_size=80))
 def test_arbitrary_text_never_crashes_the_parser(text):
     try:
-        parse(text)
+        query = parse(text)
     except SoqlError as exc:
-        assert exc.code == "MALFORMED_QUERY"
+        assert exc.code == "MALFORMED_QUERY" and exc.message
+    else:
+        assert query.sobject and (query.fields or query.count) and query.source == text
 
 
 @settings(max_examples=150, deadline=None)
@@ -300,9 +302,11 @@ def test_arbitrary_text_never_crashes_the_parser(text):
                 max_size=14))  # fmt: skip
 def test_token_soup_parses_or_fails_cleanly(tokens):
     try:
-        bind(parse(" ".join(tokens)), SCHEMA)
+        bound = bind(parse(" ".join(tokens)), SCHEMA)
     except SoqlError as exc:
-        assert exc.code in {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"}
+        assert exc.code in {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE"} and exc.message
+    else:
+        assert bound.query.sobject == "Contact" and set(bound.fields) >= set(bound.query.fields)
 
 
 def test_dates_compare_with_date_fields_only():
