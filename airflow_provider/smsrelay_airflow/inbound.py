@@ -46,8 +46,11 @@ class InboundPayload(dict[str, Any]):
     def __repr__(self) -> str:
         from smsrelay import mask_phone
 
-        shown = {k: mask_phone(v) if k in _NUMBERS and isinstance(v, str) else v for k, v in self.items()}
-        return f"{type(self).__name__}({shown!r})"
+        text = f"{type(self).__name__}({dict(self)!r})"
+        for number in {self.get(k) for k in _NUMBERS}:
+            if isinstance(number, str) and number:  # wherever it shows: its field, an id, the text
+                text = text.replace(number, mask_phone(number))
+        return text
 
 
 def _numbers(values: Iterable[str] | str | None, field: str) -> frozenset[str]:
@@ -56,7 +59,10 @@ def _numbers(values: Iterable[str] | str | None, field: str) -> frozenset[str]:
 
     if values is None:
         return frozenset()
-    items = [v.strip() for v in values.split(",")] if isinstance(values, str) else [str(v).strip() for v in values]
+    if isinstance(values, str):  # "a, b" (a trailing comma is harmless)
+        items = [v.strip() for v in values.split(",") if v.strip()]
+    else:
+        items = [str(v).strip() for v in values]
     out = set()
     for i, value in enumerate(items):
         try:
