@@ -31,7 +31,16 @@ from action.runner import Runner
 from action.wait import ReplyOutcome, wait_for_delivery, wait_for_reply
 from smsrelay.client import Client
 from smsrelay.config import ProviderSettings, settings_from_mapping
-from smsrelay.errors import AmbiguousSend, AuthError, ConfigError, InvalidRequest, SmsRelayError
+from smsrelay.errors import (
+    AmbiguousSend,
+    AuthError,
+    ConfigError,
+    InvalidRequest,
+    ProviderServerError,
+    RateLimited,
+    SmsRelayError,
+    TransportError,
+)
 from smsrelay.model import Delivery, Message, PreparedSms, Recipient, Reply, SendResult, Status
 from smsrelay.phone import normalize
 from smsrelay.providers import provider_class
@@ -155,6 +164,9 @@ def _prepare(
         recipient = Recipient(rcpt.to, vars={**rcpt.vars, "row": dict(rcpt.vars)})
         try:
             good, bad = client.prepare(message, [recipient], on_invalid="raise" if not rcpt.from_file else "skip")
+        except ConfigError as exc:
+            # A setting the provider would refuse (e.g. no sender): told as the input that sets it.
+            raise _input_error(exc) from None
         except InvalidRequest as exc:
             field = inputs.message_input if exc.field == "message" else "to"
             raise InputError(field, f"{rcpt.origin}: {exc.message}") from None
@@ -200,26 +212,73 @@ def _send(
     runner: Runner, client: Client, message: Message, ready: list[tuple[RecipientInput, PreparedSms]]
 ) -> list[Row]:
     recipients = [Recipient(r.to, vars={**r.vars, "row": dict(r.vars)}) for r, _ in ready]
-    error: str | None = None
+    doubt: set[str] = set()
     try:
         result: SendResult = client.send_many(message, recipients, on_invalid="skip")
     except AuthError as exc:
         raise InputError("api-key", f"the provider refused the credentials: {exc}") from None
     except AmbiguousSend as exc:
-        runner.error(str(exc), title="Send outcome unknown")
+        doubt = set(exc.keys)
         settled: SendResult | None = getattr(exc, "result", None)
         if settled is None:
-            return [Row(s.to, r.origin, Status.UNKNOWN.value, s.parts, error=str(exc)) for r, s in ready]
+            rows = [
+                Row(s.to, r.origin, Status.UNKNOWN.value, s.parts, key=s.key, in_doubt=s.key in doubt) for r, s in ready
+            ]
+            _advise_in_doubt(runner, client, message, rows)
+            return rows
         result = settled
     except SmsRelayError as exc:
-        # A fatal provider error (e.g. no credit) before anything was accepted.
+        # A fatal error before anything was accepted: the provider refused (no credit, a bad
+        # request), or never answered at all, which is a failure, not the provider's "rejected".
         error = str(exc)
         runner.error(error, title="Send failed")
-        return [Row(s.to, r.origin, Status.REJECTED.value, s.parts, error=error, encoding=s.encoding) for r, s in ready]
+        refused = not isinstance(exc, (TransportError, ProviderServerError, RateLimited))
+        outcome = Status.REJECTED if refused else Status.FAILED
+        return [Row(s.to, r.origin, outcome.value, s.parts, error=error, encoding=s.encoding) for r, s in ready]
     rows = []
     for (rcpt, sms), res in zip(ready, result.results, strict=True):
-        rows.append(Row(sms.to, rcpt.origin, res.status.value, res.parts or sms.parts, res.message_id, res.error))
+        status = Status.UNKNOWN.value if sms.key in doubt else res.status.value
+        rows.append(
+            Row(
+                sms.to,
+                rcpt.origin,
+                status,
+                res.parts or sms.parts,
+                res.message_id,
+                res.error,
+                key=sms.key,
+                in_doubt=sms.key in doubt,
+            )
+        )
+    _advise_in_doubt(runner, client, message, rows)
     return rows
+
+
+def _advise_in_doubt(runner: Runner, client: Client, message: Message, rows: list[Row]) -> None:
+    """Say what a workflow can do about messages in doubt; their keys are in ``unresolved-keys``."""
+    doubt = [r for r in rows if r.in_doubt]
+    if not doubt:
+        return
+    name = client.provider.name
+    for r in doubt:
+        r.error = "in doubt: the provider may have accepted it; not sent again"
+    text = (
+        f"{len(doubt)} message(s) are in doubt: the request reached {name} but its answer was lost, and "
+        f"asking {name} by key did not settle them, so they were not sent again. "
+        "Their idempotency keys are in the unresolved-keys output. "
+    )
+    if client.capabilities.idempotency:
+        text += (
+            f"{name} refuses a key it has already accepted, so re-run this step with "
+            f"message-ref: {message.ref} and the same message: only what it never got is sent."
+        )
+    else:
+        text += (
+            "Do not simply re-run the job: a re-run is a new attempt with new keys and would send them again. "
+            f"Look each key up in {name}'s message log (it is the message's reference there) "
+            "and send only the messages that are missing."
+        )
+    runner.error(text, title="Send outcome unknown")
 
 
 def _log_rows(runner: Runner, rows: list[Row]) -> None:

@@ -39,6 +39,9 @@ class Row:
     message_id: str | None = None
     error: str | None = None
     encoding: str | None = None
+    # The idempotency key: for a message in doubt, what the provider can be asked about.
+    key: str | None = None
+    in_doubt: bool = False
 
     @property
     def ok(self) -> bool:
@@ -83,6 +86,7 @@ def outputs(
 ) -> dict[str, str]:
     """Every declared output, always written (an empty string where there is none)."""
     ids = [r.message_id for r in rows if r.message_id]
+    unresolved = [r.key for r in rows if r.in_doubt and r.key]
     return {
         "message-id": ids[0] if ids else "",
         "message-ids": json.dumps(ids),
@@ -93,6 +97,7 @@ def outputs(
         "reply-from": reply_from,
         "decision": decision,
         "dry-run": "true" if dry_run else "false",
+        "unresolved-keys": json.dumps(unresolved),
     }
 
 
