@@ -244,6 +244,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (OPTIONS, TRACE, QUERY…) reaches dispatch too, so a route answers
+        # 405 to a method it does not serve, as the providers do, instead of the stdlib's 501.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
 
 class Emulator:
     """Base of every provider emulator. Subclasses declare routes with :func:`route`.

@@ -21,6 +21,7 @@ import itertools
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_response, route
 from smsrelay.segments import analyse
@@ -58,6 +59,8 @@ EVENT_TYPES = frozenset(
         "RCS_INBOUND",
     }
 )
+# OAS2 WebhookRequest.filter: every field is an array of strings.
+FILTER_FIELDS = ("event_type", "sender", "status", "message_ref", "campaign_id")
 OUTCOMES = {"0001": "HARD_BOUNCE", "0002": "SOFT_BOUNCE", "0003": "REJECTED"}
 REPLIES = {"0004": "YES", "0005": "NO", "0007": "STOP"}
 
@@ -201,6 +204,8 @@ class KudosityV2Emulator(Emulator):
             return self._bad("Validation Error: limit and page must be integers")
         if limit < 1 or page < 1:
             return self._bad("Validation Error: limit and page must be positive")
+        if problem := _list_filter_problem(req.query):
+            return self._bad(problem)
         start = _parse_time(q.get("start_date"))
         end = _parse_time(q.get("end_date"))
         with self.lock:
@@ -228,23 +233,42 @@ class KudosityV2Emulator(Emulator):
 
     # -- webhooks ---------------------------------------------------------------------
     def _validate_webhook(self, body: Any) -> str | None:
+        """The first way ``body`` breaks OAS2 ``WebhookRequest``, in Kudosity's words; None if valid."""
         if not isinstance(body, dict):
             return "Validation Error: body must be an object"
         name = body.get("name")
-        if not isinstance(name, str) or not 2 <= len(name) <= 100:
+        if not isinstance(name, str) or not 2 <= len(name) <= 100:  # required, length(2|100)
             return "Validation Error: name: must be 2-100 characters"
         url = body.get("url")
         # §3.6: the API accepted http:// live, despite "https" in the docs.
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return "Validation Error: url: required"
         rate = body.get("rate_limit", 0)
-        if not isinstance(rate, int) or rate < 0 or rate > 10000:
+        # OAS2: an integer, range(0|10000); JSON true is not one, though Python calls it an int.
+        if isinstance(rate, bool) or not isinstance(rate, int):
+            return "Validation Error: rate_limit: must be an integer"
+        if not 0 <= rate <= 10000:
             return "Validation Error: rate_limit: greater than the maximum value of 10000"
-        flt = body.get("filter") or {}
-        types = flt.get("event_type") or ([body["event_type"]] if body.get("event_type") else [])
-        bad = [t for t in types if t not in EVENT_TYPES]
+        if "is_sandbox" in body and not isinstance(body["is_sandbox"], bool):
+            return "Validation Error: is_sandbox: must be a boolean"
+        # The deprecated top-level event_type is one EventType (a string), when given.
+        top = body.get("event_type")
+        if "event_type" in body and (not isinstance(top, str) or top not in EVENT_TYPES):
+            return f"Validation Error: event_type: unknown value {str(body['event_type'])[:40]}"
+        if "filter" not in body:
+            return None
+        flt = body["filter"]
+        if not isinstance(flt, dict):  # OAS2 WebhookRequest.filter: type object
+            return "Validation Error: filter: must be an object"
+        for key in FILTER_FIELDS:  # each an array of strings
+            if key not in flt:
+                continue
+            values = flt[key]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                return f"Validation Error: filter.{key}: must be an array of strings"
+        bad = [t for t in flt.get("event_type", []) if t not in EVENT_TYPES]
         if bad:
-            return f"Validation Error: event_type: unknown value {bad[0]}"
+            return f"Validation Error: filter.event_type: unknown value {bad[0][:40]}"
         return None
 
     def _store_webhook(self, body: dict[str, Any], hook_id: str, created: datetime | None) -> dict[str, Any]:
@@ -487,6 +511,26 @@ class KudosityV2Emulator(Emulator):
                 for s in sorted(self.smses.values(), key=lambda s: s["_order"])
                 if s["direction"] == "OUT"
             ]
+
+
+# OAS2 ListSMSRequest: the enums of the list's filters.
+LIST_ENUMS = {
+    "direction": frozenset({"OUT", "IN"}),
+    "status": frozenset(STATUSES),
+    "order_by": frozenset({"CREATED_AT_ASC", "CREATED_AT_DESC"}),
+    "order_by[]": frozenset({"CREATED_AT_ASC", "CREATED_AT_DESC"}),
+    # ASSUMPTION: OAS2 also allows CSV; the emulator serves JSON only, and says so.
+    "format": frozenset({"JSON"}),
+}
+
+
+def _list_filter_problem(query: str) -> str | None:
+    """The first ``GET /v2/sms`` filter outside its OAS2 enum, in Kudosity's words; None if all fit."""
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        allowed = LIST_ENUMS.get(name)
+        if allowed is not None and value not in allowed:
+            return f"Validation Error: {name.rstrip('[]')}: unknown value {value[:40]}"
+    return None
 
 
 def _matches(flt: dict[str, Any], event_type: str, body: dict[str, Any], sms: dict[str, Any] | None) -> bool:
