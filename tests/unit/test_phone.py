@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smsrelay.errors import InvalidRequest
-from smsrelay.phone import from_wire, normalize, to_wire
+from smsrelay.phone import from_wire, mask, normalize, to_wire
 
 
 @pytest.mark.parametrize(
@@ -59,6 +59,14 @@ HINT = " (no default country is set: write it as +<country code>…)"
         ("+1 202 555 01434", None, "'+1 202 555 01434' is not a valid phone number: too long"),
         ("+65 6123 45678", None, "'+65 6123 45678' is not a valid phone number: wrong length for its country"),
         ("+61 191 570 156", None, "'+61 191 570 156' is not a valid phone number: no such number range in its country"),
+        # With a "+" the hint about a default country would not help.
+        (
+            "+999 1234 5678",
+            None,
+            "'+999 1234 5678' is not a phone number: Could not interpret numbers after plus-sign.",
+        ),
+        # The region decides how digits are dialled: "00" is not Australia's international prefix.
+        ("0061491570156", "AU", "'0061491570156' is not a valid phone number: no such number range in its country"),
     ],
 )
 def test_each_refusal_says_exactly_why(raw, region, message):
@@ -86,6 +94,7 @@ def test_national_wire_format_drops_spaces_and_hyphens():
         (" 61491570156 ", None, "+61491570156"),
         ("0491570156", "AU", "+61491570156"),  # a national number, read in the region given
         ("+61491570156", "TH", "+61491570156"),
+        ("1-800-FLOWERS", None, "+18003569377"),  # read with the "+" it was sent without
         # Unparseable numbers fall back to their digits, so an event is never lost over a format.
         ("12 34", None, "+1234"),
         ("0491570156", None, "+0491570156"),
@@ -120,3 +129,25 @@ def test_normalize_never_crashes(text):
         assert exc.field == "to"
     else:
         assert out.startswith("+") and out[1:].isdigit()
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        ("+61491570156", "+614•••••156"),
+        ("61491570156", "614•••••156"),
+        ("+1234567", "+123•567"),  # seven digits: the shortest that keeps three at each end
+        ("+123456", "+••••56"),  # shorter: only the last two show
+        ("12", "•12"),
+    ],
+)
+def test_mask_hides_the_middle_of_a_number(number, masked):
+    assert mask(number) == masked
+
+
+@given(st.text(alphabet="0123456789", min_size=7, max_size=15))
+def test_a_masked_number_keeps_its_length_and_hides_all_but_six_digits(digits):
+    masked = mask("+" + digits)
+    assert len(masked) == len(digits) + 1
+    assert (masked[:4], masked[-3:]) == ("+" + digits[:3], digits[-3:])
+    assert set(masked[4:-3]) == {"•"}
