@@ -1,7 +1,7 @@
 """Injectable clocks, so simulated time can be driven by tests instead of sleeps.
 
 >>> c = ManualClock()
->>> before = c.now(); c.advance(5); (c.now() - before).total_seconds()
+>>> before = c.now(); _ = c.advance(5); (c.now() - before).total_seconds()
 5.0
 """
 
