@@ -151,6 +151,17 @@ class InboundRule:
         found = self.pattern.search(body)
         return None if found is None else {k: v for k, v in found.groupdict().items()}
 
+    def asks(self, reply: Reply) -> bool:
+        """True when ``reply`` passes every test but the sender's: a stranger (or a spoof) asking.
+
+        >>> rule.asks(reply_from_a_stranger)  # doctest: +SKIP
+        True
+        """
+        anyone = min(self.allow)
+        return reply.phone not in self.allow and (
+            self.test(sender=anyone, text=reply.text, provider=reply.provider, to=reply.to) is not None
+        )
+
     def keyword(self, text: str) -> str | None:
         """The configured keyword that ``text`` starts with (as configured), or None."""
         first = text.split(maxsplit=1)[0].casefold() if text.strip() else ""

@@ -138,7 +138,7 @@ def test_an_allowed_rerun_starts_one_run_that_sees_the_job_and_a_strangers_start
     assert inbound.asset_events() == events + 1  # the stranger's message fired nothing
     # The triggerer logged both messages, each sender masked.
     log = inbound.airflow.log("triggerer").read_text(errors="replace")
-    assert "from +614•••••001 matched" in log and "from +614•••••999 does not match" in log
+    assert "from +614•••••001 matched" in log and "from +614•••••999, not on the allowlist, matches" in log
     assert ON_CALL not in log and STRANGER not in log
 
 

@@ -86,6 +86,13 @@ def test_the_pattern_is_case_sensitive_unless_it_says_otherwise() -> None:
         InboundRule.build(allow=[ON_CALL], pattern="(")
 
 
+def test_a_stranger_asking_is_told_apart_from_other_traffic() -> None:
+    rule = InboundRule.build(allow=[ON_CALL], pattern=RERUN)
+    assert rule.asks(reply("RERUN billing", phone=STRANGER))
+    assert not rule.asks(reply("thanks!", phone=STRANGER))
+    assert not rule.asks(reply("RERUN billing"))  # allowed: it fires, it does not "ask"
+
+
 def test_provider_and_destination_narrow_the_messages() -> None:
     rule = InboundRule.build(allow=[ON_CALL], provider="kudosity", to=["+61491570100"])
     assert rule.payload(reply("hi", provider="kudosity", to="+61491570100")) is not None
@@ -152,6 +159,18 @@ def test_sms_asset_schedules_a_dag_and_names_its_cursor_after_the_asset() -> Non
     with DAG("rerun", schedule=[asset], start_date=datetime(2026, 1, 1)) as dag:
         pass
     assert "billing-rerun" in repr(dag.timetable)
+
+
+def test_the_example_dag_parses_and_is_scheduled_by_its_sms_asset() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.fixtures.airflow import EXAMPLE_DAGS
+
+    bag = DagBag(str(EXAMPLE_DAGS / "example_smsrelay_inbound.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags.get("example_smsrelay_inbound")
+    assert dag is not None and "billing-rerun" in repr(dag.timetable)
+    assert "SmsInboundTrigger" in repr(dag.timetable) and "+61491570156" not in repr(dag.timetable)
 
 
 def test_provider_info_lists_the_inbound_trigger() -> None:

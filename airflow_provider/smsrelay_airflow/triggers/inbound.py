@@ -155,7 +155,13 @@ class SmsInboundTrigger(BaseEventTrigger):
 
         payload = self._rule.payload(reply)
         if payload is None:
-            self.log.info("Inbound SMS %s from %s does not match; ignored.", reply.event_id, mask_phone(reply.phone))
+            who = mask_phone(reply.phone)
+            if self._rule.asks(reply):  # the right words from the wrong number: worth an operator's look
+                self.log.warning("Inbound SMS %s from %s, not on the allowlist, matches; ignored.", reply.event_id, who)
+            elif reply.phone in self._rule.allow:
+                self.log.info("Inbound SMS %s from %s does not match; ignored.", reply.event_id, who)
+            else:  # any other customer's reply on the account: not news
+                self.log.debug("Inbound SMS %s from %s is not for this watcher.", reply.event_id, who)
             return None
         self.log.info("Inbound SMS %s from %s matched; firing an event.", reply.event_id, mask_phone(reply.phone))
         return TriggerEvent(payload)  # type: ignore[no-untyped-call]
