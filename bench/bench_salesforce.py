@@ -5,7 +5,11 @@
    (⌈N/200⌉ in Collections mode; a Bulk 2.0 job's handful of calls), goal ≤ floor + 10.
 2. **The naive way**: one REST call per record, as a script on simple-salesforce does it (claim, then write
    back, then one upsert per delivery report). Its wall time is measured on a sample and scaled to N.
-3. **Peak RSS of the bridge pulling 100,000 delivery events** in a child process, so the figure is the
+3. **``sync --follow`` latency**: N delivery reports (2,000; 200 in smoke) pushed one webhook each to the
+   receiver (uvicorn, a SQLite inbox), followed into the org emulator by the bridge's follower on the wall
+   clock: the p50 and p95 seconds from the receiver's 2xx to the record showing ``Delivered``, and the
+   Salesforce calls per 1,000 events.
+4. **Peak RSS of the bridge pulling 100,000 delivery events** in a child process, so the figure is the
    bridge's memory alone, with a 10,000-event run as the baseline for flatness. Goal < 150 MB. Smoke pulls
    1,000 events and skips the baseline.
 """
@@ -20,7 +24,7 @@ import tempfile
 import textwrap
 import time
 from contextlib import ExitStack
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,8 @@ BENCH = "salesforce"
 MSG = "SMS_Message__c"
 FULL, SMOKE = 10_000, 100
 PULL_FULL, PULL_SMOKE, PULL_BASE = 100_000, 1_000, 10_000
+FOLLOW_FULL, FOLLOW_SMOKE = 2_000, 200
+FOLLOW_TOKEN = "bench-follow-token-0123456789"
 NAIVE_SAMPLE_FULL, NAIVE_SAMPLE_SMOKE = 500, 20
 
 
@@ -190,6 +196,92 @@ def _pull_memory(n: int) -> dict[str, Any]:
         return data
 
 
+def _follow(n: int) -> dict[str, float]:
+    """Push n delivery webhooks while the follower runs; latency percentiles and calls per 1,000 events."""
+    import socket
+    import threading
+
+    import uvicorn
+    from smsrelay_salesforce.config import config_from_mapping
+    from smsrelay_salesforce.emulator import OrgEmulator, make_tls
+    from smsrelay_salesforce.follow import Follower
+    from smsrelay_salesforce.sync import Bridge
+
+    from smsrelay.config import ProviderSettings
+    from smsrelay.inbox import open_inbox
+    from smsrelay.model import Delivery, Status, event_to_dict
+    from smsrelay.receiver import create_app, route_for
+
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-sf-follow-") as tmp_name:
+        tmp = Path(tmp_name)
+        tls = make_tls(tmp)
+        org = stack.enter_context(OrgEmulator(ssl_context=tls.ssl_context))  # the wall clock: latency is real
+        _queue(org, n)
+        data = _mapping(org, tls.ca_path, tmp)
+        # Reports come only from the pushes: the sandbox itself reports nothing for a day.
+        data["sms"].update(delivered_after=86_400.0, reply_after=86_400.0, inbox=str(tmp / "inbox.db"))
+        data["limits"] = {"follow_wait": 0.5}
+        bridge = stack.enter_context(Bridge(config_from_mapping(data, env={"SF_TOKEN": org.issue_token()})))
+        if bridge.sync(pull=False).sent != n:
+            raise RuntimeError("follow: not every record was sent")
+        follower = Follower(bridge, idle=0.05)
+        while follower.batch().events:  # the sandbox's own polled "sent" reports
+            pass
+        sent = {r["Provider_Message_Id__c"]: r["Phone_E164__c"] for r in org.records(MSG)}
+        route = route_for(ProviderSettings("sandbox", webhook_secret=FOLLOW_TOKEN))
+        app = create_app([route], open_inbox(tmp / "inbox.db"))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off"))
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+        stack.callback(setattr, server, "should_exit", True)
+        while not server.started:
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/webhooks/sandbox"
+        stop = threading.Event()
+        reached: dict[str, float] = {}
+        updated: dict[str, float] = {}
+
+        def push() -> None:  # the provider's side: one webhook per report, back to back
+            session = requests.Session()
+            for mid, phone in sent.items():
+                event = Delivery(f"dlr-{mid}", "sandbox", phone, datetime.now(UTC), mid, status=Status.DELIVERED)
+                body = json.dumps({"events": [event_to_dict(event)]})
+                resp = session.post(url, data=body, headers={"X-Smsrelay-Token": FOLLOW_TOKEN}, timeout=30)
+                resp.raise_for_status()
+                reached[mid] = time.perf_counter()
+
+        def watch() -> None:  # Salesforce's side: when each record shows Delivered
+            deadline = time.perf_counter() + 300
+            while len(updated) < n and time.perf_counter() < deadline:
+                now = time.perf_counter()
+                with org.lock:  # the table itself: a SOQL query per tick would load the machine
+                    done = [r["Provider_Message_Id__c"] for r in org.tables[MSG].values()
+                            if r.get("Delivery_Status__c") == "Delivered"]  # fmt: skip
+                for mid in done:
+                    updated.setdefault(mid, now)
+                time.sleep(0.01)
+            stop.set()
+
+        calls_before = bridge.org.calls
+        threads = [threading.Thread(target=push, daemon=True), threading.Thread(target=watch, daemon=True)]
+        for t in threads:
+            t.start()
+        follower.run(stop)  # the bridge's state file belongs to this thread
+        for t in threads:
+            t.join(60)
+        calls = bridge.org.calls - calls_before
+        if len(updated) < n:
+            raise RuntimeError(f"follow: {len(updated)} of {n} records updated")
+        latencies = sorted(updated[m] - reached[m] for m in reached)
+        return {
+            "p50": latencies[len(latencies) // 2],
+            "p95": latencies[min(len(latencies) - 1, math.ceil(0.95 * len(latencies)) - 1)],
+            "calls_per_1000": calls * 1000 / n,
+            "calls": calls,
+        }
+
+
 def _environ() -> dict[str, str]:
     import os
 
@@ -258,6 +350,15 @@ def run(smoke: bool) -> list[Figure]:
             detail="claim + write-back + one upsert per report, plus the query pages",
         )
     )
+    follow_n = FOLLOW_SMOKE if smoke else FOLLOW_FULL
+    fol = _follow(follow_n)
+    how = f"{follow_n:,} delivery webhooks, one event each, sent back to back; follow_wait 0.5 s"
+    figures += [
+        Figure(BENCH, "sync --follow p50 webhook → record", fol["p50"], "s", detail=how),
+        Figure(BENCH, "sync --follow p95 webhook → record", fol["p95"], "s", "≤ 5 s", fol["p95"] <= 5, how),
+        Figure(BENCH, "sync --follow Salesforce calls per 1,000 events", fol["calls_per_1000"], "calls",
+               detail=f"{fol['calls']} calls for {follow_n:,} events"),
+    ]  # fmt: skip
     big_n = PULL_SMOKE if smoke else PULL_FULL
     big = _pull_memory(big_n)
     figures += [

@@ -94,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     when = s.add_mutually_exclusive_group(required=True)
     when.add_argument("--once", action="store_true", help="one cycle, then exit")
     when.add_argument("--every", type=parse_interval, metavar="INTERVAL", help="a cycle every INTERVAL (60s, 5m)")
+    when.add_argument(
+        "--follow",
+        action="store_true",
+        help="run until stopped, writing events from the receiver's inbox within seconds (sends nothing)",
+    )
+    s.add_argument(
+        "--cursor",
+        default=None,
+        metavar="NAME",
+        help="--follow: the inbox cursor to read through (default: smsrelay-salesforce)",
+    )
     s.add_argument("--dry-run", action="store_true", help="show what would be sent and written; change nothing")
     part = s.add_mutually_exclusive_group()
     part.add_argument("--push-only", action="store_true", help="only send; do not read events")
@@ -212,6 +223,8 @@ def _run(args: argparse.Namespace) -> int:
             summary = bridge.backfill(args.since, dry_run=args.dry_run)
             _print_summary(summary, args.json, f"backfill since {args.since.isoformat()}")
             return 1 if summary.failures else 0
+        if args.follow:
+            return _follow(bridge, args)
         progress = None if args.no_progress or not sys.stderr.isatty() else _Progress(sys.stderr)
         while True:
             started = time.monotonic()
@@ -234,6 +247,28 @@ def _run(args: argparse.Namespace) -> int:
             if args.once:
                 return 1 if summary is not None and summary.failures else 0
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+
+
+def _follow(bridge: Any, args: argparse.Namespace) -> int:
+    """``sync --follow``: batches until SIGTERM or Ctrl-C, each one's summary line on stdout."""
+    import signal
+    import threading
+
+    from smsrelay_salesforce.follow import DEFAULT_CURSOR, Follower
+
+    stop = threading.Event()
+
+    def on_batch(summary: Any) -> None:
+        print(json.dumps(summary.to_dict(), default=str) if args.json else summary.line(), flush=True)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        total = Follower(bridge, cursor=args.cursor or DEFAULT_CURSOR, on_batch=on_batch).run(stop)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 1 if total.failures else 0
 
 
 if __name__ == "__main__":

@@ -287,6 +287,8 @@ class Limits:
     event_page: int = 1000
     pull_window: int = 20000
     retries: int = 4
+    follow_batch: int = 200
+    follow_wait: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -560,7 +562,17 @@ def _send(r: _Reader, data: Mapping[str, Any]) -> SendRules:
 
 
 def _limits(r: _Reader, data: Mapping[str, Any]) -> Limits:
-    allowed = {"batch_size", "bulk_threshold", "api_ceiling", "send_chunk", "event_page", "pull_window", "retries"}
+    allowed = {
+        "batch_size",
+        "bulk_threshold",
+        "api_ceiling",
+        "send_chunk",
+        "event_page",
+        "pull_window",
+        "retries",
+        "follow_batch",
+        "follow_wait",
+    }
     s = r.section(data, "limits", allowed)
     return Limits(
         # Salesforce: an sObject Collections request takes at most 200 records.
@@ -571,6 +583,10 @@ def _limits(r: _Reader, data: Mapping[str, Any]) -> Limits:
         event_page=r.integer(s, "limits.event_page", 1000, lo=1, hi=10_000),
         pull_window=r.integer(s, "limits.pull_window", 20000, lo=1, hi=1_000_000),
         retries=r.integer(s, "limits.retries", 4, lo=0, hi=20),
+        # sync --follow: a batch is written when it holds this many records (one Collections
+        # call each kind) or its first event has waited this many seconds.
+        follow_batch=r.integer(s, "limits.follow_batch", 200, lo=1, hi=10_000),
+        follow_wait=r.number(s, "limits.follow_wait", 1.0, lo=0.0, hi=3600),
     )
 
 

@@ -35,7 +35,7 @@ from smsrelay_salesforce.push import DELIVERY_PICKLIST
 from smsrelay_salesforce.state import Applied, State
 from smsrelay_salesforce.summary import Summary
 
-__all__ = ["STOP_WORDS", "Puller"]
+__all__ = ["STOP_WORDS", "Puller", "Window"]
 
 log = logging.getLogger("smsrelay.salesforce.pull")
 
@@ -75,7 +75,7 @@ class _Report(NamedTuple):
 
 
 @dataclass
-class _Window:
+class Window:
     """Events folded into one pending write per record."""
 
     deliveries: dict[str, _Report] = field(default_factory=dict)
@@ -147,7 +147,7 @@ class Puller:
         limits = self.config.limits
         while True:
             self.org.check_budget()
-            window = _Window()
+            window = Window()
             more = True
             new_cursor = cursor
             while window.size() < limits.pull_window:
@@ -180,7 +180,7 @@ class Puller:
 
     def replay(self, events: Iterable[Any], summary: Summary) -> None:
         """Apply a given batch of events (no cursor involved): e.g. a backfill."""
-        window = _Window()
+        window = Window()
         for e in events:
             window.add(e)
         summary.events += window.events
@@ -189,7 +189,7 @@ class Puller:
             self.state.remember(applied)
 
     # -- one window -------------------------------------------------------------------
-    def apply(self, window: _Window, summary: Summary) -> list[Applied]:
+    def apply(self, window: Window, summary: Summary) -> list[Applied]:
         """Write one window. Raises (and the cursor stays) if a call fails after retries."""
         self.org.phase = "deliveries"
         known = self._resolve(
@@ -248,7 +248,7 @@ class Puller:
         )
 
     # -- deliveries -------------------------------------------------------------------------
-    def _deliveries(self, window: _Window, known: dict[str, Applied], summary: Summary) -> list[Applied]:
+    def _deliveries(self, window: Window, known: dict[str, Applied], summary: Summary) -> list[Applied]:
         f = self.m.f
         by_ext: list[dict[str, Any]] = []
         by_id: list[dict[str, Any]] = []
@@ -304,7 +304,7 @@ class Puller:
         return [a for a in applied if a.message_id in ok_ids]
 
     # -- replies -------------------------------------------------------------------------------
-    def _replies(self, window: _Window, known: dict[str, Applied], summary: Summary) -> None:
+    def _replies(self, window: Window, known: dict[str, Applied], summary: Summary) -> None:
         if not window.replies:
             return
         f = self.m.f
@@ -390,7 +390,7 @@ class Puller:
         return out
 
     # -- link hits ---------------------------------------------------------------------------------
-    def _hits(self, window: _Window, known: dict[str, Applied], summary: Summary) -> None:
+    def _hits(self, window: Window, known: dict[str, Applied], summary: Summary) -> None:
         if not window.hits:
             return
         lf = self.config.mapping.link_hit
@@ -430,7 +430,7 @@ class Puller:
         return written
 
     # -- consent ------------------------------------------------------------------------------------
-    def _consents(self, window: _Window, summary: Summary) -> None:
+    def _consents(self, window: Window, summary: Summary) -> None:
         if not window.opt_outs:
             return
         c = self.config.mapping.consent

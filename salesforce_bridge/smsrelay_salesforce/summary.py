@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = ["Summary"]
@@ -61,6 +61,21 @@ class Summary:
     def add_calls(self, phase: str, n: int) -> None:
         if n:
             self.calls[phase] = self.calls.get(phase, 0) + n
+
+    def add(self, other: Summary) -> None:
+        """Fold ``other`` into this one: counters and calls summed, errors appended.
+
+        >>> a, b = Summary(sent=1), Summary(sent=2, calls={"claim": 1}); a.add(b); a.sent, a.calls
+        (3, {'claim': 1})
+        """
+        for f in fields(self):
+            mine = getattr(self, f.name)
+            if isinstance(mine, int) and not isinstance(mine, bool):
+                setattr(self, f.name, mine + getattr(other, f.name))
+        for phase, n in other.calls.items():
+            self.add_calls(phase, n)
+        self.errors.extend(other.errors)
+        self.paused = other.paused or self.paused
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
