@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -50,9 +50,10 @@ from smsrelay.providers.base import Balance, EventPage, Provider, Quote
 from smsrelay.segments import check_length
 from smsrelay.templates import render
 
-if TYPE_CHECKING:  # the feed and the inbox load on first use: a plain send needs neither
+if TYPE_CHECKING:  # the feed, the inbox and the journal load on first use: a plain send needs none
     from smsrelay.feed import Feed
     from smsrelay.inbox import Inbox
+    from smsrelay.journal import SendJournal
 
 __all__ = ["Client", "Preview"]
 
@@ -126,6 +127,7 @@ class Client:
         inbox: str | Inbox | None = None,
         reconcile_window: float | timedelta = DEFAULT_RECONCILE_WINDOW,
         on_doubt: OnDoubt = "raise",
+        journal: str | SendJournal | bool | None = None,
         **options: Any,
     ) -> None:
         window = reconcile_window if isinstance(reconcile_window, timedelta) else timedelta(seconds=reconcile_window)
@@ -133,6 +135,10 @@ class Client:
             raise ConfigError("reconcile_window cannot be negative", field="reconcile_window")
         self.reconcile_window = window
         self.on_doubt = _check_on_doubt(on_doubt)
+        self._journal_spec = journal
+        self._journal_env = (env if env is not None else os.environ).get("SMSRELAY_JOURNAL")
+        self._journal: SendJournal | None = None
+        self._own_journal_inbox: Inbox | None = None
         # The event inbox (a URL, a path or an Inbox): opened on first use by events().
         self._inbox_spec = inbox
         self._inbox: Inbox | None = inbox if inbox is not None and not isinstance(inbox, str) else None
@@ -157,6 +163,10 @@ class Client:
 
     def close(self) -> None:
         self.provider.close()
+        if self._own_journal_inbox is not None:
+            self._own_journal_inbox.close()
+            self._own_journal_inbox = None
+            self._journal = None
         if self._own_inbox and self._inbox is not None:
             self._inbox.close()
             self._inbox = None
@@ -164,6 +174,32 @@ class Client:
     @property
     def capabilities(self) -> Capabilities:
         return self.provider.capabilities
+
+    @property
+    def journal(self) -> SendJournal | None:
+        """The send journal, opened on first use; None when this client keeps none.
+
+        ``journal=`` a URL or path (or ``SMSRELAY_JOURNAL``) opens it there; ``True``, or
+        an inbox configured (``inbox=``, ``SMSRELAY_INBOX``), keeps it in the inbox's
+        database; ``False`` keeps none.
+        """
+        if self._journal is not None or self._journal_spec is False:
+            return self._journal
+        from smsrelay.journal import SendJournal
+
+        spec = self._journal_spec
+        if isinstance(spec, SendJournal):
+            self._journal = spec
+        elif isinstance(spec, str) or (spec is None and self._journal_env):
+            from smsrelay.inbox import open_inbox
+
+            self._own_journal_inbox = open_inbox(spec if isinstance(spec, str) else str(self._journal_env))
+            self._journal = SendJournal(self._own_journal_inbox)
+        elif (
+            spec is True or self._inbox_spec is not None or self._inbox is not None or os.environ.get("SMSRELAY_INBOX")
+        ):
+            self._journal = SendJournal(self.inbox)
+        return self._journal
 
     # -- sending ---------------------------------------------------------
     def send(
@@ -297,7 +333,16 @@ class Client:
         caps = self.capabilities
         if message.send_at is not None and not caps.schedule:
             raise Unsupported(f"{self.provider.name} cannot schedule messages", provider=self.provider.name)
-        ready, rejected, ready_pos, rejected_pos = self._prepare(message, recipients, on_invalid)
+        keyed = [True]  # every recipient carries the caller's own key
+
+        def noting_keys(items: Iterable[str | Recipient]) -> Iterator[str | Recipient]:
+            for item in items:
+                if not (isinstance(item, Recipient) and item.key):
+                    keyed[0] = False
+                yield item
+
+        ready, rejected, ready_pos, rejected_pos = self._prepare(message, noting_keys(recipients), on_invalid)
+        stable = message.ref is not None or keyed[0]
         total = len(ready) + len(rejected)
         if dry_run and not caps.dry_run:
             local = [RecipientResult(to=p.to, status=Status.QUEUED, parts=p.parts, key=p.key) for p in ready]
@@ -311,42 +356,49 @@ class Client:
                 len(ready),
                 eta,
             )
-        # An adapter whose one request carries one body (ME-SMS, Kaleyra) plans its own requests.
-        plan = getattr(self.provider, "plan_requests", None)
-        chunks = plan(ready) if plan else [ready[i : i + caps.bulk_max] for i in range(0, len(ready), caps.bulk_max)]
-        if plan:  # planned chunks need not follow the caller's order; keep positions aligned
-            index = {id(p): i for i, p in enumerate(ready)}
-            ready_pos = [ready_pos[index[id(p)]] for chunk in chunks for p in chunk]
-        done = len(rejected)
+        # Keys sent before: the journal's record, or (without one) a lookup by a stable key.
+        settled, in_flight = self._known(ready, stable=stable, dry_run=dry_run)
+        todo = [p for p in ready if p.key not in settled and p.key not in in_flight]
+        chunks = self._plan(todo)
+        pending = [p for p in ready if p.key in in_flight]
+        jobs: list[tuple[list[PreparedSms], bool]] = [(c, False) for c in self._plan(pending)] + [
+            (c, True) for c in chunks
+        ]
+        done = len(rejected) + len(settled)
         if on_progress:
             on_progress(done, total)
         outcomes: list[tuple[str | None, list[RecipientResult]]] = []
         fatal: SmsRelayError | None = None
 
-        def run(chunk: list[PreparedSms]) -> tuple[str | None, list[RecipientResult]]:
+        def run(chunk: list[PreparedSms], fresh: bool) -> tuple[str | None, list[RecipientResult]]:
             if fatal is not None:
                 return None, [self._unsent(p, fatal) for p in chunk]
+            if not fresh and not self.capabilities.idempotency:
+                # Claimed before without an outcome (a crash mid-send, or in doubt): ask first.
+                return self._reconcile(chunk, "claimed by an earlier send that recorded no outcome", on_doubt)
             return self._send_chunk(chunk, dry_run, on_doubt)
 
-        workers = max(1, min(self.settings.concurrency or caps.concurrency, len(chunks) or 1))
+        workers = max(1, min(self.settings.concurrency or caps.concurrency, len(jobs) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsrelay-send") as pool:
-            futures = [pool.submit(run, chunk) for chunk in chunks]
-            for chunk, fut in zip(chunks, futures, strict=True):
+            futures = [pool.submit(run, chunk, fresh) for chunk, fresh in jobs]
+            for (chunk, _), fut in zip(jobs, futures, strict=True):
                 try:
                     outcome = fut.result()
                 except (AuthError, InsufficientCredit) as exc:
                     fatal = fatal or exc
                     outcome = (None, [self._unsent(p, exc) for p in chunk])
                 outcomes.append(outcome)
+                if self.journal is not None and not dry_run:
+                    self.journal.finish(self.provider.name, outcome[1])
                 done += len(chunk)
                 if on_progress:
                     on_progress(done, total)
         batch_ids = [b for b, _ in outcomes if b]
-        sent = [r for _, rs in outcomes for r in rs]
-        # Back into the caller's order: adapters answer in batch order.
-        results = [
-            r for _, r in sorted(zip(ready_pos + rejected_pos, sent + rejected, strict=True), key=lambda x: x[0])
-        ]
+        # Back into the caller's order: adapters answer in batch order, keyed results by key.
+        by_key = dict(settled)
+        for (chunk, _), (_, rs) in zip(jobs, outcomes, strict=True):
+            by_key.update((p.key, r) for p, r in zip(chunk, rs, strict=True))
+        results = _in_order(ready_pos + rejected_pos, [by_key[p.key] for p in ready] + rejected)
         result = SendResult(
             self.provider.name,
             batch_ids[0] if len(batch_ids) == 1 else (",".join(batch_ids) or None),
@@ -368,6 +420,50 @@ class Client:
                 provider=self.provider.name,
             )
         return result
+
+    def _plan(self, ready: list[PreparedSms]) -> list[list[PreparedSms]]:
+        """The provider's requests: its own plan (one body a request: ME-SMS, Kaleyra), else ``bulk_max`` chunks."""
+        if not ready:
+            return []
+        plan = getattr(self.provider, "plan_requests", None)
+        if plan:
+            planned: list[list[PreparedSms]] = plan(ready)
+            return planned
+        size = self.capabilities.bulk_max
+        return [ready[i : i + size] for i in range(0, len(ready), size)]
+
+    def _known(
+        self, ready: list[PreparedSms], *, stable: bool, dry_run: bool
+    ) -> tuple[dict[str, RecipientResult], set[str]]:
+        """Keys sent before (their results) and keys in flight, from the journal or the provider.
+
+        With a journal, its record decides. Without one, a send whose keys are the
+        caller's (``key=``/``Message.ref``, or ``Recipient.key``) is looked up at the
+        provider first, where it can be searched by key and does not dedupe by itself:
+        a re-run (e.g. of a GitHub workflow, in a fresh container) then sends nothing twice.
+        """
+        if dry_run or not ready:
+            return {}, set()
+        if self.journal is not None:
+            claim = self.journal.begin(self.provider.name, [p.key for p in ready])
+            if claim.recorded:
+                log.info(
+                    "%s: %d message(s) were sent before with the same key", self.provider.name, len(claim.recorded)
+                )
+            return claim.recorded, set(claim.in_flight)
+        caps = self.capabilities
+        if not stable or not caps.lookup_by_ref or caps.idempotency:
+            return {}, set()
+        found: dict[str, RecipientResult] = {}
+        for chunk in self._plan(ready):
+            try:
+                found.update(self.provider.lookup([p.key for p in chunk]))
+            except SmsRelayError as exc:
+                # Unasked is not "sent": the chunk goes out, as it would have without the lookup.
+                log.warning("%s: could not look up keys before sending (%s)", self.provider.name, exc)
+        if found:
+            log.info("%s: %d message(s) were sent before with the same key", self.provider.name, len(found))
+        return found, set()
 
     @staticmethod
     def _unsent(p: PreparedSms, exc: SmsRelayError) -> RecipientResult:
@@ -426,7 +522,7 @@ class Client:
             return None, [self._unsent(p, exc) for p in chunk]
 
     def _reconcile(
-        self, chunk: list[PreparedSms], cause: SmsRelayError, on_doubt: OnDoubt
+        self, chunk: list[PreparedSms], cause: SmsRelayError | str, on_doubt: OnDoubt
     ) -> tuple[str | None, list[RecipientResult]]:
         """After an ambiguous failure: find what was accepted; send again only on proof, once."""
         name = self.provider.name
@@ -521,6 +617,28 @@ class Client:
         """Find messages by idempotency key (e.g. after ``AmbiguousSend``)."""
         return self.provider.lookup(keys)
 
+    def reconcile(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
+        """Settle messages in doubt: the ones the provider accepted, by key, with their ids.
+
+        Asks once, without waiting: run it after the provider's lag (a minute is plenty).
+        Keys found are recorded in the send journal as sent, so a later send with the
+        same key returns them. A key not found is absent: the provider has no such
+        message, and a send with that key is then reconciled again before it goes out.
+        ``Unsupported`` where the provider cannot be asked by key (Kudosity V1, ME-SMS).
+
+        >>> client.reconcile(["sr-5f0c…"])  # doctest: +SKIP
+        {'sr-5f0c…': RecipientResult(to='+61491570156', status=<Status.QUEUED: 'queued'>, ...)}
+        """
+        if not self.capabilities.lookup_by_ref:
+            raise Unsupported(
+                f"{self.provider.name} cannot be asked for a message by key; check its own log",
+                provider=self.provider.name,
+            )
+        found = self.provider.lookup(list(keys))
+        if found and self.journal is not None:
+            self.journal.finish(self.provider.name, list(found.values()))
+        return found
+
     # -- reports and events -------------------------------------------------
     def status(self, message_ids: Sequence[str] | str) -> dict[str, Delivery]:
         """The latest delivery report of each message id.
@@ -557,9 +675,13 @@ class Client:
             return self.provider.poll_events(None, limit=limit)
         return self.feed("default").read_since(since, limit)
 
+    def _has_inbox(self) -> bool:
+        """True when an inbox is configured: ``inbox=``, or ``SMSRELAY_INBOX``."""
+        return self._inbox_spec is not None or self._inbox is not None or bool(os.environ.get("SMSRELAY_INBOX"))
+
     def _watch_sent(self, result: SendResult) -> None:
         """With an inbox configured, remember sends the feed can follow only by id (Kaleyra, Kudosity V1)."""
-        if self._inbox_spec is None and self._inbox is None and not os.environ.get("SMSRELAY_INBOX"):
+        if not self._has_inbox():
             return
         from smsrelay.feed import follows_sends
 

@@ -288,6 +288,20 @@ class Inbox(abc.ABC):
         cur.execute(self._sql(sql), tuple(params))
         return cur
 
+    # -- for other stores in the same database (the send journal) --------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Callable[[str, Sequence[Any]], Any]]:
+        """One write transaction; yields ``execute(sql, params)`` with ``?`` placeholders.
+
+        The send journal keeps its table in the inbox's database through this, so both
+        share one file (SQLite) or one server (PostgreSQL), and their connections.
+
+        >>> with inbox.transaction() as execute:  # doctest: +SKIP
+        ...     execute("SELECT 1", ()).fetchone()
+        """
+        with self._tx() as cur:
+            yield lambda sql, params: self._exec(cur, sql, params)
+
     # -- writing ------------------------------------------------------------------
     @_reconnecting
     def append(self, events: Sequence[Event], *, source: tuple[str, str | None] | None = None) -> AppendResult:
@@ -594,6 +608,11 @@ CREATE TABLE IF NOT EXISTS watch (
     provider TEXT NOT NULL, message_id TEXT NOT NULL, phone TEXT, added_at REAL NOT NULL,
     PRIMARY KEY (provider, message_id)
 );
+CREATE TABLE IF NOT EXISTS sends (
+    provider TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, claim TEXT NOT NULL,
+    result TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY (provider, key)
+);
 """
 
 
@@ -673,6 +692,10 @@ _PG_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS watch (
         provider TEXT NOT NULL, message_id TEXT NOT NULL, phone TEXT, added_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (provider, message_id))""",
+    """CREATE TABLE IF NOT EXISTS sends (
+        provider TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, claim TEXT NOT NULL,
+        result TEXT, updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (provider, key))""",
 ]
 
 
