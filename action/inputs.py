@@ -53,6 +53,8 @@ INPUT_NAMES = (
     "reply-from",
     "approve-pattern",
     "reject-pattern",
+    "reveal-numbers",
+    "message-ids",
 )
 PROVIDERS = ("kudosity", "smskit", "mesms", "kaleyra", "sandbox")
 # The CLI's phone columns, so a CSV that works with `smsrelay send --csv` works here.
@@ -107,6 +109,9 @@ class Inputs:
     approve: re.Pattern[str]
     reject: re.Pattern[str]
     duplicates: tuple[str, ...] = ()
+    reveal_numbers: bool = False
+    # Ids an earlier step sent (its message-id or message-ids output), to follow instead of sending.
+    follow_ids: tuple[str, ...] = ()
 
 
 def parse_bool(runner: Runner, name: str, default: bool) -> bool:
@@ -227,6 +232,8 @@ def secret_values(runner: Runner) -> list[str]:
     """
     values = [runner.raw_input("api-key"), runner.raw_input("api-secret")]
     values += split_numbers(runner.input("to")) + split_numbers(runner.input("reply-from"))
+    # An id given in full (from reveal-numbers: true) holds a number after its ":".
+    values += re.findall(r"(?<=:)\+?\d{8,15}(?!\d)", runner.input("message-ids"))
     file_value = runner.input("to-file")
     if file_value:
         with contextlib.suppress(InputError):
@@ -295,6 +302,35 @@ def _settings(runner: Runner, provider: str) -> dict[str, Any]:
     return data
 
 
+def message_ids(runner: Runner) -> tuple[str, ...]:
+    """``message-ids``: a JSON array (an earlier ``message-ids`` output) or a comma/newline list.
+
+    >>> message_ids(Runner({"INPUT_MESSAGE-IDS": '["a:masked-1", "b"]'}))
+    ('a:masked-1', 'b')
+    """
+    value = runner.input("message-ids")
+    if not value:
+        return ()
+    if value.startswith("["):
+        try:
+            data = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise InputError("message-ids", f"is not a valid JSON array: {exc.msg} at column {exc.colno}") from None
+        if not isinstance(data, list) or not all(isinstance(i, str) and i.strip() for i in data):
+            raise InputError("message-ids", "must be a JSON array of id strings, or ids separated by commas")
+        return tuple(i.strip() for i in data)
+    return tuple(part.strip() for part in re.split(r"[,\n]", value) if part.strip())
+
+
+def _follow_only(runner: Runner) -> None:
+    """With ``message-ids`` the step follows earlier messages: it sends nothing."""
+    for name in ("to", "to-file", "message", "message-file", "reply-from"):
+        if runner.input(name):
+            raise InputError("message-ids", f"follows messages an earlier step sent, so it cannot be given with {name}")
+    if (runner.input("wait-for").lower() or "none") != "delivery":
+        raise InputError("wait-for", "must be delivery with message-ids: the step waits for their delivery reports")
+
+
 def parse_inputs(runner: Runner) -> Inputs:
     """Read and check every input; raise :class:`InputError` at the first problem."""
     provider = runner.input("provider").lower()
@@ -303,6 +339,9 @@ def parse_inputs(runner: Runner) -> Inputs:
     if provider not in PROVIDERS:
         raise InputError("provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
     settings = _settings(runner, provider)
+    follow = message_ids(runner)
+    if follow:
+        _follow_only(runner)
     recipients: list[RecipientInput] = []
     seen: set[str] = set()
     duplicates: list[str] = []
@@ -314,9 +353,9 @@ def parse_inputs(runner: Runner) -> Inputs:
         recipients.append(RecipientInput(number, f"to item {i}"))
     if runner.input("to-file"):
         recipients += read_csv(runner, runner.input("to-file"))
-    if not recipients:
+    if not recipients and not follow:
         raise InputError("to", "is required (or to-file): one or more phone numbers, comma- or newline-separated")
-    message, message_input = _message(runner)
+    message, message_input = ("", "message") if follow else _message(runner)
     wait_for = runner.input("wait-for").lower() or "none"
     if wait_for not in ("none", "delivery", "reply"):
         raise InputError("wait-for", f"must be none, delivery or reply, got {wait_for!r}")
@@ -350,4 +389,6 @@ def parse_inputs(runner: Runner) -> Inputs:
         approve=_pattern(runner, "approve-pattern", DEFAULT_APPROVE),
         reject=_pattern(runner, "reject-pattern", DEFAULT_REJECT),
         duplicates=tuple(duplicates),
+        reveal_numbers=parse_bool(runner, "reveal-numbers", False),
+        follow_ids=follow,
     )

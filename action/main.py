@@ -25,8 +25,9 @@ from datetime import timedelta
 from typing import Any, TextIO
 
 from action.context import template_context
+from action.ids import IdMask, MaskedIdError
 from action.inputs import InputError, Inputs, RecipientInput, parse_inputs, secret_values
-from action.report import Row, mask_number, outputs, summary
+from action.report import Display, Row, mask_number, outputs, summary
 from action.runner import Runner
 from action.wait import ReplyOutcome, wait_for_delivery, wait_for_reply
 from smsrelay.client import Client
@@ -281,17 +282,19 @@ def _advise_in_doubt(runner: Runner, client: Client, message: Message, rows: lis
     runner.error(text, title="Send outcome unknown")
 
 
-def _log_rows(runner: Runner, rows: list[Row]) -> None:
+def _log_rows(runner: Runner, rows: list[Row], display: Display) -> None:
+    shown = display.masked()
     for r in rows:
         mark = "✓" if r.ok else "✗"
         detail = f"  {redact(r.error)}" if r.error else ""
-        runner.info(f"{mark} {mask_number(r.to)}  {r.status}  {r.parts} part(s)  {r.message_id or ''}{detail}")
+        runner.info(f"{mark} {shown.number(r.to)}  {r.status}  {r.parts} part(s)  {shown.message_id(r) or ''}{detail}")
 
 
 def _apply_reports(rows: list[Row], reports: Mapping[str, Delivery]) -> None:
     for r in rows:
         report = reports.get(r.message_id or "")
         if report is not None:
+            r.to = r.to or report.phone
             r.status = report.status.value
             if report.reason and not report.status.ok:
                 r.error = report.reason
@@ -356,8 +359,43 @@ def _check_capabilities(client: Client, inputs: Inputs) -> None:
         raise InputError("track-links", f"{name} does not track links")
 
 
+def _follow(inputs: Inputs, ids: IdMask) -> list[Row]:
+    """Rows for the ids an earlier step sent (``message-ids``), masked ones read back."""
+    rows = []
+    for i, shown in enumerate(inputs.follow_ids, 1):
+        try:
+            message_id, digits = ids.unmask(shown)
+        except MaskedIdError as exc:
+            raise InputError(
+                "message-ids",
+                f"item {i} cannot be read back ({exc}): pass the message-ids output of a step "
+                "that used the same provider credentials",
+            ) from None
+        # Accepted by the provider when it got its id; the reports say how far it got since.
+        rows.append(
+            Row("+" + digits if digits else "", f"message-ids item {i}", Status.QUEUED.value, message_id=message_id)
+        )
+    return rows
+
+
+def _delivery_problems(runner: Runner, client: Client, inputs: Inputs, rows: list[Row], display: Display) -> list[str]:
+    problems = _wait_delivery(runner, client, inputs, rows)
+    undelivered = [r for r in rows if r.status != Status.DELIVERED.value and Status(r.status).final]
+    if undelivered:
+        problems.append(f"{len(undelivered)} of {len(rows)} message(s) were not delivered")
+    _log_rows(runner, rows, display)
+    return problems
+
+
 def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
     _check_capabilities(client, inputs)
+    display = Display(IdMask([client.settings.api_key, client.settings.api_secret]), inputs.reveal_numbers)
+    if inputs.follow_ids:
+        assert display.ids is not None
+        rows = _follow(inputs, display.ids)
+        runner.info(f"smsrelay: following {len(rows)} message(s) via {client.provider.name}")
+        problems = _delivery_problems(runner, client, inputs, rows, display)
+        return _finish(runner, inputs, client, rows, problems=problems, outcome=None, display=display)
     allowed: set[str] = set()
     if inputs.wait_for == "reply":
         for i, number in enumerate(inputs.reply_from, 1):
@@ -389,20 +427,16 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
 
     if inputs.dry_run:
         rows = _dry_run(runner, client, ready) + rejected
-        return _finish(runner, inputs, client, rows, problems=[], outcome=None)
+        return _finish(runner, inputs, client, rows, problems=[], outcome=None, display=display)
 
     started = client.provider.clock.now()
     rows = _send(runner, client, message, ready) + rejected
-    _log_rows(runner, rows)
+    _log_rows(runner, rows, display)
     failed = sum(1 for r in rows if not r.ok)
     problems = [f"{failed} of {len(rows)} message(s) failed"] if failed else []
     outcome: ReplyOutcome | None = None
     if inputs.wait_for == "delivery":
-        problems = _wait_delivery(runner, client, inputs, rows)
-        undelivered = [r for r in rows if r.status != Status.DELIVERED.value and Status(r.status).final]
-        if undelivered:
-            problems.append(f"{len(undelivered)} of {len(rows)} message(s) were not delivered")
-        _log_rows(runner, rows)
+        problems = _delivery_problems(runner, client, inputs, rows, display)
     elif inputs.wait_for == "reply" and not problems:
         outcome = _wait_reply(runner, client, inputs, rows, allowed, started)
         if outcome.decision == "rejected" and outcome.reply is not None:
@@ -417,7 +451,7 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
             ids = [r.message_id for r in rows if r.message_id]
             with contextlib.suppress(SmsRelayError):
                 _apply_reports(rows, client.status(ids))
-    return _finish(runner, inputs, client, rows, problems=problems, outcome=outcome)
+    return _finish(runner, inputs, client, rows, problems=problems, outcome=outcome, display=display)
 
 
 def _finish(
@@ -428,6 +462,7 @@ def _finish(
     *,
     problems: list[str],
     outcome: ReplyOutcome | None,
+    display: Display,
 ) -> int:
     if inputs.dry_run and any(not r.ok for r in rows):
         problems = [f"{sum(1 for r in rows if not r.ok)} recipient(s) would not be sent"]
@@ -436,6 +471,7 @@ def _finish(
         outputs(
             rows,
             dry_run=inputs.dry_run,
+            display=display,
             reply=reply.text if reply else "",
             reply_from=reply.phone if reply else "",
             decision=outcome.decision if outcome else "",
@@ -448,7 +484,16 @@ def _finish(
     if outcome is not None and reply is not None:
         notes.append(f"Decision: {outcome.decision} by a reply from {mask_number(reply.phone)}: {reply.text!r}")
     runner.add_summary(
-        redact(summary(rows, provider=client.provider.name, dry_run=inputs.dry_run, headline=headline, notes=notes))
+        redact(
+            summary(
+                rows,
+                provider=client.provider.name,
+                dry_run=inputs.dry_run,
+                headline=headline,
+                notes=notes,
+                display=display,
+            )
+        )
     )
     if not problems:
         return EXIT_OK

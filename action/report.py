@@ -1,7 +1,9 @@
 """What the step reports: one row per recipient, the outputs, and the job summary table.
 
-Numbers appear only partly hidden (``+614•••••156``): the runner masks the full
-number in logs, but outputs and summaries travel further.
+Numbers appear only partly hidden (``+614•••••156``), and a message id that embeds
+the number shows it as a token (:mod:`action.ids`): the runner masks the full number
+in logs, but outputs and summaries travel further. ``reveal-numbers: true`` shows
+both in full in the outputs; the summary stays masked.
 
 >>> mask_number("+61491570156")
 '+614•••••156'
@@ -13,10 +15,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from action.ids import IdMask
 from smsrelay.model import Status
 from smsrelay.redaction import redact
 
-__all__ = ["Row", "mask_number", "outputs", "overall_status", "summary"]
+__all__ = ["Display", "Row", "mask_number", "outputs", "overall_status", "summary"]
 
 
 def mask_number(number: str) -> str:
@@ -47,16 +50,38 @@ class Row:
     def ok(self) -> bool:
         return self.status == "dry-run" or Status(self.status).ok
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, display: Display) -> dict[str, object]:
         return {
-            "to": mask_number(self.to),
+            "to": display.number(self.to),
             "origin": self.origin,
             "status": self.status,
-            "message_id": self.message_id,
+            "message_id": display.message_id(self),
             "parts": self.parts,
             # A provider's error text may quote the number; outputs travel beyond the log.
             "error": redact(self.error) if self.error else None,
         }
+
+
+@dataclass(frozen=True)
+class Display:
+    """How numbers and message ids appear: partly hidden, unless ``reveal`` is set."""
+
+    ids: IdMask | None = None
+    reveal: bool = False
+
+    def number(self, number: str) -> str:
+        if self.reveal or not number:
+            return number
+        return mask_number(number)
+
+    def message_id(self, row: Row) -> str | None:
+        if self.reveal or self.ids is None or not row.message_id:
+            return row.message_id
+        return self.ids.mask(row.message_id, row.to)
+
+    def masked(self) -> Display:
+        """The same, never revealing: for the job summary and the log."""
+        return Display(self.ids, reveal=False)
 
 
 def overall_status(statuses: Sequence[str]) -> str:
@@ -80,21 +105,23 @@ def outputs(
     rows: Sequence[Row],
     *,
     dry_run: bool,
+    display: Display | None = None,
     reply: str = "",
     reply_from: str = "",
     decision: str = "",
 ) -> dict[str, str]:
     """Every declared output, always written (an empty string where there is none)."""
-    ids = [r.message_id for r in rows if r.message_id]
+    display = display or Display()
+    ids = [shown for r in rows if (shown := display.message_id(r))]
     unresolved = [r.key for r in rows if r.in_doubt and r.key]
     return {
         "message-id": ids[0] if ids else "",
         "message-ids": json.dumps(ids),
         "status": overall_status([r.status for r in rows]),
-        "statuses": json.dumps([r.to_dict() for r in rows], ensure_ascii=False),
+        "statuses": json.dumps([r.to_dict(display) for r in rows], ensure_ascii=False),
         "parts": str(sum(r.parts for r in rows if r.ok)),
         "reply": reply,
-        "reply-from": reply_from,
+        "reply-from": display.number(reply_from),
         "decision": decision,
         "dry-run": "true" if dry_run else "false",
         "unresolved-keys": json.dumps(unresolved),
@@ -106,16 +133,25 @@ def _cell(text: object) -> str:
 
 
 def summary(
-    rows: Sequence[Row], *, provider: str, dry_run: bool, headline: str, limit: int = 1000, notes: Sequence[str] = ()
+    rows: Sequence[Row],
+    *,
+    provider: str,
+    dry_run: bool,
+    headline: str,
+    limit: int = 1000,
+    notes: Sequence[str] = (),
+    display: Display | None = None,
 ) -> str:
     """The job summary: a headline and a table of recipient, status, parts and message id."""
+    display = (display or Display()).masked()
     title = "SMS dry run" if dry_run else "SMS sent"
     lines = [f"### {title} via {provider}", "", headline, ""]
     lines += ["| # | Recipient | Status | Parts | Message id | Detail |", "|---:|---|---|---:|---|---|"]
     for i, r in enumerate(rows[:limit], 1):
         detail = r.error or (r.encoding or "")
         lines.append(
-            f"| {i} | `{mask_number(r.to)}` | {r.status} | {r.parts} | {_cell(r.message_id or '')} | {_cell(detail)} |"
+            f"| {i} | `{display.number(r.to)}` | {r.status} | {r.parts} | {_cell(display.message_id(r) or '')} "
+            f"| {_cell(detail)} |"
         )
     if len(rows) > limit:
         lines.append(f"| … | {len(rows) - limit} more | | | | |")

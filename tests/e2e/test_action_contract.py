@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from action.report import mask_number
 from smsrelay import Client
 from tests.fixtures.action import action_metadata, runner_env, wait_until
 
@@ -214,6 +215,10 @@ BAD_INPUTS = [
     ({"to-file": "nophone.csv", "to": ""}, "to-file", "column named"),
     ({"message": "x" * 2000}, "message", "over sandbox's limit"),
     ({"message-file": "expr.txt", "message": ""}, "message-file", "workflow expressions"),
+    ({"reveal-numbers": "yes"}, "reveal-numbers", "true or false"),
+    ({"message-ids": '["sbx-1"]', "wait-for": "delivery"}, "message-ids", "cannot be given with to"),
+    ({"message-ids": "sbx-1", "to": "", "message": ""}, "wait-for", "must be delivery"),
+    ({"message-ids": "[1, 2]", "to": "", "message": "", "wait-for": "delivery"}, "message-ids", "JSON array"),
 ]
 
 
@@ -359,8 +364,16 @@ def test_reply_yes_approves(run_action):
     )
     assert run.code == 0, run.stdout
     assert run.outputs["decision"] == "approved"
-    assert run.outputs["reply"] == "YES" and run.outputs["reply-from"] == YES
+    assert run.outputs["reply"] == "YES" and run.outputs["reply-from"] == mask_number(YES)
     assert "Decision: approved" in run.summary
+
+
+def test_reveal_numbers_shows_the_reply_number_in_full(run_action):
+    gate = {"provider": "sandbox", "to": YES, "message": "Deploy?", "wait-for": "reply", "poll-interval": "0.05"}
+    run = run_action(gate | {"reveal-numbers": "true"})
+    assert run.code == 0, run.stdout
+    assert run.outputs["reply-from"] == YES and run.json("statuses")[0]["to"] == YES
+    assert YES not in run.summary
 
 
 def test_reply_no_rejects(run_action):
@@ -415,7 +428,7 @@ def test_injected_reply_from_an_approver_decides(run_action):
     )
     assert run.code == 0, run.stdout + run.stderr
     assert run.outputs["decision"] == "approved"
-    assert run.outputs["reply"] == "Approve" and run.outputs["reply-from"] == lead
+    assert run.outputs["reply"] == "Approve" and run.outputs["reply-from"] == mask_number(lead)
     assert "matches neither pattern" in run.stdout
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from action.ids import IdMask, MaskedIdError
 from action.inputs import INPUT_NAMES, InputError, parse_duration
 from action.main import main
 from action.report import mask_number, overall_status
@@ -148,3 +149,37 @@ def test_overall_status():
     assert overall_status(["queued", "delivered"]) == "queued"
     assert overall_status(["delivered", "expired", "failed"]) == "expired"
     assert overall_status([]) == "none"
+
+
+# -- masked message ids ---------------------------------------------------------------------
+
+
+@given(
+    st.from_regex(r"[a-f-]{1,36}", fullmatch=True),  # a batch id without digits, so the number is the one run
+    st.from_regex(r"[1-9][0-9]{7,14}", fullmatch=True),
+    st.text(min_size=1, max_size=20),
+)
+def test_a_masked_id_reads_back_with_the_same_credentials_only(prefix, digits, key):
+    full = f"{prefix}:{digits}"
+    shown = IdMask([key]).mask(full, "+" + digits)
+    assert digits not in shown.split(":", 1)[1] and "masked-" in shown
+    assert IdMask([key]).unmask(shown) == (full, digits)
+    with pytest.raises(MaskedIdError):
+        IdMask([key + "x"]).unmask(shown)
+
+
+def test_an_id_without_the_number_is_left_alone():
+    ids = IdMask(["k"])
+    assert ids.mask("5f0c2a1e-uuid", "+61491570156") == "5f0c2a1e-uuid"
+    assert ids.unmask("5f0c2a1e-uuid") == ("5f0c2a1e-uuid", None)
+    shown = ids.mask("339683245:61491570156", "+61491570156")
+    with pytest.raises(MaskedIdError):
+        ids.unmask(shown[:-2])  # cut short
+
+
+def test_two_numbers_of_one_batch_mask_independently():
+    ids = IdMask(["k"])
+    a = ids.mask("batch:61491570156", "+61491570156")
+    b = ids.mask("batch:61491570157", "+61491570157")
+    # SIV-style: different tags, so different key streams; nothing lines up digit for digit.
+    assert a[:25] != b[:25]
