@@ -18,6 +18,7 @@ from smsrelay.phone import from_wire, mask, normalize, to_wire
         ("+1 (202) 555-0143", None, "+12025550143"),
         ("081 234 5678", "TH", "+66812345678"),
         ("+61491570156  ", None, "+61491570156"),  # pasted from a spreadsheet
+        ("001 800 FLOWERS", None, "+18003569377"),  # an international prefix, then a vanity number
         ("\t0491 570 156\n", "AU", "+61491570156"),
         ("61491570156", "AU", "+61491570156"),  # a country code, with a default region too
     ],
@@ -139,6 +140,7 @@ def test_normalize_never_crashes(text):
         ("+1234567", "+123•567"),  # seven digits: the shortest that keeps three at each end
         ("+123456", "+••••56"),  # shorter: only the last two show
         ("12", "•12"),
+        ("Xmas-Promo", "Xma••••omo"),  # an alphanumeric sender is masked the same way
     ],
 )
 def test_mask_hides_the_middle_of_a_number(number, masked):
