@@ -43,6 +43,8 @@ from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from tests.fixtures.action import action_metadata, parse_runner_file, read_runner_file
 
 ROOT = Path(__file__).resolve().parents[2]
+# One worker builds the image once for the module (pytest -n 2 --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("runner-contract")
 KEY = "kv2-runner-key-0123456789"
 SENDER = "61481074185"
 OK, OK_2 = "+61491570156", "+61491570157"
