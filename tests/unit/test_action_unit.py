@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,7 +18,7 @@ from action.main import main
 from action.report import mask_number, overall_status
 from action.runner import Runner, escape_data, input_env_name
 from action.wait import decide
-from tests.fixtures.action import ROOT, action_metadata, parse_runner_file, read_runner_file, runner_env
+from tests.fixtures.action import ACTION_YML, ROOT, action_metadata, parse_runner_file, read_runner_file, runner_env
 
 
 class RecordingEnv(dict):
@@ -183,3 +185,30 @@ def test_two_numbers_of_one_batch_mask_independently():
     b = ids.mask("batch:61491570157", "+61491570157")
     # SIV-style: different tags, so different key streams; nothing lines up digit for digit.
     assert a[:25] != b[:25]
+
+
+# -- the release: action.yml pinned to the pushed image ---------------------------------------
+
+
+def test_the_release_pins_action_yml_to_the_image_digest(tmp_path):
+    """Run release.yml's own pin step on a copy of action.yml, as the runner runs a step
+    (``bash -e``), and check the result is the same metadata, pulling the image by digest."""
+    release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text(encoding="utf-8"))
+    [step] = [s for s in release["jobs"]["pin"]["steps"] if s.get("name", "").startswith("Write action.yml")]
+    digest = "sha256:" + "ab" * 32
+    reference = f"docker://ghcr.io/acme/smsrelay-action@{digest}"
+    (tmp_path / "action.yml").write_bytes(ACTION_YML.read_bytes())
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "REFERENCE": reference},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    pinned = yaml.safe_load((tmp_path / "action.yml").read_text(encoding="utf-8"))
+    assert pinned["runs"] == {"using": "docker", "image": reference}
+    assert {k: v for k, v in pinned.items() if k != "runs"} == {
+        k: v for k, v in action_metadata().items() if k != "runs"
+    }
