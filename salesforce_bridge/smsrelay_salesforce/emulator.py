@@ -326,6 +326,47 @@ def _coerce(f: FieldSchema, raw: Any) -> Any:
     raise RecordError("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.label}: unsupported field type {t}", [f.name])
 
 
+_JSON_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?")
+_JSON_TYPES = {"double": "double", "currency": "double", "percent": "double", "int": "int", "boolean": "boolean"}
+
+
+def _json_refusal(f: FieldSchema, raw: Any) -> str | None:
+    """Why Salesforce's JSON deserializer refuses ``raw`` for field ``f`` (``"double from VALUE_STRING value
+    abc"``), or None when it takes it (a record-level check may still refuse it)."""
+    token = (
+        "VALUE_TRUE" if raw is True else "VALUE_FALSE" if raw is False
+        else "VALUE_STRING" if isinstance(raw, str)
+        else "START_OBJECT" if isinstance(raw, Mapping)
+        else "START_ARRAY" if isinstance(raw, list)
+        else "VALUE_NUMBER"
+    )  # fmt: skip
+    t = f.type
+    if t in _JSON_TYPES and t != "boolean":
+        if isinstance(raw, bool | Mapping | list):
+            return f"{_JSON_TYPES[t]} from {token}"
+        if isinstance(raw, str):
+            try:
+                float(raw)
+            except ValueError:
+                return f"{_JSON_TYPES[t]} from {token} value {raw}"
+        return None
+    if t == "boolean":
+        if isinstance(raw, bool) or (isinstance(raw, str) and raw.strip().lower() in {"true", "false"}):
+            return None
+        return f"boolean from {token}" + (f" value {raw}" if isinstance(raw, str) else "")
+    if t == "datetime":
+        if isinstance(raw, str) and (raw == "" or _JSON_DATETIME.fullmatch(raw)):
+            return None
+        return f"datetime from {token}" + (f" value {raw}" if isinstance(raw, str) else "")
+    if t == "date":
+        if isinstance(raw, str) and (raw == "" or re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw)):
+            return None
+        return f"date from {token}" + (f" value {raw}" if isinstance(raw, str) else "")
+    if isinstance(raw, Mapping | list) and t not in {"reference"}:
+        return f"{t} from {token}"
+    return None
+
+
 # --------------------------------------------------------------------------- TLS and JWT material
 
 
@@ -502,6 +543,9 @@ _SYSTEM_AUDIT = ("CreatedDate", "CreatedById", "LastModifiedDate", "LastModified
 
 class _NoDelayHandler(_RequestHandler):
     disable_nagle_algorithm = True
+
+
+MAX_URI_BYTES = 16_384
 
 
 def _describe_ignored(found: Mapping[str, list[str]]) -> str:
@@ -834,6 +878,29 @@ class OrgEmulator(Emulator):
                 continue
             raise RequestError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
 
+    def _check_json(self, obj: ObjectSchema, data: Mapping[str, Any]) -> None:
+        """What Salesforce's JSON deserializer refuses fails the whole request, before any record is saved.
+
+        REST API Developer Guide, "Status Codes and Error Responses": 400 JSON_PARSER_ERROR, e.g.
+        "Cannot deserialize instance of double from VALUE_STRING value abc or request may be missing
+        a required field at [line:1, column:42]". A number field takes a JSON number or a numeric
+        string; a dateTime takes ISO 8601 with a time ("2026-12-05T10:00:00.000Z"); "2026-12-05 10:00"
+        and a bare "2026-12-05" are refused, as the issue measured against an org. One such value in a
+        200-record Collections call sinks all 200.
+        """
+        self._check_fields(obj, data)
+        for key, raw in data.items():
+            if key == "attributes" or raw is None or not obj.has(key):
+                continue
+            why = _json_refusal(obj.field(key), raw)
+            if why:
+                # ASSUMPTION: no line and column: the emulator parses the JSON before it reads fields.
+                raise RequestError(
+                    400,
+                    "JSON_PARSER_ERROR",
+                    f"Cannot deserialize instance of {why} or request may be missing a required field",
+                )
+
     def _prepare(
         self, obj: ObjectSchema, data: Mapping[str, Any], *, existing: dict[str, Any] | None, skip: str | None = None
     ) -> dict[str, Any]:
@@ -1037,6 +1104,15 @@ class OrgEmulator(Emulator):
     def dispatch(self, req: EmuRequest) -> EmuResponse:
         if not req.path.startswith("/services/data/v"):
             return super().dispatch(req)
+        # What fell due on the clock (a Bulk job finishing) happens before the answer, so a
+        # client that sleeps on a shared manual clock sees it however fast it polls.
+        self.tick()
+        if len(req.path) + 1 + len(req.query) > MAX_URI_BYTES:
+            # REST API Developer Guide, "Limits": a URI is at most 16,384 bytes; a longer one is
+            # refused with HTTP 414 before it reaches the API (a long SOQL IN list in a GET).
+            # ASSUMPTION: the body is the API's error shape; the front end's is not documented.
+            self.requests.append(req)
+            return RequestError(414, "URI_TOO_LONG", "URI Too Long").response()
         with self.lock:
             session = self._session(req)
             if session is not None:
@@ -1479,7 +1555,7 @@ class OrgEmulator(Emulator):
         data = self._body(req)
         if not isinstance(data, dict):
             raise RequestError(400, "JSON_PARSER_ERROR", "the body must be a JSON object")
-        self._check_fields(obj, data)
+        self._check_json(obj, data)
         try:
             rid = self._create(obj, data, self._user_of(req))
         except RecordError as exc:
@@ -1512,7 +1588,7 @@ class OrgEmulator(Emulator):
         data = self._body(req)
         if not isinstance(data, dict):
             raise RequestError(400, "JSON_PARSER_ERROR", "the body must be a JSON object")
-        self._check_fields(obj, data)
+        self._check_json(obj, data)
         try:
             self._update(obj, record_id, data, self._user_of(req))
         except RecordError as exc:
@@ -1550,7 +1626,7 @@ class OrgEmulator(Emulator):
         data = self._body(req)
         if not isinstance(data, dict):
             raise RequestError(400, "JSON_PARSER_ERROR", "the body must be a JSON object")
-        self._check_fields(obj, data)
+        self._check_json(obj, data)
         raw = unquote(value)
         try:
             ids = self._find_by(obj, f, _coerce(f, raw) if f.name != "Id" else raw)
@@ -1635,7 +1711,7 @@ class OrgEmulator(Emulator):
         records, all_or_none = self._collection(req)
         items = [(self._record_type(r, None), r) for r in records]
         for obj, rec in items:
-            self._check_fields(obj, rec)
+            self._check_json(obj, rec)
         user = self._user_of(req)
         return self._run_collection(
             items, all_or_none, lambda obj, rec: {"id": self._create(obj, rec, user), "_new": True}
@@ -1646,7 +1722,7 @@ class OrgEmulator(Emulator):
         records, all_or_none = self._collection(req)
         items = [(self._record_type(r, None), r) for r in records]
         for obj, rec in items:
-            self._check_fields(obj, rec)
+            self._check_json(obj, rec)
         user = self._user_of(req)
 
         def op(obj: ObjectSchema, rec: dict[str, Any]) -> dict[str, Any]:
@@ -1668,7 +1744,7 @@ class OrgEmulator(Emulator):
             )
             if rec_obj.name != obj.name:
                 raise RequestError(400, "INVALID_FIELD", f"Record type {rec_obj.name} differs from {obj.name}", [])
-            self._check_fields(obj, r)
+            self._check_json(obj, r)
             items.append((obj, r))
         # REST API guide, Collections upsert: two records with the same External ID both fail.
         keys = Counter(

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,6 +48,7 @@ __all__ = [
     "format_datetime",
     "parse_datetime",
     "soql_quote",
+    "value_problem",
 ]
 
 log = logging.getLogger("smsrelay.salesforce.org")
@@ -127,6 +128,47 @@ def parse_datetime(value: str | None) -> datetime | None:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?")
+_NUMBER_TYPES = frozenset({"double", "int", "currency", "percent", "long"})
+_TEXT_TYPES = frozenset({"string", "textarea", "phone", "email", "url", "picklist", "multipicklist", "combobox"})
+
+
+def value_problem(field_type: str | None, value: Any) -> str | None:
+    """Why a field of REST describe type ``field_type`` cannot take ``value``; None if it can.
+
+    >>> value_problem("double", "abc"), value_problem("datetime", "2026-12-05"), value_problem("double", 3)
+    ("'abc' is not a number", "'2026-12-05' is not a dateTime with a time (2026-12-05T10:00:00Z)", None)
+    """
+    if value is None or field_type is None:
+        return None
+    if field_type in _NUMBER_TYPES:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return f"{value!r} is not a number"
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                return f"{value!r} is not a number"
+        return None
+    if field_type == "boolean":
+        return None if isinstance(value, bool) else f"{value!r} is not true or false"
+    if field_type == "datetime":
+        if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATETIME.fullmatch(value)):
+            return None
+        return f"{value!r} is not a dateTime with a time (2026-12-05T10:00:00Z)"
+    if field_type == "date":
+        if isinstance(value, date) or (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+            return None
+        return f"{value!r} is not a date (2026-12-05)"
+    if field_type in ("reference", "id"):
+        if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?", value):
+            return None
+        return f"{value!r} is not a record Id"
+    if field_type in _TEXT_TYPES and not isinstance(value, str | int | float):
+        return f"{value!r} is not text"
+    return None
+
+
 def _wire(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_datetime(value)
@@ -181,6 +223,7 @@ class Org:
         self.total: int | None = None
         self._lock = threading.Lock()
         self._sf: Salesforce | None = None
+        self._described: dict[str, dict[str, Any]] = {}
         self._token: str | None = None
         self.instance_url: str | None = None
 
@@ -381,9 +424,15 @@ class Org:
         """One REST call (relative to ``/services/data/vXX.X/``) under :meth:`call`'s rules."""
         return self.call(functools.partial(_restful, path=path, method=method, data=data))
 
-    def describe(self, obj: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.rest(f"sobjects/{obj}/describe/")
-        return result
+    def describe(self, obj: str, *, fresh: bool = False) -> dict[str, Any]:
+        """The object's REST describe, fetched once per connection unless ``fresh``."""
+        if fresh or obj not in self._described:
+            self._described[obj] = self.rest(f"sobjects/{obj}/describe/")
+        return self._described[obj]
+
+    def field_types(self, obj: str) -> dict[str, str]:
+        """API name -> REST describe type of every field of ``obj`` (one describe, cached)."""
+        return {f["name"]: f["type"] for f in self.describe(obj)["fields"]}
 
     def api_limits(self) -> dict[str, Any]:
         result: dict[str, Any] = self.rest("limits/")
@@ -404,9 +453,18 @@ class Org:
         Uses sObject Collections (``batch_size`` per call) up to ``bulk_threshold``
         records and Bulk API 2.0 above it. Returns one outcome per record, in order;
         lock errors are retried record by record, other record errors are returned.
+
+        Each value is checked against its field's type first: Salesforce refuses a whole
+        Collections call (400 JSON_PARSER_ERROR) for one value it cannot deserialize, so a
+        bad record is returned as failed here and never sent, and the rest are written.
         """
         if not records:
             return []
+        refused = self._refuse_bad_values(obj, records)
+        if refused:
+            good = [r for i, r in enumerate(records) if i not in refused]
+            written = iter(self.write(op, obj, good, external_id=external_id, bulk=bulk))
+            return [refused[i] if i in refused else next(written) for i in range(len(records))]
         use_bulk = bulk if bulk is not None else len(records) > self.limits.bulk_threshold
         if use_bulk:
             return self._bulk(op, obj, records, external_id)
@@ -415,6 +473,20 @@ class Org:
         for i in range(0, len(records), size):
             out.extend(self._collection(op, obj, records[i : i + size], external_id))
         return out
+
+    def _refuse_bad_values(self, obj: str, records: Sequence[Mapping[str, Any]]) -> dict[int, RecordOutcome]:
+        """Index -> a failed outcome, for each record with a value its field's type cannot take."""
+        types = self.field_types(obj)
+        refused: dict[int, RecordOutcome] = {}
+        for i, rec in enumerate(records):
+            for name, value in rec.items():
+                why = value_problem(types.get(name), value)
+                if why:
+                    rid = rec.get("Id")
+                    msg = f"{obj}.{name}: {why}; not sent, so the rest of the batch is written"
+                    refused[i] = RecordOutcome(False, str(rid) if rid else None, "INVALID_TYPE_ON_FIELD_IN_RECORD", msg)
+                    break
+        return refused
 
     def _collection(
         self, op: str, obj: str, chunk: Sequence[Mapping[str, Any]], external_id: str | None

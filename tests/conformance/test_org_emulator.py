@@ -284,8 +284,6 @@ def test_upsert_link_hit_with_parent_by_external_id_and_rollup(sf, sf_org):
     [
         ({"To__c": "x" * 41}, "STRING_TOO_LONG", ["To__c"]),
         ({"Status__c": "Bogus"}, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", ["Status__c"]),
-        ({"Attempts__c": "three"}, "INVALID_TYPE_ON_FIELD_IN_RECORD", ["Attempts__c"]),
-        ({"Send_At__c": "tomorrow"}, "INVALID_TYPE_ON_FIELD_IN_RECORD", ["Send_At__c"]),
         ({"Contact__c": "00Q5g0000000001AAA"}, "FIELD_INTEGRITY_EXCEPTION", ["Contact__c"]),
         ({"Contact__c": "0035g00000000zzAAA"}, "INVALID_CROSS_REFERENCE_KEY", ["Contact__c"]),
         ({"Link_Hits__c": 3}, "INVALID_FIELD_FOR_INSERT_UPDATE", ["Link_Hits__c"]),

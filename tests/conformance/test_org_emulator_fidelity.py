@@ -1,0 +1,75 @@
+"""Where Salesforce fails, the org emulator fails the same way (issue 15, part 7).
+
+Each test cites the documented behaviour it holds the emulator to, as the Kudosity
+emulators cite their OpenAPI files.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+MSG = "SMS_Message__c"
+
+
+# REST API Developer Guide, "Status Codes and Error Responses", 400: "The request couldn't be
+# understood, usually because the JSON or XML body contains an error." A value the JSON
+# deserializer cannot read into the field's type is JSON_PARSER_ERROR for the whole request
+# ("Cannot deserialize instance of double from VALUE_STRING value abc"), before any record
+# is considered; measured against an org for a number given "abc" and a dateTime given
+# "2026-12-05 10:00" or a bare "2026-12-05".
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("Attempts__c", "abc", "double from VALUE_STRING value abc"),
+        ("Attempts__c", True, "double from VALUE_TRUE"),
+        ("Send_At__c", "2026-12-05 10:00", "datetime from VALUE_STRING value 2026-12-05 10:00"),
+        ("Send_At__c", "2026-12-05", "datetime from VALUE_STRING value 2026-12-05"),
+        ("Send_At__c", "tomorrow", "datetime from VALUE_STRING value tomorrow"),
+    ],
+)
+def test_one_bad_value_sinks_the_whole_collections_call(sf, sf_org, field, value, kind) -> None:
+    ids = sf_org.insert(MSG, [{"To__c": f"+6149157100{i}", "Status__c": "Queued"} for i in range(3)])
+    records = [{"attributes": {"type": MSG}, "Id": i, "Status__c": "Sending"} for i in ids]
+    records[1][field] = value
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        sf.restful("composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records})
+    (err,) = info.value.content
+    assert err["errorCode"] == "JSON_PARSER_ERROR" and kind in err["message"]
+    assert {r["Status__c"] for r in sf_org.records(MSG)} == {"Queued"}  # not one record saved
+
+
+def test_a_bad_value_in_a_single_record_call_is_a_parser_error_too(sf, sf_org) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as info:
+        sf.SMS_Message__c.create({"To__c": "+61491570100", "Attempts__c": "three"})
+    assert info.value.content[0]["errorCode"] == "JSON_PARSER_ERROR"
+    assert sf_org.count(MSG) == 0
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-12-05T10:00:00.000Z", "2026-12-05T10:00:00Z", "2026-12-05T20:00:00+10:00", "2026-12-05T10:00Z"]
+)
+def test_iso_datetimes_with_a_time_are_taken(sf, sf_org, value) -> None:
+    # REST API Developer Guide, "Valid Date and DateTime Formats": yyyy-MM-ddTHH:mm:ss.SSS+/-HH:mm or Z.
+    sf.SMS_Message__c.create({"To__c": "+61491570100", "Send_At__c": value})
+    assert sf_org.records(MSG)[0]["Send_At__c"] == datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+
+
+# REST API Developer Guide, "Limits": the URI of a REST request is at most 16,384 bytes; a SOQL
+# query travels in the URL of a GET, so a long IN list is refused with HTTP 414.
+def test_a_query_url_over_16384_bytes_is_414(sf_org, sf_http) -> None:
+    token = sf_org.issue_token()
+    ids = ",".join(f"'{i:040d}'" for i in range(400))  # ~17,000 bytes once URL-encoded
+    soql = f"SELECT Id FROM {MSG} WHERE Provider_Message_Id__c IN ({ids})"
+    resp = sf_http.get(
+        f"{sf_org.url}/services/data/v62.0/query", params={"q": soql}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert resp.status_code == 414
+    short = sf_http.get(
+        f"{sf_org.url}/services/data/v62.0/query",
+        params={"q": f"SELECT Id FROM {MSG} WHERE Provider_Message_Id__c IN ('1')"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert short.status_code == 200
