@@ -132,11 +132,18 @@ def build_settings(runner: Runner, inputs: Inputs) -> ProviderSettings:
 
 
 def _input_error(exc: ConfigError) -> InputError:
-    """A core settings error, told as the input that carries the setting."""
-    field = (exc.field or "").split(".")[-1]
-    text = exc.message.split(": ", 1)[-1] if exc.field else exc.message
-    name = SETTING_INPUTS.get(field, "provider-options")
-    return InputError(name, text if name.replace("-", "_") == field or name == "from" else f"{field}: {text}")
+    """A core settings error, told as the input that carries the setting.
+
+    The core names its field (``sender``); the user typed an input (``from``), so the error
+    names that, with the core's text without its location (``ConfigError.detail``).
+    """
+    if not exc.field:
+        return InputError("provider-options", exc.message)
+    field = exc.field.split(".")[-1]
+    name = SETTING_INPUTS.get(field)
+    if name is None:  # a setting only provider-options can carry: name it inside that input
+        return InputError("provider-options", f"{field}: {exc.detail}")
+    return InputError(name, exc.detail)
 
 
 def default_ref(env: Mapping[str, str]) -> str:
