@@ -227,7 +227,7 @@ def _send(
         raise InputError("api-key", f"the provider refused the credentials: {exc}") from None
     except AmbiguousSend as exc:
         doubt = set(exc.keys)
-        settled: SendResult | None = getattr(exc, "result", None)
+        settled = exc.result
         if settled is None:
             rows = [
                 Row(s.to, r.origin, Status.UNKNOWN.value, s.parts, key=s.key, in_doubt=s.key in doubt) for r, s in ready
@@ -245,6 +245,8 @@ def _send(
         return [Row(s.to, r.origin, outcome.value, s.parts, error=error, encoding=s.encoding) for r, s in ready]
     rows = []
     for (rcpt, sms), res in zip(ready, result.results, strict=True):
+        if res.in_doubt:
+            doubt.add(sms.key)
         status = Status.UNKNOWN.value if sms.key in doubt else res.status.value
         rows.append(
             Row(
