@@ -482,6 +482,7 @@ class _Job:
     unprocessed: list[list[str]] = field(default_factory=list)
     error_message: str | None = None
     processing_ms: int = 0
+    duplicates: set[Any] = field(default_factory=set)  # External ID values an upsert job repeats
 
 
 @dataclass(frozen=True)
@@ -1950,6 +1951,7 @@ class OrgEmulator(Emulator):
                 job.error_message = exc.message
                 job.modified = self.clock.now()
                 return
+            job.duplicates = self._duplicate_keys(job, obj, rows)
         for start in range(0, len(rows), 1000):
             with self.lock:
                 if job.state == "Aborted":
@@ -1960,6 +1962,24 @@ class OrgEmulator(Emulator):
             job.processing_ms = int((self.clock.now() - started).total_seconds() * 1000)
             job.state = "JobComplete"
             job.modified = self.clock.now()
+
+    def _duplicate_keys(self, job: _Job, obj: ObjectSchema, rows: list[tuple[list[str], dict[str, Any]]]) -> set[Any]:
+        """External ID values an upsert job names more than once: each such row fails, none wins.
+
+        Bulk API 2.0 Developer Guide, "Prepare Data to Upsert": a job upserts by one External ID
+        field, and Salesforce refuses rows whose value repeats within the job (measured against an
+        org, issue 15) rather than letting the last row win; the rows fail with the code the
+        Collections upsert gives for the same case.
+        """
+        if job.operation != "upsert" or job.external_id is None:
+            return set()
+        f = obj.field(job.external_id)
+        counts = Counter(
+            self._key(f, str(v))
+            for _, data in rows
+            if (v := next((x for k, x in data.items() if k.lower() == f.name.lower()), None)) not in (None, "")
+        )
+        return {k for k, n in counts.items() if n > 1}
 
     def _process_rows(self, job: _Job, obj: ObjectSchema, rows: list[tuple[list[str], dict[str, Any]]]) -> None:
         for raw_row, data in rows:
@@ -1974,6 +1994,9 @@ class OrgEmulator(Emulator):
                     assert job.external_id is not None
                     f = obj.field(job.external_id)
                     value = next((v for k, v in data.items() if k.lower() == f.name.lower()), None)
+                    if value not in (None, "") and self._key(f, str(value)) in job.duplicates:
+                        why = f"Duplicate external id specified: {value}"
+                        raise RecordError("DUPLICATE_EXTERNAL_ID", why, [f.name])
                     rid, created = self._upsert(obj, f, value, data, job.created_by)
                 else:
                     rid, created = self._delete(obj, data.get("Id", "")), False

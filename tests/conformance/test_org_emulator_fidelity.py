@@ -73,3 +73,28 @@ def test_a_query_url_over_16384_bytes_is_414(sf_org, sf_http) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert short.status_code == 200
+
+
+# Duplicate External IDs within one upsert: Salesforce refuses every row that repeats a value
+# (SOAP API "StatusCode": DUPLICATE_EXTERNAL_ID, "Duplicate external id specified"), in
+# Collections and in a Bulk API 2.0 job alike; the last row does not win.
+def test_duplicate_external_ids_in_one_bulk_upsert_all_fail(sf, sf_org) -> None:
+    rows = [
+        {"Send_Key__c": "k-1", "To__c": "+61491570101"},
+        {"Send_Key__c": "k-2", "To__c": "+61491570102"},
+        {"Send_Key__c": "k-1", "To__c": "+61491570199"},
+    ]
+    results = sf.bulk2.SMS_Message__c.upsert(records=rows, external_id_field="Send_Key__c", wait=0.01)
+    assert (results[0]["numberRecordsProcessed"], results[0]["numberRecordsFailed"]) == (3, 2)
+    assert [r["To__c"] for r in sf_org.records(MSG)] == ["+61491570102"]
+    failed = sf.bulk2.SMS_Message__c.get_failed_records(results[0]["job_id"])
+    assert failed.count("DUPLICATE_EXTERNAL_ID") == 2
+
+
+def test_duplicate_external_ids_in_one_collections_upsert_all_fail(sf, sf_org) -> None:
+    recs = [{"attributes": {"type": MSG}, "Send_Key__c": k, "To__c": "+61491570101"} for k in ("a", "b", "a")]
+    body = {"allOrNone": False, "records": recs}
+    res = sf.restful(f"composite/sobjects/{MSG}/Send_Key__c", method="PATCH", json=body)
+    assert [r["success"] for r in res] == [False, True, False]
+    assert {r["errors"][0]["statusCode"] for r in res if not r["success"]} == {"DUPLICATE_EXTERNAL_ID"}
+    assert sf_org.count(MSG) == 1
