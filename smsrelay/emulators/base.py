@@ -36,7 +36,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +53,9 @@ __all__ = [
     "EmuResponse",
     "Emulator",
     "Fault",
+    "FaultCase",
     "Push",
+    "fault_matrix",
     "json_response",
     "route",
 ]
@@ -138,7 +140,10 @@ class Fault:
     (429, with ``Retry-After: retry_after`` if set), ``delay`` (wait ``seconds`` of
     real time, then answer normally), ``reset_before`` (reset the connection before
     handling: nothing happened), ``reset_after`` (handle the request, then reset
-    instead of answering: it happened, but the client cannot know).
+    instead of answering: it happened, but the client cannot know), ``status_after``
+    (handle the request, then answer ``status``: a 5xx after the provider accepted),
+    ``timeout_after`` (handle the request, then hold the answer ``seconds`` of real time,
+    past the client's read timeout, and reset).
     """
 
     kind: str
@@ -151,7 +156,9 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 0.0
 
-    KINDS: ClassVar[frozenset[str]] = frozenset({"status", "rate_limit", "delay", "reset_before", "reset_after"})
+    KINDS: ClassVar[frozenset[str]] = frozenset(
+        {"status", "rate_limit", "delay", "reset_before", "reset_after", "status_after", "timeout_after"}
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
@@ -161,6 +168,37 @@ class Fault:
         if self.method and self.method.upper() != method:
             return False
         return not (self.path and not re.fullmatch(self.path, path))
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    """One cell of the fault matrix: the faults a send meets, and how far the provider's list lags."""
+
+    name: str
+    faults: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    lag: float = 0.0
+
+
+def fault_matrix(*, lags: Sequence[float] = (0, 3, 8, 30), timeout: float = 0.5) -> list[FaultCase]:
+    """Every network fault a send can meet, at each list lag (seconds on the emulator's clock).
+
+    ``timeout`` is how long ``timeout_after`` holds an answer: longer than the client's
+    read timeout. Run each case on a fresh emulator with :meth:`Emulator.inject_case`, send,
+    then count the messages per recipient: none twice, and none lost without a word.
+
+    >>> [c.name for c in fault_matrix(lags=[0])][:3]
+    ['no fault, lag 0 s', 'reset before the request is handled, lag 0 s', 'reset after accept, lag 0 s']
+    """
+    faults: list[tuple[str, tuple[tuple[str, Mapping[str, Any]], ...]]] = [
+        ("no fault", ()),
+        ("reset before the request is handled", (("reset_before", {}),)),
+        ("reset after accept", (("reset_after", {}),)),
+        ("timeout after accept", (("timeout_after", {"seconds": timeout}),)),
+        ("5xx after accept", (("status_after", {"status": 503}),)),
+        ("429 with Retry-After", (("rate_limit", {"retry_after": 7}),)),
+        ("429 beyond the client's wait", (("rate_limit", {"retry_after": 600, "times": 50}),)),
+    ]
+    return [FaultCase(f"{name}, lag {lag:g} s", fs, lag) for lag in lags for name, fs in faults]
 
 
 @dataclass
@@ -315,7 +353,8 @@ class Emulator:
         server.ssl_context = self.ssl_context
         self._server = server
         self._stop.clear()
-        self._spawn(server.serve_forever, "serve")
+        # shutdown() waits for the loop's next poll: 0.5 s by default, paid by every test's stop().
+        self._spawn(lambda: server.serve_forever(poll_interval=0.05), "serve")
         self._spawn(self._push_loop, "push")
         if not isinstance(self.clock, ManualClock):
             self._spawn(self._tick_loop, "tick")
@@ -377,9 +416,21 @@ class Emulator:
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
         resp = self.handle(req)
-        if fault is not None and fault.kind == "reset_after":
-            raise _Reset()
+        if fault is not None:
+            if fault.kind == "reset_after":
+                raise _Reset()
+            if fault.kind == "status_after":
+                return EmuResponse(fault.status, fault.body.encode(), dict(fault.headers))
+            if fault.kind == "timeout_after":
+                time.sleep(fault.seconds)  # real time: the client's socket timeout is real
+                raise _Reset()
         return resp
+
+    def inject_case(self, case: FaultCase, *, method: str, path: str) -> None:
+        """Set up one cell of the fault matrix on the send path ``method path``: its faults and list lag."""
+        self.lag = case.lag
+        for kind, options in case.faults:
+            self.inject(kind, method=method, path=path, **options)
 
     def handle(self, req: EmuRequest) -> EmuResponse:
         for method, pattern, attr in self._routes:
