@@ -3,10 +3,12 @@
 # push it prebuilt to GHCR (.github/workflows/release.yml). It holds the core and its
 # runtime dependencies only: no Airflow, no Salesforce.
 
-# ASSUMPTION: digest of python:3.11-slim-bookworm as recorded in a public repository's
-# verified-bases note (no registry access here). Check it with
+# ASSUMPTION: the OCI index digest of python:3.11-slim-bookworm (Python 3.11.16), as several
+# public repositories record it; not checked against the registry from here. An index digest
+# pins every platform, which the multi-arch release build needs. Check it with
 #   docker buildx imagetools inspect python:3.11-slim-bookworm
-# (the "Digest:" line of the index); Dependabot's docker ecosystem moves it by reviewed PRs.
+# (the top "Digest:" line, and linux/arm64 among its manifests); Dependabot's docker
+# ecosystem moves it by reviewed pull requests.
 FROM python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91 AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
