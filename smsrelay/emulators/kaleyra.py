@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,7 +140,7 @@ class KaleyraEmulator(Emulator):
 
     def _auth(self, req: EmuRequest, sid: str) -> EmuResponse | None:
         # § 3.1: header `api-key`; the SID is in the path.
-        if req.header("api-key") in self.api_keys and sid in self.sids:
+        if self.key_accepted(req.header("api-key"), self.api_keys) and sid in self.sids:
             return None
         # ASSUMPTION: the body of a refused key is not documented; a coded error with 401.
         return self._coded(401, "E001", "Unauthorized: invalid api-key or SID.")
@@ -197,6 +197,24 @@ class KaleyraEmulator(Emulator):
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 return json_response({"error": f"bad control request: {exc!r}"}, 400)
         return super()._control(req)
+
+    # The kit's shared calls; Kaleyra has no link tracking (see the module docs).
+    def control_reply(self, phone: str, text: str, to: str | None) -> dict[str, Any]:
+        return self.reply(phone, text, to=to)
+
+    def control_opt_out(self, phone: str) -> dict[str, Any]:
+        # § 3.6: an opt-out is a STOP reply; later sends to the number are NotSent/OPT-OUT.
+        return self.reply(phone, "STOP")
+
+    def control_messages(self) -> Iterable[dict[str, Any]]:
+        for m in self.messages.values():
+            yield {
+                "id": m.message_id,
+                "to": "+" + m.recipient,
+                "from": self.batches.get(m.batch_id, {}).get("sender"),
+                "body": m.body,
+                "status": m.status,
+            }
 
     def state(self) -> dict[str, Any]:
         return {
@@ -308,7 +326,7 @@ class KaleyraEmulator(Emulator):
         with self.lock:
             for m in msgs:
                 self.messages[m.message_id] = m
-            self.batches[batch_id] = {"ref": fields.get("ref"), "ids": [m.message_id for m in msgs]}
+            self.batches[batch_id] = {"ref": fields.get("ref"), "ids": [m.message_id for m in msgs], "sender": sender}
         delay = (dispatch - now).total_seconds()
         for m in msgs:
             self._simulate(m, delay)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -113,7 +114,8 @@ class KudosityV1Emulator(Emulator):
             key, _, secret = base64.b64decode(header[6:]).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return self._error("AUTH_FAILED", "The auth data you have provided is invalid.", 401)
-        if self.credentials.get(key) != secret:
+        known = self.credentials.get(key) == secret
+        if not known and not (secret and key not in self.credentials and self.key_accepted(key, ())):
             return self._error("AUTH_FAILED", "The auth data you have provided is invalid.", 401)
         return None
 
@@ -536,3 +538,37 @@ class KudosityV1Emulator(Emulator):
             self.messages.clear()
             self.responses.clear()
             self.exchanges.clear()
+
+    # -- the kit's control API, in V1's terms (§3.8 callbacks) --------------------------------
+    def _last_to(self, phone: str) -> dict[str, Any]:
+        number = phone.lstrip("+")
+        with self.lock:
+            sent = [m for m in self.messages.values() if number in m["recipients"]]
+        if not sent:
+            raise LookupError("no message was sent to that number")
+        return max(sent, key=lambda m: m["message_id"])
+
+    def control_reply(self, phone: str, text: str, to: str | None) -> dict[str, Any]:
+        return self.inject_reply(phone, text)
+
+    def control_link_hit(self, phone: str, url: str | None) -> dict[str, Any]:
+        # §3.8: the link is the send's tracked_link_url; a hit names no other URL.
+        msg = self._last_to(phone)
+        self.link_hit(msg["message_id"], phone.lstrip("+"))
+        return {"message_id": msg["message_id"], "hits": msg["recipients"][phone.lstrip("+")]["hits"]}
+
+    def control_opt_out(self, phone: str) -> dict[str, Any]:
+        # §3.8: an opt-out is a STOP reply, called back with is_optout=yes.
+        return self.inject_reply(phone, "STOP")
+
+    def control_messages(self) -> Iterable[dict[str, Any]]:
+        for m in sorted(self.messages.values(), key=lambda m: m["message_id"]):
+            for number, rcpt in m["recipients"].items():
+                yield {
+                    # The id the adapter gives each recipient: <message_id>:<number>.
+                    "id": f"{m['message_id']}:{number}",
+                    "to": "+" + number,
+                    "from": m["from"],
+                    "body": m["message"],
+                    "status": rcpt["status"],
+                }

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -112,7 +113,7 @@ class KudosityV2Emulator(Emulator):
         return json_response({"error": {"code": "OVER_LIMIT", "description": "Too Many Requests"}}, 429, headers)
 
     def _auth(self, req: EmuRequest) -> EmuResponse | None:
-        if req.header("x-api-key") in self.api_keys:
+        if self.key_accepted(req.header("x-api-key"), self.api_keys):
             return None
         # §3.9: DD-old's authentication page shows this body for a missing or invalid key.
         return json_response(
@@ -511,6 +512,38 @@ class KudosityV2Emulator(Emulator):
                 for s in sorted(self.smses.values(), key=lambda s: s["_order"])
                 if s["direction"] == "OUT"
             ]
+
+    # -- the kit's control API, in V2's terms (§3.6 webhook events) -------------------------
+    def _last_to(self, phone: str) -> dict[str, Any]:
+        number = phone.lstrip("+")
+        with self.lock:
+            sent = [s for s in self.smses.values() if s["direction"] == "OUT" and s["recipient"] == number]
+        if not sent:
+            raise LookupError("no message was sent to that number")
+        return max(sent, key=lambda s: s["_order"])
+
+    def control_reply(self, phone: str, text: str, to: str | None) -> dict[str, Any]:
+        return self._public(self.inject_reply(phone, text, to=to))
+
+    def control_link_hit(self, phone: str, url: str | None) -> dict[str, Any]:
+        sms = self._last_to(phone)
+        self.link_hit(sms, url or "https://www.example.com/offer")
+        return {"message_id": sms["id"], "hits": sms["_hits"]}
+
+    def control_opt_out(self, phone: str) -> dict[str, Any]:
+        # §3.6: an opt-out arrives as an OPT_OUT event with source SMS_INBOUND after a STOP reply.
+        sms = self._last_to(phone)
+        return self._public(self.inbound(phone, "STOP", to=sms["sender"]))
+
+    def control_messages(self) -> Iterable[dict[str, Any]]:
+        for s in self.outbound:
+            yield {
+                "id": s["id"],
+                "to": "+" + s["recipient"],
+                "from": s["sender"],
+                "body": s["message"],
+                "status": s["status"],
+            }
 
 
 # OAS2 ListSMSRequest: the enums of the list's filters.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -71,6 +71,11 @@ class _Synthetic(Sequence[str]):
         if not 0 <= i < self.n:
             raise IndexError(i)
         return synthetic_msisdn(i)
+
+
+def _national(msisdn: str) -> str:
+    """The number without its 66 or 0 prefix: § 2.3's two spellings of one number."""
+    return msisdn[2:] if msisdn.startswith("66") else msisdn.removeprefix("0")
 
 
 def _iso(dt: datetime) -> str:
@@ -123,6 +128,8 @@ class MeSmsEmulator(Emulator):
         self.sent_after = sent_after
         self.delivered_after = delivered_after
         self.batches: dict[str, _Batch] = {}
+        # § 2.4 "Number is on the blocklist": national number -> when it was added (an opt-out).
+        self.blocklist: dict[str, datetime] = {}
 
     # -- errors ----------------------------------------------------------------------
     @staticmethod
@@ -143,7 +150,10 @@ class MeSmsEmulator(Emulator):
         return resp
 
     def _auth(self, req: EmuRequest, scope: str | None = None) -> EmuResponse | None:
-        scopes = self.api_keys.get(req.header("x-api-key") or "")
+        key = req.header("x-api-key") or ""
+        scopes = self.api_keys.get(key)
+        if scopes is None and self.key_accepted(key, ()):
+            scopes = ("*",)  # --any-key: a newcomer's own key may do anything
         if scopes is None:
             return self._error(401, "Missing or invalid API key", "UNAUTHORIZED")
         if scope and scope not in scopes and "*" not in scopes:
@@ -181,6 +191,9 @@ class MeSmsEmulator(Emulator):
         now = now or self.clock.now()
         if batch.cancelled or now < batch.dispatch_at + timedelta(seconds=self.delivered_after):
             return "pending"
+        blocked_at = self.blocklist.get(_national(msisdn))
+        if blocked_at is not None and blocked_at <= batch.created_at:
+            return "blocked"
         return OUTCOMES.get(msisdn[-4:], "success")
 
     def message_status(self, batch: _Batch) -> str:
@@ -243,6 +256,28 @@ class MeSmsEmulator(Emulator):
         super().reset()
         with self.lock:
             self.batches.clear()
+            self.blocklist.clear()
+
+    # -- the kit's control API: ME-SMS has no inbound messages or link tracking (§ 2) --------
+    def control_opt_out(self, phone: str) -> dict[str, Any]:
+        """Put ``phone`` on the account's blocklist: later sends to it end ``blocked``."""
+        msisdn = phone.lstrip("+")
+        now = self.clock.now()
+        with self.lock:
+            self.blocklist[_national(msisdn)] = now
+        return {"msisdn": msisdn, "blocked_at": _iso(now)}
+
+    def control_messages(self) -> Iterable[dict[str, Any]]:
+        for batch in self.batches.values():
+            for msisdn in batch.msisdns:
+                yield {
+                    # The id the adapter gives each recipient: <batch uuid>:<msisdn>.
+                    "id": f"{batch.uuid}:{msisdn}",
+                    "to": "+66" + msisdn[1:] if msisdn.startswith("0") else "+" + msisdn,
+                    "from": batch.sender,
+                    "body": batch.content,
+                    "status": self.recipient_status(batch, msisdn),
+                }
 
     # -- send -------------------------------------------------------------------------
     def _parse_send(self, req: EmuRequest) -> tuple[dict[str, Any], EmuResponse | None]:

@@ -35,6 +35,7 @@ import math
 import secrets
 import string
 from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -207,7 +208,7 @@ class SmsKitEmulator(Emulator):
         key = req.header("x-api-key")
         if key in self.suspended_keys:
             return None, self._problem(401, "Unauthorized", "This API client is suspended.")  # seed: 401
-        if key not in self.api_keys:
+        if not self.key_accepted(key, self.api_keys):
             return None, self._problem(401, "Unauthorized", "Missing or invalid API key.")
         assert key is not None
         if self.rate_limit is not None:
@@ -607,6 +608,24 @@ class SmsKitEmulator(Emulator):
         return json_response({"messages": items, "nextCursor": f"cur_{end}", "hasMore": more})
 
     # -- control API ------------------------------------------------------------------
+    def control_reply(self, phone: str, text: str, to: str | None) -> dict[str, Any]:
+        return self.inbound(phone, text, to=to or OUR_NUMBER)
+
+    def control_opt_out(self, phone: str) -> dict[str, Any]:
+        # § 1: SMSKit has no opt-out event; a STOP reply (sms:received) opts the number out.
+        return self.inbound(phone, "STOP")
+
+    def control_messages(self) -> Iterable[dict[str, Any]]:
+        # A phone gateway sends from the paired SIM: there is no sender field (seed).
+        for job in self.jobs.values():
+            yield {
+                "id": job["jobId"],
+                "to": job["recipient"],
+                "from": None,
+                "body": job["_message"],
+                "status": job["status"],
+            }
+
     def _control(self, req: EmuRequest) -> EmuResponse:
         op = req.path.removeprefix("/_emulator/").rstrip("/")
         if req.method == "POST" and (op in ("inbound", "rate_limit") or op.startswith("devices/")):
