@@ -20,7 +20,11 @@ must reach the client as a TCP RST with no response bytes.
 Control API (for users of ``smsrelay emulate`` and for subprocess tests), under
 ``/_emulator/``: ``GET requests``, ``DELETE requests``, ``GET state``,
 ``POST faults`` (a :class:`Fault` as JSON), ``DELETE faults``,
-``POST clock/advance`` (``{"seconds": n}``), ``GET pushes``, ``POST reset``.
+``POST clock/advance`` (``{"seconds": n}``), ``GET pushes``, ``POST reset``; and the
+same event calls on every emulator, each in its provider's own wire terms:
+``POST replies`` (``{"from", "text", "to"?}``), ``POST link-hits`` (``{"phone", "url"?}``),
+``POST opt-outs`` (``{"phone"}``) and ``GET messages`` (one row per recipient sent to).
+A provider without such an event answers 501 saying so.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -48,7 +52,11 @@ import requests
 from smsrelay.clock import Clock, ManualClock, SystemClock
 from smsrelay.webhooks import find_header
 
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
 __all__ = [
+    "ControlUnsupported",
     "EmuRequest",
     "EmuResponse",
     "Emulator",
@@ -308,8 +316,10 @@ class Emulator:
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
         lag: float = 0.0,
+        accept_any_key: bool = False,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.accept_any_key = accept_any_key
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -532,6 +542,8 @@ class Emulator:
         if op == ("POST", "reset"):
             self.reset()
             return json_response({"ok": True})
+        if op in _EVENT_CALLS:
+            return self._control_event(req, op)
         return json_response({"error": f"unknown control call {req.method} {req.path}"}, 404)
 
     # -- simulated time -----------------------------------------------------------
@@ -623,6 +635,74 @@ class Emulator:
             except requests.RequestException as exc:
                 log.debug("%s: push to %s failed: %s", self.name, push.url, exc)
             self._stop.wait(min(2.0, 0.05 * 2**push.attempts))
+
+    # -- the control API every emulator shares: inject events, list messages ----------------
+    # Each provider emulator overrides the hooks below in its own wire terms; a provider that
+    # has no such event (ME-SMS has no inbound messages) keeps the default, which says so.
+    def key_accepted(self, key: str | None, known: Collection[str]) -> bool:
+        """A documented test key, or with ``accept_any_key`` any well-formed one (``--any-key``)."""
+        if key in known:
+            return True
+        return self.accept_any_key and key is not None and _WELL_FORMED_KEY.fullmatch(key) is not None
+
+    def control_reply(self, phone: str, text: str, to: str | None) -> dict[str, Any]:
+        """An inbound SMS from ``phone``: a reply to the last message sent to it."""
+        raise ControlUnsupported(f"{self.name} has no inbound messages")
+
+    def control_link_hit(self, phone: str, url: str | None) -> dict[str, Any]:
+        """A visit by ``phone`` to the tracked link in the last message sent to it."""
+        raise ControlUnsupported(f"{self.name} has no link tracking")
+
+    def control_opt_out(self, phone: str) -> dict[str, Any]:
+        """``phone`` opts out, as the provider records it (usually a STOP reply)."""
+        raise ControlUnsupported(f"{self.name} has no opt-outs")
+
+    def control_messages(self) -> Iterable[dict[str, Any]]:
+        """Every message sent through the API, oldest first, one per recipient:
+        ``{"id", "to", "from", "body", "status"}`` with ``to`` in E.164."""
+        raise ControlUnsupported(f"{self.name} cannot list its messages")
+
+    def _control_event(self, req: EmuRequest, op: tuple[str, str]) -> EmuResponse:
+        try:
+            if op == ("GET", "messages"):
+                limit = int(req.params.get("limit", "1000"))
+                with self.lock:
+                    rows = list(itertools.islice(self.control_messages(), limit))
+                return json_response(rows)
+            spec = req.json() if req.body else {}
+            if not isinstance(spec, dict):
+                raise ValueError("the body must be a JSON object")
+            if op[1] == "replies":
+                event = self.control_reply(_phone(spec, "from"), str(spec["text"]), spec.get("to"))
+            elif op[1] == "link-hits":
+                event = self.control_link_hit(_phone(spec, "phone"), spec.get("url"))
+            else:
+                event = self.control_opt_out(_phone(spec, "phone"))
+        except ControlUnsupported as exc:
+            return json_response({"error": str(exc)}, 501)
+        except LookupError as exc:  # a missing field, or no message sent to that number
+            return json_response({"error": f"bad control call: {exc.args[0] if exc.args else exc}"}, 400)
+        except (ValueError, TypeError) as exc:
+            return json_response({"error": f"bad control call: {exc}"}, 400)
+        return json_response(event, 201)
+
+
+class ControlUnsupported(Exception):
+    """The provider has no such event, so its emulator cannot inject one (HTTP 501)."""
+
+
+# ``POST /_emulator/replies|link-hits|opt-outs`` and ``GET /_emulator/messages``.
+_EVENT_CALLS = frozenset({("POST", "replies"), ("POST", "link-hits"), ("POST", "opt-outs"), ("GET", "messages")})
+# What ``--any-key`` takes: printable ASCII, no spaces, 8 to 256 characters.
+_WELL_FORMED_KEY = re.compile(r"[\x21-\x7e]{8,256}")
+
+
+def _phone(spec: Mapping[str, Any], name: str) -> str:
+    """A phone number field of a control call, as digits with a leading ``+``."""
+    value = spec.get(name)
+    if not isinstance(value, str) or not value.lstrip("+").isdigit():
+        raise ValueError(f"{name!r} must be a phone number such as +61491570156")
+    return "+" + value.lstrip("+")
 
 
 E = TypeVar("E", bound=Emulator)
