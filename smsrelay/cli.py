@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import logging
 import os
@@ -33,6 +34,15 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 PHONE_COLUMNS = ("to", "phone", "mobile", "number", "msisdn")
+# The flag a user types for each settings or message field an error can name.
+FLAGS = {
+    "sender": "--from",
+    "send_at": "--send-at",
+    "message": "--message",
+    "base_url": "--base-url",
+    "provider": "--provider",
+    "since": "--since",
+}
 
 
 class Progress:
@@ -132,7 +142,7 @@ def _print_result(result: SendResult, out: TextIO) -> None:
 
 def cmd_send(args: argparse.Namespace) -> int:
     body = _message_text(args)
-    recipients: list[Recipient | str] = list(args.to)
+    recipients: list[Recipient | str] = [*args.to, *args.to_flag]
     if args.to_file:
         recipients.extend(read_recipients_csv(args.to_file))
     if not recipients:
@@ -211,7 +221,14 @@ def cmd_events(args: argparse.Namespace) -> int:
         raise InvalidRequest("give either --since or --cursor, not both", field="--cursor")
     with _client(args) as client:
         while True:
-            page = client.events(since=cursor, limit=args.limit, cursor=args.cursor)
+            try:
+                page = client.events(since=cursor, limit=args.limit, cursor=args.cursor)
+            except InvalidRequest as exc:
+                if exc.field not in ("cursor", "since"):
+                    raise
+                # Providers call their position "cursor"; the user typed --since or --cursor.
+                flag = "--cursor" if args.cursor else "--since"
+                raise InvalidRequest(exc.message, field=flag, provider=exc.provider) from None
             for event in page:
                 if args.json:
                     sys.stdout.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
@@ -233,11 +250,11 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     body = _message_text(args)
-    recipients: list[Recipient | str] = list(args.to) or ["+61491570156"]
+    recipients: list[Recipient | str] = [*args.to, *args.to_flag] or ["+61491570156"]
     if args.to_file:
         recipients = list(read_recipients_csv(args.to_file))
     with _client(args) as client:
-        p = client.preview(Message(body=body, vars=_parse_vars(args.var)), recipients)
+        p = client.preview(Message(body=body, sender=args.sender, vars=_parse_vars(args.var)), recipients)
     data = {
         "recipients": p.recipients,
         "messages": p.messages,
@@ -276,7 +293,12 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     kw: dict[str, Any] = {"host": args.host, "port": args.port, "lag": args.lag}
     if args.manual_clock:
         kw["clock"] = ManualClock()
-    emulator = cls(**kw).start()
+    if args.any_key:
+        kw["accept_any_key"] = True
+    try:
+        emulator = cls(**kw).start()
+    except OSError as exc:  # the port is taken, or the address is not ours
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", field="--port") from None
     sys.stdout.write(f"{emulator.name} emulator listening on {emulator.url} (control API: {emulator.url}/_emulator/)\n")
     sys.stdout.flush()
     emulator.serve_forever()
@@ -396,19 +418,33 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # No prefix matching anywhere: "--to" must never silently mean "--to-file".
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     common.add_argument("--provider", help="sandbox, kudosity, smskit, mesms or kaleyra (default: $SMSRELAY_PROVIDER)")
     common.add_argument("--config", help="a YAML settings file (default: $SMSRELAY_CONFIG)")
     common.add_argument("--base-url", help="the provider's API URL (e.g. an emulator)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("-v", "--verbose", action="count", default=0)
 
-    parser = argparse.ArgumentParser(prog="smsrelay", description="Send SMS and read delivery reports.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    verbose = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    verbose.add_argument("-v", "--verbose", action="count", default=0)
 
-    p = sub.add_parser("send", parents=[common], help="send a message to one or many numbers")
+    parser = argparse.ArgumentParser(
+        prog="smsrelay", description="Send SMS and read delivery reports.", allow_abbrev=False
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = functools.partial(sub.add_parser, allow_abbrev=False)
+
+    p = add("send", parents=[common], help="send a message to one or many numbers")
     p.add_argument("to", nargs="*", help="phone numbers (E.164, or national with default_region set)")
+    p.add_argument("--to", dest="to_flag", action="append", default=[], metavar="NUMBER", help="a phone number")
     p.add_argument("-m", "--message", help="the message: a jinja2 template")
     p.add_argument("--template", help="read the message template from a file")
     p.add_argument("--to-file", help="CSV of recipients: a 'to' column, other columns are variables")
@@ -422,11 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     p.set_defaults(func=cmd_send)
 
-    p = sub.add_parser("status", parents=[common], help="the delivery status of messages")
+    p = add("status", parents=[common], help="the delivery status of messages")
     p.add_argument("message_id", nargs="+")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("events", parents=[common], help="delivery reports, replies, link hits and opt-outs")
+    p = add("events", parents=[common], help="delivery reports, replies, link hits and opt-outs")
     p.add_argument("--since", help="the cursor printed by the previous call")
     p.add_argument("--cursor", help="a durable reader name: resume where it left off, and acknowledge what is printed")
     p.add_argument("--inbox", help="the event inbox: a path, sqlite:///path or postgresql://… ($SMSRELAY_INBOX)")
@@ -435,30 +471,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=2.0)
     p.set_defaults(func=cmd_events)
 
-    p = sub.add_parser("preview", parents=[common], help="encoding, parts and cost, without sending")
+    p = add("preview", parents=[common], help="encoding, parts and cost, without sending")
     p.add_argument("to", nargs="*")
+    p.add_argument("--to", dest="to_flag", action="append", default=[], metavar="NUMBER", help="a phone number")
     p.add_argument("-m", "--message")
     p.add_argument("--template")
     p.add_argument("--to-file")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--from", dest="sender", help="the sender id or number")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("emulate", parents=[common], help="run a provider emulator on loopback")
+    # Only the options an emulator acts on: it has no provider settings of its own.
+    p = add("emulate", parents=[verbose], help="run a provider emulator on loopback")
     p.add_argument("name", help="kudosity-v2, kudosity-v1, smskit, mesms or kaleyra")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--port", type=_port, default=0, help="the port to listen on (default: a free one)")
     p.add_argument("--lag", type=float, default=0.0, help="read-after-write lag in seconds")
     p.add_argument("--manual-clock", action="store_true", help="time moves only via POST /_emulator/clock/advance")
+    p.add_argument(
+        "--any-key", action="store_true", help="accept any well-formed API key, not only the documented test keys"
+    )
     p.set_defaults(func=cmd_emulate)
 
-    p = sub.add_parser("webhooks", parents=[common], help="manage the provider's webhooks")
+    p = add("webhooks", parents=[common], help="manage the provider's webhooks")
     wsub = p.add_subparsers(dest="action", required=True)
-    w = wsub.add_parser("register", parents=[common], help="register a receiver URL")
+    wadd = functools.partial(wsub.add_parser, allow_abbrev=False)
+    w = wadd("register", parents=[common], help="register a receiver URL")
     w.add_argument("url")
     w.add_argument("--events", nargs="*")
     w.add_argument("--name")
     w.set_defaults(func=cmd_webhooks)
-    w = wsub.add_parser("serve", parents=[common], help="run the webhook receiver (needs smsrelay[server])")
+    w = wadd("serve", parents=[common], help="run the webhook receiver (needs smsrelay[server])")
     w.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 behind a proxy)")
     w.add_argument("--port", type=int, default=8080)
     w.add_argument("--inbox", help="where events are stored: a path, sqlite:///path or postgresql://…")
@@ -471,9 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--compact-interval", type=float, default=3600.0, help="seconds between compactions (0: never)")
     w.add_argument("--quiet", action="store_true", help="log only problems, not each request")
     w.set_defaults(func=cmd_webhooks_serve)
-    w = wsub.add_parser("list", parents=[common], help="list registered webhooks")
+    w = wadd("list", parents=[common], help="list registered webhooks")
     w.set_defaults(func=cmd_webhooks)
-    w = wsub.add_parser("delete", parents=[common], help="delete a webhook")
+    w = wadd("delete", parents=[common], help="delete a webhook")
     w.add_argument("webhook_id")
     w.set_defaults(func=cmd_webhooks)
 
@@ -482,17 +525,36 @@ def build_parser() -> argparse.ArgumentParser:
         ("check", "test the credentials"),
         ("devices", "the account's sending devices (SMSKit)"),
     ):
-        p = sub.add_parser(name, parents=[common], help=what)
+        p = add(name, parents=[common], help=what)
         p.set_defaults(func=cmd_account)
-    p = sub.add_parser("cancel", parents=[common], help="cancel a scheduled message")
+    p = add("cancel", parents=[common], help="cancel a scheduled message")
     p.add_argument("message_id")
     p.set_defaults(func=cmd_account)
 
-    p = sub.add_parser("sandbox-reply", parents=[common], help="simulate an inbound SMS in the sandbox")
+    p = add("sandbox-reply", parents=[common], help="simulate an inbound SMS in the sandbox")
     p.add_argument("phone")
     p.add_argument("text")
     p.set_defaults(func=cmd_sandbox)
     return parser
+
+
+def describe_error(exc: SmsRelayError) -> str:
+    """The error in the CLI's words: a field the user set by a flag is named by that flag.
+
+    >>> describe_error(ConfigError("kudosity needs a sender, and none was given", field="sender"))
+    'kudosity needs a sender, and none was given: give --from, or set sender in the config'
+    """
+    field = getattr(exc, "field", None)
+    flag = field if field and field.startswith("--") else FLAGS.get(field or "")
+    # An error located in a config file or the environment already names what to fix there.
+    if flag is None or getattr(exc, "file", None):
+        return str(exc)
+    detail = exc.detail if isinstance(exc, ConfigError) else str(exc)
+    if flag in detail:
+        return detail
+    if field == "sender" and "none was given" in detail:
+        return f"{detail}: give {flag}, or set sender in the config"
+    return f"{flag}: {detail}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -509,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except (ConfigError, InvalidRequest, AuthError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {describe_error(exc)}\n")
         return EXIT_BAD_INPUT
     except SmsRelayError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -37,6 +37,7 @@ __all__ = ["ProviderSettings", "load_settings", "settings_from_env", "settings_f
 
 SECRET_FIELDS = ("api_key", "api_secret", "webhook_secret", "webhook_secret_previous")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, repr=False)
@@ -125,7 +126,16 @@ def _coerce(value: Any, kind: type, where: dict[str, Any]) -> Any:
     if kind is str:
         if isinstance(value, dict | list):
             raise ConfigError(f"expected text, got a {type(value).__name__}", **where)
-        return str(value)
+        text = str(value)
+        if _CONTROL.search(text):
+            # Keys and senders travel in HTTP headers and form fields, where a line break
+            # is refused (or worse, splits the request); often a secret file's trailing newline.
+            raise ConfigError(
+                "contains a line break or another control character; a secret copied with its "
+                "trailing newline? Remove it and try again",
+                **where,
+            )
+        return text
     return value
 
 
@@ -228,7 +238,14 @@ def settings_from_env(env: Mapping[str, str] | None = None, provider: str | None
             opt = key[len(prefix) :].lower()
             if opt in known:
                 data[opt] = value
-    return settings_from_mapping(data, name, source="environment", env=env)
+    try:
+        return settings_from_mapping(data, name, source="environment", env=env)
+    except ConfigError as exc:
+        if exc.field not in data or exc.field == "provider":
+            raise
+        # Name the variable the user set, not the setting it feeds.
+        var = "SMSRELAY_DEFAULT_REGION" if exc.field == "default_region" else prefix + exc.field.upper()
+        raise ConfigError(exc.detail, field=var, file="environment", provider=exc.provider) from None
 
 
 def _line_map(node: yaml.Node, prefix: str = "") -> dict[str, int]:

@@ -43,7 +43,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from smsrelay.errors import NotCancellable, NotFound, WebhookError
+from smsrelay.errors import InvalidRequest, NotCancellable, NotFound, WebhookError
 from smsrelay.model import (
     Capabilities,
     Delivery,
@@ -377,7 +377,12 @@ class SandboxProvider(Provider):
         return out
 
     def poll_events(self, cursor: str | None, *, limit: int = 500) -> EventPage:
-        at, seq = (float(x) for x in cursor.split(":")) if cursor else (0.0, 0.0)
+        try:
+            at, seq = (float(x) for x in cursor.split(":")) if cursor else (0.0, 0.0)
+        except ValueError:
+            raise InvalidRequest(
+                "not a sandbox event cursor; pass a page's cursor back as it was", field="cursor"
+            ) from None
         now = _ts(self.clock.now())
         rows = (
             self._db()

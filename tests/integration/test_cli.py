@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -110,3 +111,77 @@ def test_events_cursor_and_sandbox_reply(run):
     cursor = p.stderr.strip().split("cursor: ")[-1]
     again = run("events", "--json", "--since", cursor)
     assert again.stdout == ""
+
+
+# -- papercuts: a clear error and exit 2, in the words of the flag the user typed ------------
+
+
+def test_a_garbage_events_cursor_is_a_clear_input_error(run):
+    p = run("events", "--since", "garbage")
+    assert p.returncode == 2
+    assert "error: --since: not a sandbox event cursor" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_emulate_on_a_busy_port_is_a_clear_input_error(run):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        p = run("emulate", "kudosity-v2", "--port", str(busy.getsockname()[1]))
+    assert p.returncode == 2
+    assert "error: --port: cannot listen on 127.0.0.1:" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_emulate_refuses_a_port_out_of_range(run):
+    p = run("emulate", "kudosity-v2", "--port", "99999")
+    assert p.returncode == 2
+    assert "a port is a number from 0 to 65535" in p.stderr
+
+
+def test_to_is_a_recipient_and_no_flag_is_matched_by_prefix(run):
+    p = run("send", "--to", "+61491570156", "--to", "+61491570157", "-m", "hi", "--json")
+    assert p.returncode == 0, p.stderr
+    assert [r["to"] for r in json.loads(p.stdout)["results"]] == ["+61491570156", "+61491570157"]
+    abbreviated = run("send", "--to-f", "team.csv", "-m", "hi")
+    assert abbreviated.returncode == 2
+    assert "unrecognized arguments: --to-f" in abbreviated.stderr
+
+
+def test_emulate_help_lists_only_the_options_that_act_there(run):
+    p = run("emulate", "--help")
+    assert p.returncode == 0
+    for acting in ("--host", "--port", "--lag", "--manual-clock", "--any-key"):
+        assert acting in p.stdout
+    for idle in ("--provider", "--config", "--base-url", "--json"):
+        assert idle not in p.stdout
+
+
+def smsrelay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with these variables on top of the environment (and no config file)."""
+    full = {k: v for k, v in {**os.environ, **env}.items() if k != "SMSRELAY_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "smsrelay", *args], env=full, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_an_api_key_with_a_newline_is_an_input_error_naming_the_variable():
+    env = {"SMSRELAY_KUDOSITY_API_KEY": "k-0123456789\n"}
+    p = smsrelay(env, "send", "--provider", "kudosity", "--from", "Acme", "+61491570156", "-m", "hi", "--dry-run")
+    assert p.returncode == 2
+    assert "SMSRELAY_KUDOSITY_API_KEY" in p.stderr and "line break" in p.stderr
+    assert "ValueError" not in p.stderr and "k-0123456789" not in p.stderr
+
+
+def test_a_missing_sender_says_from_even_in_a_dry_run():
+    env = {"SMSRELAY_KUDOSITY_API_KEY": "k-0123456789", "SMSRELAY_KUDOSITY_BASE_URL": "http://127.0.0.1:9"}
+    p = smsrelay(env, "send", "--provider", "kudosity", "+61491570156", "-m", "hi", "--dry-run")
+    assert p.returncode == 2
+    assert "error: kudosity needs a sender, and none was given: give --from, or set sender in the config" in p.stderr
+
+
+def test_preview_takes_from_and_shows_an_unreachable_number():
+    env = {"SMSRELAY_MESMS_API_KEY": "k-0123456789", "SMSRELAY_MESMS_BASE_URL": "http://127.0.0.1:9"}
+    p = smsrelay(env, "preview", "--provider", "mesms", "--from", "Acme", "--to", "+61491570156", "-m", "hi", "--json")
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["rejected"][0]["error"].startswith("mesms reaches only numbers in TH (+66)")

@@ -134,9 +134,12 @@ def test_unknown_sender_rejects_with_kudosity_text_and_field(kudosity_v2):
 
 
 def test_missing_sender_sends_nothing(kudosity_v2_factory, kudosity_v2_emulator):
+    from smsrelay.errors import ConfigError
+
     client = kudosity_v2_factory(sender=None)
-    result = client.send("+61491570156", "Hi")
-    assert "needs a sender" in (result.results[0].error or "")
+    with pytest.raises(ConfigError, match="needs a sender") as refused:  # refused before any request
+        client.send("+61491570156", "Hi")
+    assert refused.value.field == "sender"
     assert kudosity_v2_emulator.received("POST", "/v2/sms") == []
 
 
