@@ -304,6 +304,7 @@ def _apply_reports(rows: list[Row], reports: Mapping[str, Delivery]) -> None:
         report = reports.get(r.message_id or "")
         if report is not None:
             r.to = r.to or report.phone
+            r.parts = r.parts or report.parts or 0
             r.status = report.status.value
             if report.reason and not report.status.ok:
                 r.error = report.reason
