@@ -98,6 +98,7 @@ class FieldSchema:
     auto_number: str | None = None  # display format of an AutoNumber
     summary: tuple[str, str, str, str | None] | None = None  # (operation, child object, child fk, summarized field)
     master_detail: bool = False
+    formula: str | None = None  # a formula field's expression, as the metadata gives it
 
     @property
     def id_lookup(self) -> bool:
@@ -347,6 +348,7 @@ def _field_from_xml(path: pathlib.Path, obj_name: str) -> FieldSchema:
         calculated=calculated,
         summary=summary,
         master_detail=mtype == "MasterDetail",
+        formula=_child(root, "formula"),
     )
 
 

@@ -577,6 +577,8 @@ _NUMERIC = frozenset({"double", "int", "currency", "percent"})
 
 Record = Mapping[str, Any]
 Fetch = Callable[[str, str], Record | None]
+# (object, calculated field, record) -> the value the API shows for it.
+Computed = Callable[[ObjectSchema, FieldSchema, Record], Any]
 
 
 def _resolve_path(schema: OrgSchema, obj: ObjectSchema, ref: FieldRef, query: Query) -> FieldSchema:
@@ -700,8 +702,18 @@ def bind(query: Query, schema: OrgSchema) -> Bound:
 # --------------------------------------------------------------------------- evaluation
 
 
-def resolve(schema: OrgSchema, obj: ObjectSchema, record: Record, path: Sequence[str], fetch: Fetch) -> Any:
-    """The value at a field path, following lookups with ``fetch(object, id)``; ``None`` past an empty lookup."""
+def resolve(
+    schema: OrgSchema,
+    obj: ObjectSchema,
+    record: Record,
+    path: Sequence[str],
+    fetch: Fetch,
+    computed: Computed | None = None,
+) -> Any:
+    """The value at a field path, following lookups with ``fetch(object, id)``; ``None`` past an empty lookup.
+
+    ``computed(object, field, record)`` gives a calculated field's value (roll-up, formula).
+    """
     cur_obj, cur = obj, record
     for part in path[:-1]:
         lookup = cur_obj.relationship(part)
@@ -715,7 +727,10 @@ def resolve(schema: OrgSchema, obj: ObjectSchema, record: Record, path: Sequence
         if nxt is None:
             return None
         cur_obj, cur = target, nxt
-    return cur.get(cur_obj.field(path[-1]).name)
+    last = cur_obj.field(path[-1])
+    if computed is not None and last.calculated:
+        return computed(cur_obj, last, cur)
+    return cur.get(last.name)
 
 
 def _norm(value: Any, f: FieldSchema) -> Any:
@@ -783,17 +798,24 @@ def _compare(op: str, actual: Any, literal: Any, f: FieldSchema, now: datetime) 
 
 
 class _Evaluator:
-    def __init__(self, bound: Bound, schema: OrgSchema, fetch: Fetch, now: datetime) -> None:
+    def __init__(
+        self, bound: Bound, schema: OrgSchema, fetch: Fetch, now: datetime, computed: Computed | None = None
+    ) -> None:
         self.bound = bound
         self.schema = schema
         self.fetch = fetch
         self.now = now
+        self.computed = computed
         self._likes: dict[str, re.Pattern[str]] = {}
 
     def value(self, record: Record, ref: FieldRef) -> Any:
         if len(ref.path) == 1:
-            return record.get(self.bound.fields[ref].name)
-        return resolve(self.schema, self.bound.obj, record, ref.path, self.fetch)
+            f = self.bound.fields[ref]
+            if self.computed is not None and f.calculated:
+                # A roll-up or formula is filtered and sorted on the value it shows, as in SOQL.
+                return self.computed(self.bound.obj, f, record)
+            return record.get(f.name)
+        return resolve(self.schema, self.bound.obj, record, ref.path, self.fetch, self.computed)
 
     def test(self, e: Expr, record: Record) -> bool:
         if isinstance(e, And):
@@ -824,13 +846,15 @@ def execute(
     records: Iterable[Record],
     fetch: Fetch,
     now: datetime,
+    computed: Computed | None = None,
 ) -> list[Record]:
     """The records that match ``WHERE``, in ``ORDER BY`` order, after ``OFFSET`` and ``LIMIT``.
 
     ``records`` are the object's rows as dicts keyed by canonical field names;
-    ``fetch(object, id)`` returns a related row for relationship paths.
+    ``fetch(object, id)`` returns a related row for relationship paths;
+    ``computed(object, field, record)`` the value of a roll-up or formula field.
     """
-    ev = _Evaluator(bound, schema, fetch, now)
+    ev = _Evaluator(bound, schema, fetch, now, computed)
     q = bound.query
     rows = [r for r in records if q.where is None or ev.test(q.where, r)]
     # Stable sorts from the last key to the first give a multi-key order with per-key direction and nulls.

@@ -98,3 +98,46 @@ def test_duplicate_external_ids_in_one_collections_upsert_all_fail(sf, sf_org) -
     assert [r["success"] for r in res] == [False, True, False]
     assert {r["errors"][0]["statusCode"] for r in res if not r["success"]} == {"DUPLICATE_EXTERNAL_ID"}
     assert sf_org.count(MSG) == 1
+
+
+# SOQL and SOSL Reference, "Formula and roll-up summary fields": both can be used in WHERE and
+# ORDER BY (a roll-up with COUNT, SUM, MIN or MAX is filterable and sortable); the emulator
+# filters and sorts on the value it shows.
+def test_a_roll_up_field_is_filtered_and_sorted_on_the_value_it_shows(sf, sf_org) -> None:
+    ids = sf_org.insert(MSG, [{"To__c": f"+6149157010{i}", "Provider_Message_Id__c": f"m-{i}"} for i in range(3)])
+    hits = [("m-1", "e1"), ("m-2", "e2"), ("m-2", "e3")]
+    for mid, ev in hits:
+        sf.SMS_Link_Hit__c.upsert(f"Event_Id__c/{ev}", {"Message__r": {"Provider_Message_Id__c": mid}})
+    rows = sf.query(f"SELECT Id, Link_Hits__c FROM {MSG} WHERE Link_Hits__c >= 1 ORDER BY Link_Hits__c DESC")
+    assert [(r["Id"], r["Link_Hits__c"]) for r in rows["records"]] == [(ids[2], 2.0), (ids[1], 1.0)]
+    none = sf.query(f"SELECT Id FROM {MSG} WHERE Link_Hits__c = 0")["records"]
+    assert [r["Id"] for r in none] == [ids[0]]
+
+
+def test_a_cross_object_formula_is_computed_filtered_and_sorted(sf_org_factory, sf_connect, tmp_path) -> None:
+    import shutil
+
+    from smsrelay_salesforce.schema import default_metadata_dir
+
+    meta = tmp_path / "metadata"
+    shutil.copytree(default_metadata_dir() or "", meta)
+    fields = meta / "force-app/main/default/objects/SMS_Message__c/fields"
+    (fields / "Contact_Mobile__c.field-meta.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<CustomField xmlns="http://soap.sforce.com/2006/04/metadata">\n'
+        "    <fullName>Contact_Mobile__c</fullName>\n    <formula>Contact__r.MobilePhone</formula>\n"
+        "    <label>Contact Mobile</label>\n    <type>Text</type>\n</CustomField>\n"
+    )
+    org = sf_org_factory(metadata_dir=meta)
+    sf = sf_connect(org=org)
+    a, b = org.insert(
+        "Contact", [{"LastName": "A", "MobilePhone": "+61491570002"}, {"LastName": "B", "MobilePhone": "+61491570001"}]
+    )
+    org.insert(MSG, [{"To__c": "x", "Contact__c": a}, {"To__c": "y", "Contact__c": b}, {"To__c": "z"}])
+    rows = sf.query(
+        f"SELECT To__c, Contact_Mobile__c FROM {MSG} WHERE Contact_Mobile__c != null ORDER BY Contact_Mobile__c"
+    )
+    assert [(r["To__c"], r["Contact_Mobile__c"]) for r in rows["records"]] == [
+        ("y", "+61491570001"),
+        ("x", "+61491570002"),
+    ]
