@@ -327,6 +327,8 @@ def _follow_only(runner: Runner) -> None:
     for name in ("to", "to-file", "message", "message-file", "reply-from"):
         if runner.input(name):
             raise InputError("message-ids", f"follows messages an earlier step sent, so it cannot be given with {name}")
+    if parse_bool(runner, "dry-run", False):
+        raise InputError("dry-run", "does not apply with message-ids: following messages sends nothing")
     if (runner.input("wait-for").lower() or "none") != "delivery":
         raise InputError("wait-for", "must be delivery with message-ids: the step waits for their delivery reports")
 

@@ -218,6 +218,7 @@ BAD_INPUTS = [
     ({"reveal-numbers": "yes"}, "reveal-numbers", "true or false"),
     ({"message-ids": '["sbx-1"]', "wait-for": "delivery"}, "message-ids", "cannot be given with to"),
     ({"message-ids": "sbx-1", "to": "", "message": ""}, "wait-for", "must be delivery"),
+    ({"message-ids": "sbx-1", "to": "", "message": "", "dry-run": "true"}, "dry-run", "sends nothing"),
     ({"message-ids": "[1, 2]", "to": "", "message": "", "wait-for": "delivery"}, "message-ids", "JSON array"),
 ]
 
