@@ -62,13 +62,16 @@ class Inbound:
     def text(self, phone: str, body: str) -> None:
         self.sandbox.provider.inject_reply(phone, body)
 
-    def cursor(self) -> int:
-        """Where the watcher's durable cursor stands (0 before its first commit)."""
+    def cursor(self) -> int | None:
+        """Where the watcher's durable cursor stands; None before the watcher first started."""
         if not self.inbox.exists():
-            return 0
-        with sqlite3.connect(self.inbox, timeout=30) as db:
-            row = db.execute("SELECT position FROM cursors WHERE name = 'airflow/billing-rerun'").fetchone()
-        return int(row[0]) if row else 0
+            return None
+        with sqlite3.connect(f"file:{self.inbox}?mode=ro", uri=True, timeout=30) as db:
+            try:
+                row = db.execute("SELECT position FROM cursors WHERE name = 'airflow/billing-rerun'").fetchone()
+            except sqlite3.OperationalError:  # the inbox is being created
+                return None
+        return int(row[0]) if row else None
 
     def stored(self) -> int:
         """How many events the inbox holds: the position the cursor reaches once all are handled."""
@@ -81,7 +84,7 @@ class Inbound:
         """Wait until the inbox holds ``messages`` events, the cursor passed them all, and ``runs`` runs ended."""
         try:
             wait_for(f"{messages} message(s) in the inbox", lambda: self.stored() >= messages)
-            wait_for("the watcher's cursor to pass them", lambda: self.cursor() >= self.stored() >= messages)
+            wait_for("the watcher's cursor to pass them", lambda: (self.cursor() or 0) >= self.stored() >= messages)
 
             def finished() -> list[DagRun]:
                 found = self.airflow.dag_runs(DAG_ID)
@@ -113,14 +116,10 @@ def inbound(airflow_db_template: Path, tmp_path_factory: pytest.TempPathFactory)
     sandbox = Client("sandbox", path=str(sandbox_db))
     airflow.start()
     try:
-        # The watcher is up once the triggerer holds its trigger and the dag-processor registered it.
-        wait_for(
-            "the triggerer to take the SMS watcher",
-            lambda: airflow.query(
-                "SELECT 1 FROM trigger WHERE classpath LIKE '%SmsInboundTrigger' AND triggerer_id IS NOT NULL"
-            ),
-        )
-        yield Inbound(airflow, sandbox, inbox)
+        watching = Inbound(airflow, sandbox, inbox)
+        # A new watcher starts after what the feed holds: text it only once its cursor exists.
+        wait_for("the SMS watcher to start on the triggerer", lambda: watching.cursor() is not None)
+        yield watching
     finally:
         airflow.stop()
         sandbox.close()

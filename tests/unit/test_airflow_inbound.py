@@ -203,29 +203,73 @@ def clean(payload: int) -> AdvanceItem:
     return AdvanceItem(payload, AdvanceOutcome(acked=1, failed=0))
 
 
-def committed(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "inbox.db") as db:
-        row = db.execute("SELECT position FROM cursors WHERE name = 'airflow/t'").fetchone()
-    return int(row[0]) if row else 0
+def committed(tmp_path: Path) -> int | None:
+    """The watcher's committed position; None before it first started."""
+    path = tmp_path / "inbox.db"
+    if not path.exists():
+        return None
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:  # read-only: never create it
+        try:
+            row = db.execute("SELECT position FROM cursors WHERE name = 'airflow/t'").fetchone()
+        except sqlite3.OperationalError:  # the inbox is being created
+            return None
+    return int(row[0]) if row else None
+
+
+async def until(done: Any, tmp_path: Path, timeout: float = 30.0) -> int | None:
+    """Wait (bounded) for another task to move the cursor; return the committed position."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not done():
+        assert loop.time() < deadline, f"cursor stuck at {committed(tmp_path)}"
+        await asyncio.sleep(0.01)
+    return committed(tmp_path)
+
+
+async def opened(trigger: SmsInboundTrigger) -> tuple[Any, AsyncIterator[tuple[Any, Any]]]:
+    """A producer whose stream has started: its cursor exists, and the first read's tick is taken."""
+    producer = SmsInboundTrigger.create_shared_stream_producer(trigger.serialize()[1])
+    stream = producer.open_stream()
+    [(tick, _)] = await take(stream, 1)
+    assert tick is None
+    return producer, stream
+
+
+async def closed(producer: Any, stream: Any) -> None:
+    await stream.aclose()
+    await producer.aclose()
+
+
+def test_a_new_watcher_starts_after_the_history_the_feed_holds(sandbox: Client, tmp_path: Path) -> None:
+    sandbox.provider.inject_reply(ON_CALL, "RERUN billing")  # sent before the watcher existed
+
+    async def run() -> list[Any]:
+        producer, stream = await opened(watcher(tmp_path))
+        try:
+            sandbox.provider.inject_reply(ON_CALL, "RERUN payroll")
+            return [r.text if r else None for r, _ in await take(stream, 2)]
+        finally:
+            await closed(producer, stream)
+
+    assert asyncio.run(run()) == ["RERUN payroll", None]
+    assert committed(tmp_path) == 1  # the start; payroll is not confirmed stored here
 
 
 def test_the_producer_commits_what_airflow_stored_and_a_restart_resumes_after_it(
     sandbox: Client, tmp_path: Path
 ) -> None:
     trigger = watcher(tmp_path)
-    sandbox.provider.inject_reply(ON_CALL, "RERUN billing")
-    sandbox.provider.inject_reply(STRANGER, "RERUN billing")
 
     async def first_run() -> list[tuple[Any, Any]]:
-        producer = SmsInboundTrigger.create_shared_stream_producer(trigger.serialize()[1])
-        stream = producer.open_stream()
+        producer, stream = await opened(trigger)
         try:
+            sandbox.provider.inject_reply(ON_CALL, "RERUN billing")
+            sandbox.provider.inject_reply(STRANGER, "RERUN billing")
             items = await take(stream, 3)  # both replies (the filter judges them), then a tick
             await producer.advance([clean(items[0][1])])  # Airflow stored the billing event
             return items
         finally:
-            await stream.aclose()
-            await producer.aclose()
+            await closed(producer, stream)
 
     items = asyncio.run(first_run())
     assert [r.phone if r else None for r, _ in items] == [ON_CALL, STRANGER, None]
@@ -242,8 +286,7 @@ def test_the_producer_commits_what_airflow_stored_and_a_restart_resumes_after_it
             await producer.advance([clean(at) for _, at in items])
             return [(r.phone, r.text) if r is not None else None for r, _ in items]
         finally:
-            await stream.aclose()
-            await producer.aclose()
+            await closed(producer, stream)
 
     # Billing is not read again; the unconfirmed one is, and payroll, which arrived while down.
     assert asyncio.run(second_run()) == [(STRANGER, "RERUN billing"), (ON_CALL, "RERUN payroll"), None]
@@ -251,21 +294,17 @@ def test_the_producer_commits_what_airflow_stored_and_a_restart_resumes_after_it
 
 
 def test_an_event_airflow_did_not_store_is_not_committed(sandbox: Client, tmp_path: Path) -> None:
-    trigger = watcher(tmp_path)
-    sandbox.provider.inject_reply(ON_CALL, "RERUN billing")
-    sandbox.provider.inject_reply(ON_CALL, "RERUN payroll")
-
     async def run() -> None:
-        producer = SmsInboundTrigger.create_shared_stream_producer(trigger.serialize()[1])
-        stream = producer.open_stream()
+        producer, stream = await opened(watcher(tmp_path))
         try:
+            sandbox.provider.inject_reply(ON_CALL, "RERUN billing")
+            sandbox.provider.inject_reply(ON_CALL, "RERUN payroll")
             (_, first), (_, second) = await take(stream, 2)
             lost = AdvanceItem(second, AdvanceOutcome(acked=0, failed=1))  # e.g. its persist timed out
             with pytest.raises(RuntimeError, match="not confirmed stored"):
                 await producer.advance([clean(first), lost])
         finally:
-            await stream.aclose()
-            await producer.aclose()
+            await closed(producer, stream)
 
     asyncio.run(run())
     assert committed(tmp_path) == 1  # billing only: payroll is read again
@@ -275,19 +314,21 @@ def test_through_airflows_shared_stream_manager_one_event_per_match_committed_on
     sandbox: Client, tmp_path: Path
 ) -> None:
     trigger = watcher(tmp_path)
-    for phone, text in [(STRANGER, "RERUN billing"), (ON_CALL, "hello"), (ON_CALL, "RERUN billing")]:
-        sandbox.provider.inject_reply(phone, text)
 
-    async def run() -> tuple[list[Any], int, int]:
+    async def run() -> tuple[list[Any], int | None, int | None]:
         # What the triggerer's runner does with a shared-stream trigger (triggerer_job_runner.run_trigger).
         manager = SharedStreamManager()
         key = trigger.shared_stream_key()
         events = trigger.filter_shared_stream(manager.subscribe(trigger_id=1, trigger=trigger, key=key))
-        payloads = [(await anext(events)).payload]
+        first = asyncio.ensure_future(anext(events))
+        await until(lambda: committed(tmp_path) is not None, tmp_path)  # the watcher started
+        for phone, text in [(STRANGER, "RERUN billing"), (ON_CALL, "hello"), (ON_CALL, "RERUN billing")]:
+            sandbox.provider.inject_reply(phone, text)
+        payloads = [(await asyncio.wait_for(first, 30)).payload]
         seq = manager.bind_pending_event(trigger_id=1, key=key)
         assert seq is not None
         waiting = asyncio.ensure_future(anext(events))  # the filter moves on; nothing else matches
-        before = await until(lambda: committed(tmp_path) >= 2, tmp_path)  # up to the unstored event
+        before = await until(lambda: (committed(tmp_path) or 0) >= 2, tmp_path)  # up to the unstored event
         manager.confirm_persisted([seq])  # the supervisor stored it
         after = await until(lambda: committed(tmp_path) == 3, tmp_path)
         waiting.cancel()
@@ -300,25 +341,17 @@ def test_through_airflows_shared_stream_manager_one_event_per_match_committed_on
     assert (before, after) == (2, 3)
 
 
-async def until(done: Any, tmp_path: Path, timeout: float = 30.0) -> int:
-    """Wait (bounded) for a condition on the inbox; return the committed position."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not done():
-        assert loop.time() < deadline, f"cursor stuck at {committed(tmp_path)}"
-        await asyncio.sleep(0.01)
-    return committed(tmp_path)
-
-
 def test_run_fires_matching_messages_on_airflow_without_ack_mode(sandbox: Client, tmp_path: Path) -> None:
     trigger = watcher(tmp_path)
-    sandbox.provider.inject_reply(STRANGER, "RERUN billing")
-    sandbox.provider.inject_reply(ON_CALL, "RERUN billing")
 
     async def run() -> dict[str, Any]:
         events = trigger.run()
+        first = asyncio.ensure_future(anext(events))
         try:
-            return dict((await anext(events)).payload)
+            await until(lambda: committed(tmp_path) is not None, tmp_path)
+            sandbox.provider.inject_reply(STRANGER, "RERUN billing")
+            sandbox.provider.inject_reply(ON_CALL, "RERUN billing")
+            return dict((await asyncio.wait_for(first, 30)).payload)
         finally:
             await events.aclose()  # type: ignore[attr-defined]
 

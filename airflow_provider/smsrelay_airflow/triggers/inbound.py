@@ -185,6 +185,28 @@ class SmsInboundTrigger(BaseEventTrigger):
             raise
         return hook, client, feed
 
+    def start(self, feed: Feed) -> int:
+        """The cursor's committed position; a new cursor starts after what the feed holds now (blocking).
+
+        A new watcher must not fire on history: replies already in a shared inbox, or
+        the provider's backlog, may hold last week's "RERUN billing".
+        """
+        inbox = feed.inbox
+        if self.cursor in inbox.cursors():
+            return inbox.position(self.cursor)
+        for _ in range(100):  # the provider's backlog, page by page (bounded)
+            if not feed.pump(limit=PAGE):
+                break
+        end, skipped = 0, 0
+        while True:
+            page = inbox.read_after(end, 1000, include_superseded=True)
+            end, skipped = page.position, skipped + len(page)
+            if not page.more:
+                break
+        inbox.commit(self.cursor, end)
+        self.log.info("New cursor %r starts after the %d event(s) the feed already held.", self.cursor, skipped)
+        return end
+
     def read(self, feed: Feed, position: int) -> InboxPage:
         """Poll the provider into the inbox, then the entries after ``position`` (blocking: run in a thread)."""
         feed.pump(limit=PAGE)
@@ -232,7 +254,7 @@ class SmsInboundTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook, client, feed = await self.open_feed()
         try:
-            position = await asyncio.to_thread(feed.inbox.position, self.cursor)
+            position = await asyncio.to_thread(self.start, feed)
             yielded_up_to: int | None = None
             while True:
                 page = await self.read_retrying(feed, position)
@@ -273,7 +295,7 @@ if SharedStreamProducer is not None:
             hook, client, feed = await trigger.open_feed()
             self._closers = [client, hook]
             self._feed = feed
-            position = self.committed = await asyncio.to_thread(feed.inbox.position, trigger.cursor)
+            position = self.committed = await asyncio.to_thread(trigger.start, feed)
             trigger.log.info(
                 "Watching inbound SMS on %s from %d allowed sender(s), cursor %r at %d.",
                 trigger.sms_conn_id,
