@@ -22,6 +22,7 @@ from typing import Any, Literal
 from smsrelay.config import ProviderSettings, read_yaml, settings_from_mapping
 from smsrelay.errors import ConfigError
 from smsrelay.redaction import register_secret
+from smsrelay_salesforce.keys import KEYS, section_keys
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -48,20 +49,7 @@ AUTH_KEYS: dict[str, tuple[str, ...]] = {
     "client_credentials": ("consumer_key", "consumer_secret"),
     "token": ("instance_url", "access_token"),
 }
-_SF_KEYS = {
-    "auth",
-    "domain",
-    "login_url",
-    "consumer_key",
-    "username",
-    "private_key_file",
-    "consumer_secret",
-    "instance_url",
-    "access_token",
-    "api_version",
-    "ca_bundle",
-    "timeout",
-}
+_SF_KEYS = section_keys("salesforce")
 _SF_SECRETS = ("consumer_secret", "access_token")
 _SMS_SECRETS = ("api_key", "api_secret", "webhook_secret")
 
@@ -467,7 +455,7 @@ READ_PATHS = {("message", "to")}
 
 
 def _mapping(r: _Reader, data: Mapping[str, Any]) -> Mapping_:
-    section = r.section(data, "mapping", {*DEFAULT_OBJECTS, "person"})
+    section = r.section(data, "mapping", section_keys("mapping"))
     maps: dict[str, ObjectMap] = {}
     for logical, default_obj in DEFAULT_OBJECTS.items():
         sub = r.section(section, f"mapping.{logical}", {"object", "fields"})
@@ -509,7 +497,7 @@ def _paths(r: _Reader, key: str, value: Any) -> tuple[str, ...]:
 
 
 def _person(r: _Reader, mapping: Mapping[str, Any]) -> PersonMap:
-    sub = r.section(mapping, "mapping.person", {"mobile", "opt_out"})
+    sub = r.section(mapping, "mapping.person", section_keys("mapping.person"))
     mobile = r.text(sub, "mapping.person.mobile", "MobilePhone") or "MobilePhone"
     if not _API_NAME.fullmatch(mobile):
         raise r.error("mapping.person.mobile", f"must be a field API name such as MobilePhone, got {mobile!r}")
@@ -522,8 +510,7 @@ def _person(r: _Reader, mapping: Mapping[str, Any]) -> PersonMap:
 
 
 def _send(r: _Reader, data: Mapping[str, Any]) -> SendRules:
-    allowed = {"where", "template", "country", "sender", "user_field", "users", "track_links", "max_per_run"}
-    s = r.section(data, "send", allowed)
+    s = r.section(data, "send", section_keys("send"))
     where = r.text(s, "send.where", DEFAULT_WHERE) or DEFAULT_WHERE
     if re.search(r"\b(ORDER\s+BY|LIMIT|OFFSET)\b", where, re.IGNORECASE):
         raise r.error("send.where", "is the WHERE clause only; the bridge orders and limits the query itself")
@@ -562,18 +549,7 @@ def _send(r: _Reader, data: Mapping[str, Any]) -> SendRules:
 
 
 def _limits(r: _Reader, data: Mapping[str, Any]) -> Limits:
-    allowed = {
-        "batch_size",
-        "bulk_threshold",
-        "api_ceiling",
-        "send_chunk",
-        "event_page",
-        "pull_window",
-        "retries",
-        "follow_batch",
-        "follow_wait",
-    }
-    s = r.section(data, "limits", allowed)
+    s = r.section(data, "limits", section_keys("limits"))
     return Limits(
         # Salesforce: an sObject Collections request takes at most 200 records.
         batch_size=r.integer(s, "limits.batch_size", 200, lo=1, hi=200),
@@ -610,7 +586,7 @@ def config_from_mapping(
     smsrelay.errors.ConfigError: field 'salesforce.auth': username and password sign-in is not supported: ...
     """
     r = _Reader(source, lines or {}, os.environ if env is None else env)
-    known = {"salesforce", "sms", "mapping", "send", "limits", "state_file"}
+    known = {k.path.split(".")[0] for k in KEYS}
     for key in data:
         if key not in known:
             raise r.error(str(key), f"unknown key; known keys: {', '.join(sorted(known))}")
