@@ -356,3 +356,15 @@ def test_run_fires_matching_messages_on_airflow_without_ack_mode(sandbox: Client
             await events.aclose()  # type: ignore[attr-defined]
 
     assert asyncio.run(run())["groups"] == {"job": "billing"}
+
+
+def test_a_watcher_on_a_broken_connection_fails_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN", json.dumps({"conn_type": "smsrelay_kudosity"}))
+    trigger = SmsInboundTrigger("broken", allow=[ON_CALL], cursor="airflow/t", poll_interval=0.01)
+
+    async def run() -> None:
+        producer = SmsInboundTrigger.create_shared_stream_producer(trigger.serialize()[1])
+        await anext(producer.open_stream())
+
+    with pytest.raises(ConfigError, match="Airflow connection 'broken': kudosity needs api_key"):
+        asyncio.run(run())

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Hashable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - older Airflow 3 runs run()
 __all__ = ["SmsInboundTrigger"]
 
 PAGE = 200
+T = TypeVar("T")
 # A URL whose user info carries a password: kwargs are shown in logs and the UI.
 _PASSWORD_IN_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:[^/@]*@")
 
@@ -172,14 +173,19 @@ class SmsInboundTrigger(BaseEventTrigger):
         from smsrelay import Client
         from smsrelay_airflow.triggers.sms import connect
 
-        hook: SmsHook = await connect(self.sms_conn_id, self.hook_params)
+        try:
+            hook: SmsHook = await connect(self.sms_conn_id, self.hook_params)
+        except Exception as exc:  # e.g. no such connection: see call() on why pause
+            self.log.error("Inbound SMS watcher failed; restarting in %.0f s: %s", self.poll_interval, exc)
+            await asyncio.sleep(self.poll_interval)
+            raise
 
         def build() -> tuple[Client, Feed]:  # opening the inbox touches the disk or the network
             client = Client(settings=hook.settings, inbox=self.inbox)
             return client, client.feed(self.cursor)
 
         try:
-            client, feed = await asyncio.to_thread(build)
+            client, feed = await self.call(build)
         except BaseException:
             hook.close()
             raise
@@ -212,13 +218,19 @@ class SmsInboundTrigger(BaseEventTrigger):
         feed.pump(limit=PAGE)
         return feed.inbox.read_after(position, PAGE)
 
-    async def read_retrying(self, feed: Feed, position: int) -> InboxPage:
-        """:meth:`read`, waiting out transient provider errors (logged) instead of failing the watcher."""
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking feed call in a thread; wait out transient provider errors, logged.
+
+        Any other error ends the watcher, which Airflow restarts at once: pause first,
+        so that a broken connection is retried at the poll pace, not in a hot loop.
+        """
         while True:
             try:
-                return await asyncio.to_thread(self.read, feed, position)
+                return await asyncio.to_thread(fn, *args)
             except Exception as exc:
                 if not _transient(exc):
+                    self.log.error("Inbound SMS watcher failed; restarting in %.0f s: %s", self.poll_interval, exc)
+                    await asyncio.sleep(self.poll_interval)
                     raise
                 self.log.warning("Reading inbound SMS failed; trying again in %.0f s: %s", self.poll_interval, exc)
             await asyncio.sleep(self.poll_interval)
@@ -254,10 +266,10 @@ class SmsInboundTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook, client, feed = await self.open_feed()
         try:
-            position = await asyncio.to_thread(self.start, feed)
+            position = await self.call(self.start, feed)
             yielded_up_to: int | None = None
             while True:
-                page = await self.read_retrying(feed, position)
+                page = await self.call(self.read, feed, position)
                 if yielded_up_to is not None:
                     # One poll after the yield: the triggerer has stored those events by now.
                     await asyncio.to_thread(feed.inbox.commit, self.cursor, yielded_up_to)
@@ -295,7 +307,7 @@ if SharedStreamProducer is not None:
             hook, client, feed = await trigger.open_feed()
             self._closers = [client, hook]
             self._feed = feed
-            position = self.committed = await asyncio.to_thread(trigger.start, feed)
+            position = self.committed = await trigger.call(trigger.start, feed)
             trigger.log.info(
                 "Watching inbound SMS on %s from %d allowed sender(s), cursor %r at %d.",
                 trigger.sms_conn_id,
@@ -304,7 +316,7 @@ if SharedStreamProducer is not None:
                 position,
             )
             while True:
-                page = await trigger.read_retrying(feed, position)
+                page = await trigger.call(trigger.read, feed, position)
                 for reply, at in trigger.replies(page, client.provider.name):
                     yield reply, at
                     await asyncio.sleep(0)  # let the filter drain before the next one
