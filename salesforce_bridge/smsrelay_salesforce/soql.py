@@ -748,6 +748,19 @@ def _norm(value: Any, f: FieldSchema) -> Any:
     return value
 
 
+def _sort_key(value: Any, f: FieldSchema) -> Any:
+    """How ORDER BY compares: a picklist by its values' order in the field's definition.
+
+    SOQL and SOSL Reference, "ORDER BY": "Sorting on a picklist field is by the order of the
+    values defined for the picklist, not alphabetically". A value outside the definition sorts
+    after the defined ones, alphabetically.
+    """
+    if f.type in {"picklist", "multipicklist"} and f.picklist_values and isinstance(value, str):
+        order = {v.casefold(): i for i, v in enumerate(f.picklist_values)}
+        return (order.get(value.casefold(), len(order)), value.casefold())
+    return _norm(value, f)
+
+
 def _like(pattern: str) -> re.Pattern[str]:
     out = []
     i = 0
@@ -860,7 +873,7 @@ def execute(
     # Stable sorts from the last key to the first give a multi-key order with per-key direction and nulls.
     for item in reversed(q.order_by):
         f = bound.fields[item.field]
-        keyed = [(_norm(ev.value(r, item.field), f), r) for r in rows]
+        keyed = [(_sort_key(ev.value(r, item.field), f), r) for r in rows]
         present = [kr for kr in keyed if kr[0] is not None]
         nulls = [kr[1] for kr in keyed if kr[0] is None]
         present.sort(key=lambda kr: kr[0], reverse=item.descending)

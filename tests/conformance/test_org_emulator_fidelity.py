@@ -141,3 +141,13 @@ def test_a_cross_object_formula_is_computed_filtered_and_sorted(sf_org_factory, 
         ("y", "+61491570001"),
         ("x", "+61491570002"),
     ]
+
+
+# SOQL and SOSL Reference, "ORDER BY": "Sorting on a picklist field is by the order of the values
+# defined for the picklist" (Status__c: Queued, Sending, Sent, Failed, ...), not alphabetically.
+def test_a_picklist_sorts_in_definition_order(sf, sf_org) -> None:
+    sf_org.insert(MSG, [{"To__c": "x", "Status__c": s} for s in ("Failed", "Queued", "Sent", "Sending")])
+    rows = sf.query(f"SELECT Status__c FROM {MSG} ORDER BY Status__c")["records"]
+    assert [r["Status__c"] for r in rows] == ["Queued", "Sending", "Sent", "Failed"]
+    desc = sf.query(f"SELECT Status__c FROM {MSG} ORDER BY Status__c DESC")["records"]
+    assert [r["Status__c"] for r in desc] == ["Failed", "Sent", "Sending", "Queued"]
