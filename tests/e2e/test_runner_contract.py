@@ -43,7 +43,8 @@ from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from tests.fixtures.action import action_metadata, parse_runner_file, read_runner_file
 
 ROOT = Path(__file__).resolve().parents[2]
-# One worker builds the image once for the module (pytest -n 2 --dist loadgroup).
+# One worker builds the image once (pytest -n 2 --dist loadgroup; the fixtures are per session,
+# since that worker may interleave other modules' tests).
 pytestmark = pytest.mark.xdist_group("runner-contract")
 KEY = "kv2-runner-key-0123456789"
 SENDER = "61481074185"
@@ -74,8 +75,19 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(out + r"\Z")
 
 
-def dockerignore_rules(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
-    """(exclude?, pattern) per line: comments and blanks skipped, paths cleaned, ``!`` re-includes."""
+@dataclass(frozen=True)
+class Rule:
+    """One .dockerignore line: comments and blanks skipped, the path cleaned, ``!`` re-includes."""
+
+    exclude: bool
+    pattern: str
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return _pattern_regex(self.pattern)
+
+
+def dockerignore_rules(context: Path) -> list[Rule]:
     path = context / ".dockerignore"
     rules = []
     for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
@@ -83,20 +95,40 @@ def dockerignore_rules(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
         if not line or line.startswith("#"):
             continue
         include = line.startswith("!")
-        cleaned = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
-        rules.append((not include, _pattern_regex(cleaned)))
+        rules.append(Rule(not include, os.path.normpath(line.lstrip("!").strip()).lstrip("/")))
     return rules
 
 
-def excluded(rel: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+def excluded(rel: str, rules: list[Rule]) -> bool:
     """The last rule that matches the path or one of its parents wins (MatchesOrParentMatches)."""
     parts = rel.split("/")
     candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     result = False
-    for exclude, regex in rules:
-        if any(regex.match(c) for c in candidates):
-            result = exclude
+    for rule in rules:
+        if any(rule.regex.match(c) for c in candidates):
+            result = rule.exclude
     return result
+
+
+def may_reinclude_below(rel_dir: str, rules: list[Rule]) -> bool:
+    """Whether a ``!`` rule could match something under an excluded directory; docker's
+    walker skips the directory otherwise (so does this copy: .venv and .git are not read)."""
+    dir_parts = rel_dir.split("/")
+    for rule in rules:
+        if rule.exclude:
+            continue
+        parts = rule.pattern.split("/")
+        for i, name in enumerate(dir_parts):
+            if i >= len(parts):
+                break
+            if "**" in parts[i]:
+                return True
+            if not _pattern_regex(parts[i]).match(name):
+                break
+        else:
+            if len(parts) > len(dir_parts):
+                return True
+    return False
 
 
 def copy_context(context: Path, dest: Path) -> list[str]:
@@ -104,7 +136,9 @@ def copy_context(context: Path, dest: Path) -> list[str]:
     rules = dockerignore_rules(context)
     sent = []
     for dirpath, dirnames, filenames in os.walk(context):
-        dirnames[:] = [d for d in dirnames if d not in (".git", ".venv")]  # never sent; skip the walk
+        base = Path(dirpath).relative_to(context).as_posix()
+        rels = {d: d if base == "." else f"{base}/{d}" for d in dirnames}
+        dirnames[:] = [d for d in dirnames if not excluded(rels[d], rules) or may_reinclude_below(rels[d], rules)]
         for name in filenames:
             src = Path(dirpath) / name
             rel = src.relative_to(context).as_posix()
@@ -298,7 +332,7 @@ def run_entrypoint(image: Image, tmp: Path, with_: dict[str, str]) -> tuple[int,
     return done.returncode, done.stdout + done.stderr, outputs, read_runner_file(files / "step_summary")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def context_copy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """The build context exactly as the runner's ``docker build`` would send it."""
     _, context = runner_dockerfile()
@@ -306,7 +340,7 @@ def context_copy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[s
     return dest, copy_context(context, dest)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def image(context_copy: tuple[Path, list[str]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
     """The Dockerfile played from the context copy: the image's install step, for real."""
     dockerfile, _ = runner_dockerfile()
@@ -353,6 +387,8 @@ def test_dockerignore_rules_as_docker_reads_them(tmp_path):
     assert excluded("docs/a.md", rules) and excluded("Makefile", rules) and excluded("abs/x", rules)
     assert not excluded("src/a/b.py", rules) and not excluded("keep.txt", rules)
     assert excluded("src/a/__pycache__/b.pyc", rules)
+    # The walk skips an excluded directory unless a "!" rule reaches below it.
+    assert not may_reinclude_below("docs", rules) and may_reinclude_below("src", rules)
 
 
 @pytest.mark.slow
