@@ -393,8 +393,14 @@ class Pusher:
         updates: list[dict[str, Any]] = []
         written: list[tuple[_Job, RecipientResult]] = []
         provider = self.client.provider.name
+        doubtful: list[_Job] = []
         for j in jobs:
             r = results.get(j.key)
+            if r is not None and r.in_doubt:
+                # The provider may have taken it and could not say: a person decides, never a
+                # resend (the next run's reconcile could find no trace yet and send it again).
+                doubtful.append(j)
+                continue
             if r is None or r.status is Status.UNKNOWN:
                 summary.ambiguous += 1
                 continue
@@ -425,6 +431,14 @@ class Pusher:
                 rec[f("delivery_updated_at")] = now
             updates.append(rec)
             written.append((j, r))
+        if doubtful:
+            summary.ambiguous += len(doubtful)
+            if not self.dry_run:
+                why = (
+                    f"in doubt: {self.client.provider.name} may or may not have accepted this message and could "
+                    "not be asked; not resent. Check the provider's log, then set Status to Queued to send again."
+                )
+                self._mark_ambiguous(doubtful, "IN_DOUBT", why)
         if self.dry_run or not updates:
             return
         # No budget check here: a claimed record must leave Sending once its SMS went out.
@@ -489,18 +503,19 @@ class Pusher:
     def _ambiguous(self, jobs: list[_Job], summary: Summary) -> None:
         if self.dry_run:
             return
-        f = self.m.f
         why = (
             f"{self.client.provider.name} cannot be asked whether it took this message; "
             "not resending. Check the provider's log, then set Status to Queued to send again."
         )
+        self._mark_ambiguous(jobs, "AMBIGUOUS", why)
+
+    def _mark_ambiguous(self, jobs: list[_Job], code: str, why: str) -> None:
+        """Leave records for review: Status Ambiguous, which no sync sends or reconciles again."""
+        f = self.m.f
         self.org.write(
             "update",
             self.m.object,
-            [
-                {"Id": j.id, f("status"): "Ambiguous", f("error_code"): "AMBIGUOUS", f("error_message"): why}
-                for j in jobs
-            ],
+            [{"Id": j.id, f("status"): "Ambiguous", f("error_code"): code, f("error_message"): why} for j in jobs],
             bulk=False,
         )
 
