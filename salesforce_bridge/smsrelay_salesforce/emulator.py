@@ -100,6 +100,14 @@ _ID_RE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 COLLECTION_MAX = 200  # REST API guide, sObject Collections: "up to 200 records"
 QUERY_PAGE = 2000  # REST API guide, Query: "batches of up to 2,000 records"
+LONG_TEXT_PAGE = 200
+
+
+def _is_long_text(f: FieldSchema) -> bool:
+    """A long text area (or rich text): a textarea longer than a plain text area's 255 characters."""
+    return f.type == "textarea" and f.length > 255
+
+
 BULK_JOB_PREFIX = "750"
 QUERY_LOCATOR_PREFIX = "01g"
 
@@ -1525,6 +1533,15 @@ class OrgEmulator(Emulator):
         if m:
             # REST API guide, "Query Options Header": batchSize 200..2,000, a hint Salesforce may round.
             size = min(QUERY_PAGE, max(200, int(m.group(1))))
+        long_text = [
+            f
+            for ref, f in bound.fields.items()
+            if ref in bound.query.fields and _is_long_text(f) and f.name.endswith("__c")
+        ]
+        if len(long_text) >= 2:
+            # REST API guide, "Query Options Header": "If the SOQL statement selects two or more custom
+            # fields of type long text, the batch size can't be more than 200 records."
+            size = min(size, LONG_TEXT_PAGE)
         cursor = _Cursor(bound, [r["Id"] for r in rows], size)
         return self._page(cursor, 0, version)
 

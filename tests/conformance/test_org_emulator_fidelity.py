@@ -151,3 +151,28 @@ def test_a_picklist_sorts_in_definition_order(sf, sf_org) -> None:
     assert [r["Status__c"] for r in rows] == ["Queued", "Sending", "Sent", "Failed"]
     desc = sf.query(f"SELECT Status__c FROM {MSG} ORDER BY Status__c DESC")["records"]
     assert [r["Status__c"] for r in desc] == ["Failed", "Sent", "Sending", "Queued"]
+
+
+# REST API Developer Guide, "Query Options Header": "If the SOQL statement selects two or more
+# custom fields of type long text, the batch size can't be more than 200 records."
+def test_two_long_text_fields_page_at_200_rows(sf_org_factory, sf_connect, tmp_path) -> None:
+    import shutil
+
+    from smsrelay_salesforce.schema import default_metadata_dir
+
+    meta = tmp_path / "metadata"
+    shutil.copytree(default_metadata_dir() or "", meta)
+    (meta / "force-app/main/default/objects/SMS_Message__c/fields/Notes__c.field-meta.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<CustomField xmlns="http://soap.sforce.com/2006/04/metadata">\n'
+        "    <fullName>Notes__c</fullName>\n    <label>Notes</label>\n    <length>32768</length>\n"
+        "    <type>LongTextArea</type>\n    <visibleLines>3</visibleLines>\n</CustomField>\n"
+    )
+    org = sf_org_factory(metadata_dir=meta)
+    sf = sf_connect(org=org)
+    org.insert(MSG, [{"To__c": "x", "Body__c": "b", "Notes__c": "n"} for _ in range(450)])
+    one = sf.query(f"SELECT Id, Body__c FROM {MSG}")
+    assert len(one["records"]) == 450 and one["done"]
+    two = sf.query(f"SELECT Id, Body__c, Notes__c FROM {MSG}")
+    assert len(two["records"]) == 200 and not two["done"]
+    assert len(list(sf.query_all_iter(f"SELECT Id, Body__c, Notes__c FROM {MSG}"))) == 450
