@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from smsrelay.client import Client
-from smsrelay.errors import AuthError, ConfigError, InvalidRequest, SmsRelayError
+from smsrelay.errors import AmbiguousSend, AuthError, ConfigError, InvalidRequest, SmsRelayError
 from smsrelay.model import Event, Message, Recipient, SendResult, Status, event_to_dict
 
 __all__ = ["main"]
@@ -131,6 +131,8 @@ def _print_result(result: SendResult, out: TextIO) -> None:
     for r in result.results:
         ident = r.message_id or "-"
         line = f"{r.to:<16} {r.status.value:<10} parts={r.parts} id={ident}"
+        if r.in_doubt:  # the key is what `smsrelay reconcile` settles it by
+            line += f" key={r.key}"
         if r.error:
             line += f"  error: {r.error}"
         out.write(line + "\n")
@@ -201,6 +203,41 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
     bad = [d for d in reports.values() if d.status.final and d.status is not Status.DELIVERED]
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"base_url": args.base_url} if getattr(args, "base_url", None) else {}
+    with Client(args.provider, config_file=args.config, journal=args.journal or None, **overrides) as client:
+        keys = list(dict.fromkeys(args.key))
+        if not keys:
+            journal = client.journal
+            if journal is None:
+                raise InvalidRequest(
+                    "no keys: give KEY…, or --journal (or SMSRELAY_JOURNAL) to settle the keys it holds in flight",
+                    field="key",
+                )
+            keys = journal.in_flight(client.provider.name)
+        found = client.reconcile(keys) if keys else {}
+    rows = []
+    for key in keys:
+        r = found.get(key)
+        rows.append(
+            {"key": key, "found": r is not None}
+            | ({"to": r.to, "status": r.status.value, "message_id": r.message_id} if r is not None else {})
+        )
+    if args.json:
+        json.dump({"results": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for row in rows:
+            if row["found"]:
+                sys.stdout.write(f"{row['key']}  accepted  {row['to']}  id={row['message_id']}\n")
+            else:
+                sys.stdout.write(
+                    f"{row['key']}  not found: not accepted, if the send is older than the provider's lag\n"
+                )
+        sys.stdout.write(f"{len(found)}/{len(keys)} found\n")
+    return EXIT_OK if len(found) == len(keys) else EXIT_FAILED
 
 
 def describe_event(e: Event) -> str:
@@ -462,6 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("message_id", nargs="+")
     p.set_defaults(func=cmd_status)
 
+    p = add("reconcile", parents=[common], help="settle messages in doubt by their idempotency keys")
+    p.add_argument("key", nargs="*", help="keys in doubt (printed by send as key=…, and in --json)")
+    p.add_argument(
+        "--journal", help="the send journal (a path or URL; $SMSRELAY_JOURNAL): with no KEY, its keys in flight"
+    )
+    p.set_defaults(func=cmd_reconcile)
+
     p = add("events", parents=[common], help="delivery reports, replies, link hits and opt-outs")
     p.add_argument("--since", help="the cursor printed by the previous call")
     p.add_argument("--cursor", help="a durable reader name: resume where it left off, and acknowledge what is printed")
@@ -575,9 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except SmsRelayError as exc:
         sys.stderr.write(f"error: {exc}\n")
-        result = getattr(exc, "result", None)
-        if isinstance(result, SendResult):
-            _print_result(result, sys.stdout)
+        if isinstance(exc, AmbiguousSend) and exc.result is not None:
+            _print_result(exc.result, sys.stdout)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
