@@ -1,20 +1,22 @@
-"""make mutation: run mutmut over the core's pure modules and print a score per module.
+"""make mutation: mutation testing of the core's pure modules, with a score per module.
 
-mutmut's configuration is ``[tool.mutmut]`` in pyproject.toml: which modules it mutates, and
-which unit tests it may run. Before running the mutants it records which of those tests call
-each function, so every mutant runs only the tests that execute the code it changed.
+Two tools, one table:
+
+- mutmut (configured in ``[tool.mutmut]`` in pyproject.toml) mutates the function bodies of the
+  core's pure modules. It first records which of the configured unit tests call each function,
+  so every mutant runs only the tests that execute the code it changed.
+- mutmut never mutates module-level data, so ``mutation/tables.py`` mutates the tables:
+  ``lifecycle.PROGRESS``, ``segments.SINGLE``/``MULTI``, ``redaction.SECRET_NAMES``, and the
+  adapters' status maps, each against its module's unit tests. A core module's row counts both
+  kinds of mutant. The adapters' rows are reported, not gated: their tests belong to the adapters.
 
 The score leaves out the mutants listed in ``mutation/equivalents.md``: those change the code
 but not its behaviour, so no test can kill them. Each has a line there saying why. A listed
 mutant that a test kills, or that no longer exists, is reported as stale so the list stays true.
 
-mutmut 3 mutates function bodies only. Module-level tables (``lifecycle.PROGRESS``,
-``redaction.SECRET_NAMES``, ``segments.SINGLE``/``MULTI``, the adapters' status dicts) are
-never mutated by it; the functions that read them are.
-
-    python mutation/run.py                  # a fresh run (about 4 minutes on 2 cores)
-    python mutation/run.py --report-only    # the table from the last run's mutants/
-    python mutation/run.py --fail-under 90  # exit 1 if a module scores below 90%
+    python mutation/run.py                  # a fresh run (about 6 minutes on 2 busy cores)
+    python mutation/run.py --core-only      # skip the adapters' tables
+    python mutation/run.py --fail-under 90  # exit 1 if a core module scores below 90%
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import subprocess
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = ROOT / "mutants"
@@ -40,34 +44,45 @@ EQUIVALENTS = Path(__file__).with_name("equivalents.md")
 KILLED = {1, 3, 24, -24, 36, 152, 255}
 SURVIVED = {0}
 NO_TESTS = {5, 33}
-# `- \`smsrelay.lifecycle.x_merge__mutmut_8\`: why it is equivalent`
-_LISTED = re.compile(r"^- `(?P<name>[\w.]+__mutmut_\d+)`", re.MULTILINE)
+# - `smsrelay.lifecycle.x_merge__mutmut_8`: why it is equivalent
+_LISTED = re.compile(r"^- `(?P<name>[^`]+)`", re.MULTILINE)
 
 
 @dataclass
 class Score:
-    module: str
+    module: str  # e.g. smsrelay.lifecycle
+    gated: bool
     mutants: int = 0
     killed: int = 0
     equivalent: int = 0
-    undetected: tuple[str, ...] = ()  # survived, or no test runs it, and not listed as equivalent
+    undetected: list[str] = field(default_factory=list)  # survived, or no test runs it, and not listed
 
     @property
     def percent(self) -> float:
         counted = self.mutants - self.equivalent
         return 100.0 * self.killed / counted if counted else 100.0
 
+    def add(self, name: str, killed: bool, listed: set[str]) -> None:
+        self.mutants += 1
+        if killed:
+            self.killed += 1
+        elif name in listed:
+            self.equivalent += 1
+        else:
+            self.undetected.append(name)
 
-def modules() -> list[str]:
+
+def core_modules() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]
-    return list(config["only_mutate"])
+    return [path.removesuffix(".py").replace("/", ".") for path in config["only_mutate"]]
 
 
 def equivalents() -> set[str]:
     return set(_LISTED.findall(EQUIVALENTS.read_text(encoding="utf-8"))) if EQUIVALENTS.exists() else set()
 
 
-def run_mutmut(max_children: int) -> None:
+def run_mutmut(max_children: int) -> dict[str, bool]:
+    """Every mutmut mutant's name, and whether a test killed it."""
     # A fresh copy each time: mutmut caches results per function, and a cached survivor would
     # hide a test added since.
     shutil.rmtree(MUTANTS, ignore_errors=True)
@@ -75,69 +90,63 @@ def run_mutmut(max_children: int) -> None:
     done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"mutmut failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    results: dict[str, bool] = {}
+    for module in core_modules():
+        meta = MUTANTS / (module.replace(".", "/") + ".py.meta")
+        codes: dict[str, int | None] = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        for name, code in codes.items():
+            if code not in KILLED | SURVIVED | NO_TESTS:
+                sys.exit(f"{name}: unexpected mutmut exit code {code}; see `mutmut show {name}`")
+            results[name] = code in KILLED
+    return results
 
 
-def score(path: str, listed: set[str]) -> tuple[Score, set[str]]:
-    """The module's score, and the listed equivalents that are stale (killed or gone)."""
-    meta = MUTANTS / (path + ".meta")
-    if not meta.exists():
-        sys.exit(f"{meta.relative_to(ROOT)} is missing: run without --report-only first")
-    codes: dict[str, int | None] = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
-    prefix = path.removesuffix(".py").replace("/", ".") + "."
-    mine = {name for name in listed if name.startswith(prefix)}
-    result = Score(module=Path(path).name, mutants=len(codes))
-    undetected = []
-    for name, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
-        if code in KILLED:
-            result.killed += 1
-        elif name in mine:
-            result.equivalent += 1
-        elif code in SURVIVED or code in NO_TESTS:
-            undetected.append(name)
-        else:
-            sys.exit(f"{name}: unexpected mutmut exit code {code}; see `mutmut show {name}`")
-    result.undetected = tuple(undetected)
-    stale = {name for name in mine if name not in codes or codes[name] in KILLED}
-    return result, stale
-
-
-def _natural(name: str) -> tuple[str, int]:
+def _natural(name: str) -> tuple[str, int, str]:
     head, _, n = name.rpartition("_")
-    return head, int(n)
+    return (head, int(n), "") if n.isdigit() else (name, 0, name)
 
 
 def table(scores: list[Score]) -> str:
     rows = ["| module | mutants | killed | equivalent | score without equivalents |", "|---|---:|---:|---:|---:|"]
     for s in scores:
-        rows.append(f"| `{s.module}` | {s.mutants} | {s.killed} | {s.equivalent} | {s.percent:.0f}% |")
+        label = s.module.removeprefix("smsrelay.").replace(".", "/") + ".py" + ("" if s.gated else " (tables)")
+        rows.append(f"| `{label}` | {s.mutants} | {s.killed} | {s.equivalent} | {s.percent:.0f}% |")
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report-only", action="store_true", help="print the table from the last run")
-    parser.add_argument("--fail-under", type=float, default=0.0, metavar="PERCENT")
+    parser.add_argument("--core-only", action="store_true", help="skip the adapters' tables")
+    parser.add_argument("--fail-under", type=float, default=0.0, metavar="PERCENT", help="for the core modules")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    if not args.report_only:
-        run_mutmut(args.max_children)
+    core = core_modules()
+    results = run_mutmut(args.max_children)
+    mutmut_seconds = time.monotonic() - started
+    if args.core_only:
+        tables.TABLES = {m: t for m, t in tables.TABLES.items() if m in core}
+    results.update(tables.run(args.max_children))
+
     listed = equivalents()
-    scores, stale = [], set()
-    for path in modules():
-        s, gone = score(path, listed)
-        scores.append(s)
-        stale |= gone
-    print(table(scores))
-    for s in scores:
-        for name in s.undetected:
-            print(f"undetected: {name}  (mutmut show {name})")
-    for name in sorted(stale):
+    scores = {m: Score(m, gated=True) for m in core}
+    for name in sorted(results, key=_natural):
+        module = name.split(".x_", 1)[0] if "__mutmut_" in name else tables.module_of(name)
+        scores.setdefault(module, Score(module, gated=False)).add(name, results[name], listed)
+
+    print(table(list(scores.values())))
+    for s in scores.values():
+        for name in s.undetected if s.gated else []:
+            print(f"undetected: {name}" + (f"  (mutmut show {name})" if "__mutmut_" in name else ""))
+    stale = sorted(n for n in listed if results.get(n, True))
+    for name in stale:
         print(f"stale in {EQUIVALENTS.name}: {name} is killed or no longer exists")
-    if not args.report_only:
-        print(f"mutmut ran in {time.monotonic() - started:.0f} s")
-    low = [s.module for s in scores if s.percent < args.fail_under]
+    undetected_adapters = sum(len(s.undetected) for s in scores.values() if not s.gated)
+    if undetected_adapters:
+        print(f"{undetected_adapters} table mutants of the adapters survive their unit tests (not gated)")
+    print(f"mutmut {mutmut_seconds:.0f} s, tables {time.monotonic() - started - mutmut_seconds:.0f} s")
+    low = [s.module for s in scores.values() if s.gated and s.percent < args.fail_under]
     if low:
         print(f"below {args.fail_under:.0f}%: {', '.join(low)}")
     return 1 if low or stale else 0
