@@ -216,6 +216,7 @@ BAD_INPUTS = [
     ({"message": "x" * 2000}, "message", "over sandbox's limit"),
     ({"message-file": "expr.txt", "message": ""}, "message-file", "workflow expressions"),
     ({"reveal-numbers": "yes"}, "reveal-numbers", "true or false"),
+    ({"api-key": "sk-1234\n5678"}, "api-key", "line break"),
     ({"message-ids": '["sbx-1"]', "wait-for": "delivery"}, "message-ids", "cannot be given with to"),
     ({"message-ids": "sbx-1", "to": "", "message": ""}, "wait-for", "must be delivery"),
     ({"message-ids": "sbx-1", "to": "", "message": "", "dry-run": "true"}, "dry-run", "sends nothing"),
