@@ -422,15 +422,8 @@ class Client:
         return result
 
     def _plan(self, ready: list[PreparedSms]) -> list[list[PreparedSms]]:
-        """The provider's requests: its own plan (one body a request: ME-SMS, Kaleyra), else ``bulk_max`` chunks."""
-        if not ready:
-            return []
-        plan = getattr(self.provider, "plan_requests", None)
-        if plan:
-            planned: list[list[PreparedSms]] = plan(ready)
-            return planned
-        size = self.capabilities.bulk_max
-        return [ready[i : i + size] for i in range(0, len(ready), size)]
+        """The provider's requests for these messages (``Provider.plan_requests``)."""
+        return self.provider.plan_requests(ready) if ready else []
 
     def _known(
         self, ready: list[PreparedSms], *, stable: bool, dry_run: bool

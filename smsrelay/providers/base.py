@@ -112,6 +112,15 @@ class Provider(abc.ABC):
         the outcome is unknown; the client then reconciles with :meth:`lookup`.
         """
 
+    def plan_requests(self, batch: Sequence[PreparedSms]) -> list[list[PreparedSms]]:
+        """The requests a send takes: chunks of ``capabilities.bulk_max``, in order.
+
+        An adapter whose one request carries one body for many numbers (ME-SMS, Kaleyra)
+        plans one chunk per distinct body instead (``providers/batching.py``).
+        """
+        size = max(1, self.capabilities.bulk_max)
+        return [list(batch[i : i + size]) for i in range(0, len(batch), size)]
+
     def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
         """Find messages previously sent with these idempotency keys.
 
