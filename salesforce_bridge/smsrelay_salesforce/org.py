@@ -45,6 +45,7 @@ __all__ = [
     "Org",
     "OrgError",
     "RecordOutcome",
+    "RetryPolicy",
     "format_datetime",
     "parse_datetime",
     "soql_quote",
@@ -87,12 +88,14 @@ class RecordOutcome:
 
 
 def soql_quote(value: str) -> str:
-    """A SOQL string literal.
+    """A SOQL string literal, quoted by simple-salesforce's ``format_soql``.
 
     >>> soql_quote("O'Brien")
     "'O\\\\'Brien'"
     """
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    from simple_salesforce.format import format_soql
+
+    return str(format_soql("{}", value))
 
 
 def format_datetime(dt: datetime) -> str:
@@ -184,6 +187,30 @@ def _csv_value(value: Any) -> str:
     return str(_wire(value))
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The one retry rule of the bridge's Salesforce calls and locked records: at most ``retries``
+    more attempts, waiting 0.5 s, 1 s, 2 s ... (at most 30 s) on ``clock`` before each.
+
+    >>> RetryPolicy(1, SystemClock()).again(2, "HTTP 503")
+    False
+    """
+
+    retries: int
+    clock: Clock
+    base: float = 0.5
+    cap: float = 30.0
+
+    def again(self, attempt: int, why: str) -> bool:
+        """After failed attempt ``attempt`` (1 for the first): wait and say True, or False when spent."""
+        if attempt > self.retries:
+            return False
+        delay = min(self.cap, self.base * 2 ** (attempt - 1))
+        log.warning("salesforce: %s; retry %d in %.1fs", why, attempt, delay)
+        self.clock.sleep(delay)
+        return True
+
+
 class Org:
     """One connection to one org, with retries, session refresh and the API budget.
 
@@ -215,6 +242,7 @@ class Org:
             self.session.verify = auth.ca_bundle
             self.session.trust_env = False
         self.session.hooks["response"].append(self._on_response)
+        self.retry = RetryPolicy(self.limits.retries, self.clock)
         self.calls = 0
         # Calls per phase of a run; the caller sets ``phase`` as it goes.
         self.phase = "other"
@@ -285,6 +313,9 @@ class Org:
         )
 
     def _oauth(self) -> tuple[str, str]:
+        # The bridge signs in itself rather than through simple-salesforce: its login always builds
+        # https://{domain}.salesforce.com, so it cannot reach a login_url such as a local org
+        # emulator or a proxy; the token endpoint and the JWT claims are the same.
         a = self.auth
         url = f"{a.login_url}/services/oauth2/token"
         headers: dict[str, str] = {}
@@ -360,29 +391,23 @@ class Org:
                 raise OrgError(_error_text(exc), code=code, status_code=403) from None
             except SalesforceGeneralError as exc:
                 code = _error_code(exc.content)
-                if (exc.status >= 500 or code in TRANSIENT_CODES) and attempt < self.limits.retries:
-                    attempt += 1
-                    self._backoff(attempt, f"HTTP {exc.status} {code or ''}")
+                attempt += 1
+                if (exc.status >= 500 or code in TRANSIENT_CODES) and self.retry.again(
+                    attempt, f"HTTP {exc.status} {code or ''}"
+                ):
                     continue
                 raise OrgError(_error_text(exc), code=code, status_code=exc.status) from None
             except SalesforceError as exc:
                 code = _error_code(exc.content)
-                if code in TRANSIENT_CODES and attempt < self.limits.retries:
-                    attempt += 1
-                    self._backoff(attempt, code or "")
+                attempt += 1
+                if code in TRANSIENT_CODES and self.retry.again(attempt, code or ""):
                     continue
                 raise OrgError(_error_text(exc), code=code, status_code=exc.status) from None
             except requests.RequestException as exc:
-                if attempt < self.limits.retries:
-                    attempt += 1
-                    self._backoff(attempt, type(exc).__name__)
+                attempt += 1
+                if self.retry.again(attempt, type(exc).__name__):
                     continue
                 raise OrgError(f"cannot reach Salesforce: {redact(str(exc))}") from None
-
-    def _backoff(self, attempt: int, why: str) -> None:
-        delay = min(30.0, 0.5 * 2 ** (attempt - 1))
-        log.warning("salesforce: %s; retry %d in %.1fs", why, attempt, delay)
-        self.clock.sleep(delay)
 
     # -- reads ----------------------------------------------------------------------------
     def query_iter(self, soql: str) -> Iterator[dict[str, Any]]:
@@ -519,14 +544,12 @@ class Org:
                     continue
                 errors = item.get("errors") or [{}]
                 code = errors[0].get("statusCode")
-                if code in TRANSIENT_CODES and attempt < self.limits.retries:
+                results[i] = RecordOutcome(False, item.get("id"), code, redact(str(errors[0].get("message"))))
+                if code in TRANSIENT_CODES:
                     retry.append(i)
-                else:
-                    results[i] = RecordOutcome(False, item.get("id"), code, redact(str(errors[0].get("message"))))
-            todo = retry
-            if todo:
-                attempt += 1
-                self._backoff(attempt, f"{len(todo)} record(s) locked")
+            attempt += 1
+            # Locked records go again, alone, under the same policy as a call; the rest keep their outcome.
+            todo = retry if retry and self.retry.again(attempt, f"{len(retry)} record(s) locked") else []
         return [r for r in results if r is not None]
 
     # -- Bulk API 2.0 -------------------------------------------------------------------------

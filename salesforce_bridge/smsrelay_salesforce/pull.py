@@ -371,13 +371,15 @@ class Puller:
         out: dict[tuple[str, str], str] = {}
         region = self.config.send.country or self.client.settings.default_region
         tails = sorted({p[-3:] for p in phones if len(p) > 3})
+        from simple_salesforce.format import format_soql
+
         person = self.config.mapping.person
         mobile = person.mobile
         for obj in person.objects:
             if not tails:
                 break
             head = f"SELECT Id, {mobile} FROM {obj} WHERE "
-            clauses = [f"{mobile} LIKE '%{t}'" for t in tails]
+            clauses = [format_soql(f"{mobile} LIKE '%{{:like}}'", t) for t in tails]
             for i in range(0, len(clauses), 250):
                 soql = head + " OR ".join(clauses[i : i + 250]) + " ORDER BY Id"
                 for row in self.org.query_iter(soql):
