@@ -552,6 +552,7 @@ class Client:
         gap = 2.0
         found: dict[str, RecipientResult] = {}
         while True:
+            asked_at = clock.now()
             answered = True
             try:
                 found.update(self.provider.lookup([k for k in keys if k not in found]))
@@ -560,10 +561,12 @@ class Client:
                 log.warning("%s: lookup by key failed (%s); asking again", self.provider.name, exc)
             if all(k in found for k in keys):
                 return found, True
-            left = (deadline - clock.now()).total_seconds()
-            if left <= 0:
+            if asked_at >= deadline:
+                # Asked after the window: the answer is final. One asked before it, however
+                # late it came back, may have missed a message the list did not show yet.
                 return found, answered
-            clock.sleep(min(gap, left))
+            left = (deadline - clock.now()).total_seconds()
+            clock.sleep(max(0.0, min(gap, left)))  # past the deadline already: ask once more, now
             gap = min(gap * 2, _MAX_LOOKUP_GAP)
 
     def estimate(self, messages: int) -> timedelta | None:

@@ -7,11 +7,11 @@ lags behind writes, so a lookup made too soon finds nothing and proves nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
-from smsrelay import AmbiguousSend, Client, Status
+from smsrelay import AmbiguousSend, Client, ManualClock, RecipientResult, Status
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 
 NUMBERS = [f"+6149157{n:04d}" for n in range(12)]
@@ -101,3 +101,27 @@ def test_a_negative_window_or_unknown_on_doubt_is_a_config_error(kudosity_v2_fac
         kudosity_v2_factory(reconcile_window=-1)
     with pytest.raises(ConfigError, match="on_doubt"):
         kudosity_v2_factory(on_doubt="maybe")
+
+
+def test_only_a_lookup_asked_after_the_window_is_proof(
+    kudosity_v2_emulator: KudosityV2Emulator, clock: ManualClock
+) -> None:
+    from smsrelay.config import load_settings
+    from smsrelay.providers.kudosity import KudosityProvider
+    from tests.fixtures.kudosity import SENDER, V2_KEY
+
+    class SlowAnswers(KudosityProvider):
+        """Its lookups take a minute of the shared clock (other workers' waits move it meanwhile)."""
+
+        def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
+            found = super().lookup(keys)
+            self.clock.sleep(61)
+            return found
+
+    kudosity_v2_emulator.lag = 30
+    kudosity_v2_emulator.inject("reset_after", method="POST", path="/v2/sms")
+    settings = load_settings("kudosity", env={}, api_key=V2_KEY, sender=SENDER, base_url=kudosity_v2_emulator.url)
+    with Client(SlowAnswers(settings, clock=clock)) as client:
+        result = client.send("+61491570156", "Hi")
+    # The first "not found" was asked inside the window and answered after it: no proof.
+    assert result.all_accepted and len(kudosity_v2_emulator.outbound) == 1
