@@ -76,7 +76,7 @@ class _Org:
     """An HTTPS org emulator with its CA, a bridge config builder and a clock."""
 
     def __init__(self, stack: ExitStack, tmp: Path) -> None:
-        from smsrelay_salesforce.emulator import OrgEmulator, make_tls
+        from smsrelay_salesforce.testing import OrgEmulator, make_tls
 
         self.tmp = tmp
         self.clock = ManualClock()
@@ -203,9 +203,9 @@ def _follow(n: int) -> dict[str, float]:
 
     import uvicorn
     from smsrelay_salesforce.config import config_from_mapping
-    from smsrelay_salesforce.emulator import OrgEmulator, make_tls
     from smsrelay_salesforce.follow import Follower
     from smsrelay_salesforce.sync import Bridge
+    from smsrelay_salesforce.testing import OrgEmulator, make_tls
 
     from smsrelay.config import ProviderSettings
     from smsrelay.inbox import open_inbox

@@ -56,7 +56,7 @@ def _seed(org: Any) -> list[str]:
 
 def main() -> int:
     """Run the demo; print each sync's summary and a few records."""
-    from smsrelay_salesforce.emulator import OrgEmulator, make_tls
+    from smsrelay_salesforce.testing import OrgEmulator, make_tls
 
     with tempfile.TemporaryDirectory(prefix="smsrelay-sf-demo-") as tmp:
         d = Path(tmp)

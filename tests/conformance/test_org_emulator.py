@@ -100,7 +100,7 @@ def test_jwt_claims_are_checked(sf_org, sf_http, sf_jwt, claims, error, descript
 
 
 def test_jwt_signed_by_another_key_is_refused(sf_org, sf_http, tmp_path):
-    from smsrelay_salesforce.emulator import make_jwt_credentials
+    from smsrelay_salesforce.testing import make_jwt_credentials
 
     other = make_jwt_credentials(tmp_path)
     resp = sf_http.post(

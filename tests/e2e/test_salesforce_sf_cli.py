@@ -17,7 +17,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
-from smsrelay_salesforce.emulator import OrgEmulator
+from smsrelay_salesforce.testing import OrgEmulator
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SFCLI = ROOT / "salesforce_bridge" / "sfcli"

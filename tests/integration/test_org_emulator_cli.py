@@ -13,7 +13,7 @@ import requests
 @pytest.mark.slow  # a subprocess that generates an RSA key and a CA
 def test_standalone_emulator_prints_how_to_connect_and_serves_https(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smsrelay_salesforce.emulator", "--state-dir", str(tmp_path), "--seed", "3"],
+        [sys.executable, "-m", "smsrelay_salesforce.testing", "--state-dir", str(tmp_path), "--seed", "3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

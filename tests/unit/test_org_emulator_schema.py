@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from smsrelay_salesforce.emulator import salesforce_id, to_18
 from smsrelay_salesforce.schema import SchemaError, default_metadata_dir, load_schema
+from smsrelay_salesforce.testing import salesforce_id, to_18
 
 NS = 'xmlns="http://soap.sforce.com/2006/04/metadata"'
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from smsrelay_salesforce.schema import default_metadata_dir, load_schema
-from smsrelay_salesforce.soql import And, Comparison, DateRange, Not, Or, SoqlError, bind, execute, parse
+from smsrelay_salesforce.testing.soql import And, Comparison, DateRange, Not, Or, SoqlError, bind, execute, parse
 
 SCHEMA = load_schema(default_metadata_dir())
 MSG = "SMS_Message__c"
