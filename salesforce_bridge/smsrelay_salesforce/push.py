@@ -363,7 +363,7 @@ class Pusher:
                 items = result.results
             except AmbiguousSend as exc:
                 # Settled ones are written back; the rest stay Sending for the next run.
-                items = getattr(exc, "result", None).results if getattr(exc, "result", None) else ()  # type: ignore[union-attr]
+                items = exc.result.results if exc.result is not None else ()
                 summary.errors.append(redact(str(exc)))
             except (AuthError, InsufficientCredit) as exc:
                 self._release(group, exc)

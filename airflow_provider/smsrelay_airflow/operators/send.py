@@ -252,7 +252,7 @@ class SendSmsOperator(BaseOperator):
             try:
                 result = client.send_many(message, [recipients[i] for i in todo], on_invalid="skip")
             except AmbiguousSend as exc:
-                partial = getattr(exc, "result", None)
+                partial = exc.result
                 for i, r in zip(todo, partial.results if partial else (), strict=False):
                     rows[i] = _row(r)
                 exc.rows = rows  # type: ignore[attr-defined]  # for the task state, in input order
