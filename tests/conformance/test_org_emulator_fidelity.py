@@ -176,3 +176,27 @@ def test_two_long_text_fields_page_at_200_rows(sf_org_factory, sf_connect, tmp_p
     two = sf.query(f"SELECT Id, Body__c, Notes__c FROM {MSG}")
     assert len(two["records"]) == 200 and not two["done"]
     assert len(list(sf.query_all_iter(f"SELECT Id, Body__c, Notes__c FROM {MSG}"))) == 450
+
+
+# Salesforce Help, "OAuth 2.0 Web Server Flow for Web App Integration", token response: "id":
+# the identity URL (https://login.salesforce.com/id/<org Id>/<user Id>, on the host that issued
+# the token); "signature": Base64-encoded HMAC-SHA256 signature signed with the client secret,
+# "containing the concatenated ID and issued_at value", so a client can verify it.
+def test_the_token_response_has_the_identity_url_and_its_signature(sf_org, sf_http) -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    resp = sf_http.post(
+        f"https://{sf_org.my_domain}/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(sf_org.consumer_key, sf_org.consumer_secret),
+    )
+    body = resp.json()
+    assert resp.status_code == 200
+    user = sf_org.records("User", f"Username = '{sf_org.username}'")[0]["Id"]
+    assert body["id"] == f"https://{sf_org.my_domain}/id/{sf_org.org_id}/{user}"
+    expected = hmac.new(
+        sf_org.consumer_secret.encode(), (body["id"] + body["issued_at"]).encode(), hashlib.sha256
+    ).digest()
+    assert base64.b64decode(body["signature"]) == expected

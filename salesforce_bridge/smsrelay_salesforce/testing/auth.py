@@ -116,19 +116,24 @@ class AuthApi(OrgStore):
     def _oauth_error(self, error: str, description: str, status: int = 400) -> EmuResponse:
         return json_response({"error": error, "error_description": description}, status)
 
-    def _token_response(self, username: str) -> EmuResponse:
+    def _token_response(self, username: str, req: EmuRequest) -> EmuResponse:
         token = self.issue_token(username)
         user = self._user(username)
         issued = str(int(self.clock.now().timestamp() * 1000))
+        # Salesforce Help, "OAuth 2.0 Web Server Flow" token response: ``id`` is the identity URL on
+        # the login host (https://login.salesforce.com/id/<org Id>/<user Id>), and ``signature`` is
+        # the Base64 HMAC-SHA256, keyed by the consumer secret, of ``id`` and ``issued_at`` concatenated.
+        host = req.header("Host") or self.my_domain
+        identity = f"https://{host}/id/{self.org_id}/{user['Id'] if user else ''}"
         signature = base64.b64encode(
-            hmac.new(self.consumer_secret.encode(), (self.url + issued).encode(), hashlib.sha256).digest()
+            hmac.new(self.consumer_secret.encode(), (identity + issued).encode(), hashlib.sha256).digest()
         ).decode()
         return json_response(
             {
                 "access_token": token,
                 "scope": "api",
                 "instance_url": self.url,
-                "id": f"{self.url}/id/{self.org_id}/{user['Id'] if user else ''}",
+                "id": identity,
                 "token_type": "Bearer",
                 "issued_at": issued,
                 "signature": signature,
@@ -180,7 +185,7 @@ class AuthApi(OrgStore):
         sub = claims.get("sub")
         if not isinstance(sub, str) or self._user(sub) is None:
             return self._oauth_error("invalid_grant", "user hasn't approved this consumer")
-        return self._token_response(sub)
+        return self._token_response(sub, req)
 
     def _client_credentials(self, req: EmuRequest, form: Mapping[str, str]) -> EmuResponse:
         # OAuth 2.0 Client Credentials Flow: only on My Domain, never on login/test.salesforce.com.
@@ -198,4 +203,4 @@ class AuthApi(OrgStore):
         ok_secret = hmac.compare_digest((secret or "").encode(), self.consumer_secret.encode())
         if not (ok_key and ok_secret):
             return self._oauth_error("invalid_client", "invalid client credentials")
-        return self._token_response(self.username)
+        return self._token_response(self.username, req)
