@@ -157,7 +157,17 @@ json_values = st.recursive(
     ),
     max_leaves=25,
 )
+# Bodies meant to break a parser rather than pass it: deep nesting (a JSON parser recursing
+# into 100,000 "[" raised RecursionError), non-finite and huge numbers, invalid UTF-8.
+hostile = st.one_of(
+    st.integers(min_value=1, max_value=200_000).map(lambda n: b"[" * n),
+    st.integers(min_value=60, max_value=5_000).map(lambda n: b'{"events":' * n),
+    st.sampled_from([b"NaN", b"[Infinity]", b'{"events": -Infinity}', b"[1e999]", b'{"id": 1e400}']),
+    st.integers(min_value=4_000, max_value=20_000).map(lambda n: b'{"id": ' + b"9" * n + b"}"),
+    st.binary(min_size=1, max_size=40).map(lambda b: b'{"event_type": "' + b + b'\xff"}'),
+)
 bodies = st.one_of(
+    hostile,
     st.binary(max_size=300),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.dictionaries(st.sampled_from(FIELD_NAMES), json_values, max_size=8).map(lambda v: json.dumps(v).encode()),
