@@ -160,13 +160,19 @@ def run(max_children: int) -> dict[str, bool]:
             continue
         m, tests, _ = running.pop(pid)
         code = os.waitstatus_to_exitcode(status)
+        problem = None
         if m is None:
             if code != 0:
-                sys.exit(f"the unchanged tables fail their tests (pytest exit {code}): {' '.join(tests)}")
+                problem = f"the unchanged tables fail their tests (pytest exit {code}): {' '.join(tests)}"
         elif code in (0, 1, -signal.SIGKILL):
             killed[m.name] = code != 0
         else:
-            sys.exit(f"{m.name}: pytest exit {code}; run the tests by hand with this change to see why")
+            problem = f"{m.name}: pytest exit {code}; run the tests by hand with this change to see why"
+        if problem:
+            for child in running:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            sys.exit(problem)
     return killed
 
 
