@@ -10,6 +10,17 @@
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from smsrelay.approval import (
+    APPROVE_WORDS,
+    REJECT_WORDS,
+    Approval,
+    Gate,
+    GateVerdict,
+    Outbound,
+    ReplyWords,
+    decide_gate,
+    gate_code,
+)
 from smsrelay.client import Client, Preview
 from smsrelay.clock import Clock, ManualClock, SystemClock
 from smsrelay.config import ProviderSettings, load_settings
@@ -68,7 +79,10 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "APPROVE_WORDS",
+    "REJECT_WORDS",
     "AmbiguousSend",
+    "Approval",
     "AuthError",
     "Balance",
     "Capabilities",
@@ -79,6 +93,8 @@ __all__ = [
     "Event",
     "EventPage",
     "Feed",
+    "Gate",
+    "GateVerdict",
     "Inbox",
     "InsufficientCredit",
     "InvalidRequest",
@@ -88,6 +104,7 @@ __all__ = [
     "NotCancellable",
     "NotFound",
     "OptOut",
+    "Outbound",
     "Preview",
     "ProviderServerError",
     "ProviderSettings",
@@ -96,6 +113,7 @@ __all__ = [
     "Recipient",
     "RecipientResult",
     "Reply",
+    "ReplyWords",
     "SendResult",
     "SmsRelayError",
     "Status",
@@ -104,8 +122,10 @@ __all__ = [
     "TransportError",
     "Unsupported",
     "WebhookError",
+    "decide_gate",
     "event_from_dict",
     "event_to_dict",
+    "gate_code",
     "load_settings",
     "mask_phone",
     "merge",
