@@ -200,3 +200,11 @@ def test_the_token_response_has_the_identity_url_and_its_signature(sf_org, sf_ht
         sf_org.consumer_secret.encode(), (body["id"] + body["issued_at"]).encode(), hashlib.sha256
     ).digest()
     assert base64.b64decode(body["signature"]) == expected
+
+
+# Salesforce Help, "Custom Field Types", Number: a value with more decimal places than the field's
+# scale is rounded, half away from zero: Attempts__c (Number(3, 0)) given 2.5 stores 3, not 2.
+@pytest.mark.parametrize(("given", "stored"), [(2.5, 3.0), (3.5, 4.0), (2.4, 2.0), (-2.5, -3.0)])
+def test_a_number_with_scale_0_rounds_half_up(sf, sf_org, given, stored) -> None:
+    sf.SMS_Message__c.create({"To__c": "+61491570100", "Attempts__c": given})
+    assert sf_org.records(MSG)[0]["Attempts__c"] == stored

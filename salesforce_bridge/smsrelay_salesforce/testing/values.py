@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from smsrelay.emulators.base import EmuResponse, json_response
@@ -168,6 +169,14 @@ class RequestError(Exception):
         return json_response([body], self.status)
 
 
+def _round_half_up(value: float, scale: int) -> float:
+    """A number rounded to the field's scale half away from zero, as Salesforce stores it
+    (Salesforce Help, "Custom Field Types", Number: "Salesforce rounds" to the decimal places
+    given; 2.5 becomes 3), not Python's round-half-to-even (``round(2.5) == 2``)."""
+    quantum = Decimal(1).scaleb(-scale)
+    return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
+
+
 def _coerce(f: FieldSchema, raw: Any) -> Any:
     """A value of field ``f`` from JSON (or CSV text); raises :class:`RecordError` naming the field."""
     if raw is None:
@@ -227,7 +236,7 @@ def _coerce(f: FieldSchema, raw: Any) -> Any:
                 f"{f.label}: value outside of valid range on numeric field: {raw}",
                 [f.name],
             )
-        return round(value, f.scale) if f.precision else value
+        return _round_half_up(value, f.scale) if f.precision else value
     if t == "boolean":
         if isinstance(raw, bool):
             return raw
