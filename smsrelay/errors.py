@@ -141,9 +141,20 @@ class RateLimited(SmsRelayError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: timedelta | None = None, **kw: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: timedelta | None = None,
+        provider: str | None = None,
+        status_code: int | None = None,
+        provider_message: str | None = None,
+        code: str | None = None,
+    ) -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(
+            message, provider=provider, status_code=status_code, provider_message=provider_message, code=code
+        )
 
 
 class NotFound(SmsRelayError):
@@ -153,9 +164,20 @@ class NotFound(SmsRelayError):
 class NotCancellable(SmsRelayError):
     """The message cannot be cancelled; ``reason`` says why (e.g. ALREADY_PROCESSING)."""
 
-    def __init__(self, message: str, *, reason: str, **kw: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        provider: str | None = None,
+        status_code: int | None = None,
+        provider_message: str | None = None,
+        code: str | None = None,
+    ) -> None:
         self.reason = reason
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(
+            message, provider=provider, status_code=status_code, provider_message=provider_message, code=code
+        )
 
 
 class ProviderServerError(SmsRelayError):
@@ -173,9 +195,20 @@ class TransportError(SmsRelayError):
 
     retryable = True
 
-    def __init__(self, message: str, *, request_sent: bool = False, **kw: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_sent: bool = False,
+        provider: str | None = None,
+        status_code: int | None = None,
+        provider_message: str | None = None,
+        code: str | None = None,
+    ) -> None:
         self.request_sent = request_sent
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        super().__init__(
+            message, provider=provider, status_code=status_code, provider_message=provider_message, code=code
+        )
 
 
 class AmbiguousSend(SmsRelayError):
