@@ -103,9 +103,9 @@ class Inbound:
         return int(self.airflow.query("SELECT COUNT(*) FROM asset_event")[0][0])
 
 
-@pytest.fixture(scope="module")
-def inbound(airflow_db_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inbound]:
-    where = tmp_path_factory.mktemp("airflow-inbound")
+@pytest.fixture
+def inbound(airflow_db_template: Path, tmp_path: Path) -> Iterator[Inbound]:
+    where = tmp_path
     af = new_airflow_home(airflow_db_template, where)
     for example in af.dags.glob("example_*.py"):  # only this test's watcher polls
         example.unlink()
@@ -125,7 +125,7 @@ def inbound(airflow_db_template: Path, tmp_path_factory: pytest.TempPathFactory)
         sandbox.close()
 
 
-def test_an_allowed_rerun_starts_one_run_that_sees_the_job_and_a_strangers_starts_none(inbound: Inbound) -> None:
+def an_allowed_rerun_starts_one_run_that_sees_the_job_and_a_strangers_starts_none(inbound: Inbound) -> None:
     runs, events, stored = len(inbound.airflow.dag_runs(DAG_ID)), inbound.asset_events(), inbound.stored()
     inbound.text(STRANGER, "RERUN billing")  # first: once the cursor passes the next one, it passed this
     inbound.text(ON_CALL, "RERUN billing")
@@ -141,7 +141,7 @@ def test_an_allowed_rerun_starts_one_run_that_sees_the_job_and_a_strangers_start
     assert ON_CALL not in log and STRANGER not in log
 
 
-def test_a_triggerer_restart_between_two_messages_loses_and_repeats_none(inbound: Inbound) -> None:
+def a_triggerer_restart_between_two_messages_loses_and_repeats_none(inbound: Inbound) -> None:
     runs, events, stored = len(inbound.airflow.dag_runs(DAG_ID)), inbound.asset_events(), inbound.stored()
     inbound.text(ON_CALL, "RERUN payroll")
     inbound.settle(messages=stored + 1, runs=runs + 1)
@@ -157,3 +157,11 @@ def test_a_triggerer_restart_between_two_messages_loses_and_repeats_none(inbound
     assert inbound.jobs()[runs:] == [["payroll"], ["invoices"], ["tax"]]
     assert inbound.asset_events() == events + 3
     assert inbound.airflow.log("triggerer").read_text(errors="replace").count("Watching inbound SMS") == 2
+
+
+def test_inbound_sms_starts_one_run_each_for_allowed_senders_only_across_a_triggerer_restart(
+    inbound: Inbound,
+) -> None:
+    # One test, so one Airflow stack: four processes are the expensive part, on any xdist worker.
+    an_allowed_rerun_starts_one_run_that_sees_the_job_and_a_strangers_starts_none(inbound)
+    a_triggerer_restart_between_two_messages_loses_and_repeats_none(inbound)
