@@ -329,7 +329,8 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc.args[0]), field="name") from None
     kw: dict[str, Any] = {"host": args.host, "port": args.port, "lag": args.lag}
     if args.manual_clock:
-        kw["clock"] = ManualClock()
+        # Start at the real time: clients poll windows around their own clock (Kudosity V2: 72 h).
+        kw["clock"] = ManualClock(datetime.now(UTC))
     if args.any_key:
         kw["accept_any_key"] = True
     try:

@@ -199,6 +199,9 @@ def settings_from_mapping(
             hint = ", ".join(sorted(known))
             raise ConfigError(f"unknown setting for {name}; known settings: {hint}", **where)
         value = _coerce(_expand(value, env, where), known[key], where)
+        if key in ("api_key", "api_secret") and isinstance(value, str) and not value.isascii():
+            # Keys travel in HTTP headers, which are Latin-1 at most; a docs placeholder (…) left in?
+            raise ConfigError("must be plain ASCII, as every provider's keys are; a placeholder left in?", **where)
         if key in _COMMON:
             common[key] = value
         else:

@@ -185,3 +185,11 @@ def test_preview_takes_from_and_shows_an_unreachable_number():
     p = smsrelay(env, "preview", "--provider", "mesms", "--from", "Acme", "--to", "+61491570156", "-m", "hi", "--json")
     assert p.returncode == 1
     assert json.loads(p.stdout)["rejected"][0]["error"].startswith("mesms reaches only numbers in TH (+66)")
+
+
+def test_a_placeholder_left_in_the_api_key_is_an_input_error():
+    env = {"SMSRELAY_KUDOSITY_API_KEY": "…"}
+    p = smsrelay(env, "send", "--provider", "kudosity", "--from", "Acme", "+61491570156", "-m", "hi")
+    assert p.returncode == 2
+    assert "SMSRELAY_KUDOSITY_API_KEY" in p.stderr and "plain ASCII" in p.stderr
+    assert "UnicodeEncodeError" not in p.stderr
