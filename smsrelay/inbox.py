@@ -549,6 +549,9 @@ class Inbox(abc.ABC):
             self._exec(cur, "DELETE FROM statuses WHERE updated_at < ?", (horizon,))
             # A message with no final report within the window will not get one.
             self._exec(cur, "DELETE FROM watch WHERE added_at < ?", (horizon,))
+            # The send journal remembers accepted keys as long as event ids; keys in flight
+            # stay until they are reconciled.
+            self._exec(cur, "DELETE FROM sends WHERE state = 'done' AND updated_at < ?", (horizon,))
         if removed:
             log.info("inbox compacted: %d events removed", removed)
         return int(removed)

@@ -13,7 +13,9 @@ A key whose send certainly did not reach the provider (refused, throttled, netwo
 down before the request was written) is released, so it can be sent again.
 
 The journal lives in the inbox's database (table ``sends``): SQLite by default, and
-PostgreSQL when several machines send with the same keys.
+PostgreSQL when several machines send with the same keys. ``Inbox.compact`` forgets an
+accepted key after the inbox's ``dedupe_window`` (14 days); a key in flight stays until
+it is reconciled.
 
 >>> journal = SendJournal(open_inbox(":memory:"))  # doctest: +SKIP
 >>> claim = journal.begin("kudosity", ["order-1:+61491570156"])  # doctest: +SKIP

@@ -120,3 +120,23 @@ def test_reconcile_settles_a_key_in_doubt_and_records_it(
     assert client.send("+61491570156", "Hi", key="k-settle").message_ids == [r.message_id for r in found.values()]
     assert len(kudosity_v2_emulator.received("GET", "/v2/sms")) == gets  # the journal knew
     assert len(kudosity_v2_emulator.outbound) == 1
+
+
+def test_compaction_forgets_accepted_keys_after_the_dedupe_window_but_keeps_those_in_flight(tmp_path) -> None:
+    from datetime import timedelta
+
+    from smsrelay import ManualClock
+    from smsrelay.model import RecipientResult, Status
+
+    clock = ManualClock()
+    inbox = open_inbox(tmp_path / "state.db", clock=clock)
+    try:
+        journal = SendJournal(inbox)
+        journal.begin("kudosity", ["done", "flight"])
+        journal.finish("kudosity", [RecipientResult("+61491570156", Status.QUEUED, "m1", key="done")])
+        clock.advance((inbox.dedupe_window + timedelta(days=1)).total_seconds())
+        inbox.compact()
+        claim = journal.begin("kudosity", ["done", "flight"])
+        assert claim.fresh == ["done"] and claim.in_flight == ["flight"]
+    finally:
+        inbox.close()
