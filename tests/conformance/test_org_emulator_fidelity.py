@@ -208,3 +208,19 @@ def test_the_token_response_has_the_identity_url_and_its_signature(sf_org, sf_ht
 def test_a_number_with_scale_0_rounds_half_up(sf, sf_org, given, stored) -> None:
     sf.SMS_Message__c.create({"To__c": "+61491570100", "Attempts__c": given})
     assert sf_org.records(MSG)[0]["Attempts__c"] == stored
+
+
+# SOQL and SOSL Reference, "Comparison Operators": "String comparisons using the equals operator
+# are case-sensitive for unique case-sensitive fields and case-insensitive for all other fields",
+# the same alone or inside an OR (Provider_Message_Id__c is unique and case-sensitive; To__c is not).
+def test_a_unique_case_sensitive_field_compares_case_sensitively_inside_an_or_too(sf, sf_org) -> None:
+    sf_org.insert(MSG, [{"To__c": "ABC", "Provider_Message_Id__c": "Msg-1"}])
+
+    def count(where: str) -> int:
+        return int(sf.query(f"SELECT COUNT() FROM {MSG} WHERE {where}")["totalSize"])
+
+    assert count("Provider_Message_Id__c = 'msg-1'") == 0
+    assert count("Provider_Message_Id__c = 'msg-1' OR To__c = 'nothing'") == 0
+    assert count("Provider_Message_Id__c IN ('msg-1', 'x') OR To__c = 'nothing'") == 0
+    assert count("Provider_Message_Id__c = 'Msg-1' OR To__c = 'nothing'") == 1
+    assert count("To__c = 'abc' OR Provider_Message_Id__c = 'x'") == 1  # not case-sensitive

@@ -740,7 +740,10 @@ def _norm(value: Any, f: FieldSchema) -> Any:
     if f.type in {"id", "reference"} and isinstance(value, str):
         return value[:15]  # 15- and 18-char ids name the same record
     if isinstance(value, str):
-        return value.casefold()  # SOQL string comparison is case-insensitive
+        # SOQL and SOSL Reference, "Comparison Operators": "String comparisons using the equals
+        # operator are case-sensitive for unique case-sensitive fields and case-insensitive for
+        # all other fields", wherever the comparison sits (an OR too, not only the index path).
+        return value if f.unique and f.case_sensitive else value.casefold()
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
