@@ -3,7 +3,6 @@ sessions, faults and the request dispatch that every API shares."""
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import logging
@@ -12,13 +11,13 @@ import re
 import secrets
 import ssl
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from smsrelay.clock import Clock
-from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, _RequestHandler, json_response
+from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_response
 from smsrelay_salesforce.schema import (
     UI_METADATA,
     FieldSchema,
@@ -140,10 +139,6 @@ _BULK_OPERATIONS = frozenset({"insert", "update", "upsert", "delete", "hardDelet
 _SYSTEM_AUDIT = ("CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp")
 
 
-class _NoDelayHandler(_RequestHandler):
-    disable_nagle_algorithm = True
-
-
 MAX_URI_BYTES = 16_384
 
 
@@ -205,15 +200,6 @@ class OrgStore(Emulator):
         self.bulk_processing_seconds = bulk_processing_seconds
         self.org_id = salesforce_id("00D", 0x5A17)
         self._init_state()
-
-    def _spawn(self, target: Callable[[], None], what: str) -> None:
-        if what == "serve" and self._server is not None:
-            # Headers and body leave in two writes; with Nagle on, keep-alive clients wait ~40 ms for the
-            # delayed ACK on every call, which would dominate 10,000-record benchmarks.
-            self._server.RequestHandlerClass = _NoDelayHandler
-            # A short poll interval makes stop() quick: tests start and stop an org per test.
-            target = functools.partial(self._server.serve_forever, poll_interval=0.05)
-        super()._spawn(target, what)
 
     # ------------------------------------------------------------------ state
     def _init_state(self) -> None:
