@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from action.runner import Runner
+from smsrelay import ReplyWords
 
 __all__ = ["INPUT_NAMES", "InputError", "Inputs", "RecipientInput", "parse_duration", "parse_inputs", "secret_values"]
 
@@ -53,6 +54,7 @@ INPUT_NAMES = (
     "reply-from",
     "approve-pattern",
     "reject-pattern",
+    "approval-code",
     "reveal-numbers",
     "message-ids",
 )
@@ -60,9 +62,7 @@ PROVIDERS = ("kudosity", "smskit", "mesms", "kaleyra", "sandbox")
 # The CLI's phone columns, so a CSV that works with `smsrelay send --csv` works here.
 PHONE_COLUMNS = ("to", "phone", "mobile", "number", "msisdn")
 # Names the template context already uses; a CSV column may not hide them.
-RESERVED_VARS = ("github", "env", "vars", "row")
-DEFAULT_APPROVE = r"^\s*(yes|y|approve|approved|ok|go)\b"
-DEFAULT_REJECT = r"^\s*(no|n|reject|rejected|deny|stop|abort)\b"
+RESERVED_VARS = ("github", "env", "vars", "row", "approval_code")
 MAX_RETRIES = 10
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
 
@@ -106,8 +106,10 @@ class Inputs:
     wait_timeout: float
     poll_interval: float
     reply_from: tuple[str, ...]
-    approve: re.Pattern[str]
-    reject: re.Pattern[str]
+    # The core's approval words, or approve-pattern / reject-pattern as regexes.
+    words: ReplyWords
+    # With wait-for: reply, offer a per-gate code ("Reply YES 4821"), so one reply decides one gate.
+    approval_code: bool = False
     duplicates: tuple[str, ...] = ()
     reveal_numbers: bool = False
     # Ids an earlier step sent (its message-id or message-ids output), to follow instead of sending.
@@ -271,12 +273,19 @@ def _message(runner: Runner) -> tuple[str, str]:
     return text, name
 
 
-def _pattern(runner: Runner, name: str, default: str) -> re.Pattern[str]:
-    value = runner.input(name) or default
-    try:
-        return re.compile(value, re.IGNORECASE)
-    except re.error as exc:
-        raise InputError(name, f"is not a valid regular expression: {exc}") from None
+def _words(runner: Runner) -> ReplyWords:
+    """The core's default words, or the patterns given (case-insensitive regexes, searched)."""
+    patterns: list[re.Pattern[str] | None] = [None, None]
+    for i, name in enumerate(("approve-pattern", "reject-pattern")):
+        value = runner.input(name)
+        if not value:
+            continue
+        try:
+            patterns[i] = re.compile(value, re.IGNORECASE)
+        except re.error as exc:
+            raise InputError(name, f"is not a valid regular expression: {exc}") from None
+    default = ReplyWords()
+    return ReplyWords(patterns[0] or default.approve, patterns[1] or default.reject)
 
 
 def _settings(runner: Runner, provider: str) -> dict[str, Any]:
@@ -371,6 +380,9 @@ def parse_inputs(runner: Runner) -> Inputs:
     reply_from = tuple(split_numbers(runner.input("reply-from")))
     if reply_from and wait_for != "reply":
         raise InputError("reply-from", "only applies with wait-for: reply")
+    approval_code = parse_bool(runner, "approval-code", False)
+    if approval_code and wait_for != "reply":
+        raise InputError("approval-code", "only applies with wait-for: reply")
     return Inputs(
         provider=provider,
         settings=settings,
@@ -388,8 +400,8 @@ def parse_inputs(runner: Runner) -> Inputs:
         wait_timeout=_number(runner, "wait-timeout", 600, low=0, high=6 * 3600, duration=True),
         poll_interval=_number(runner, "poll-interval", 5, low=0.01, high=600, duration=True),
         reply_from=reply_from,
-        approve=_pattern(runner, "approve-pattern", DEFAULT_APPROVE),
-        reject=_pattern(runner, "reject-pattern", DEFAULT_REJECT),
+        words=_words(runner),
+        approval_code=approval_code,
         duplicates=tuple(duplicates),
         reveal_numbers=parse_bool(runner, "reveal-numbers", False),
         follow_ids=follow,

@@ -30,6 +30,7 @@ from action.inputs import InputError, Inputs, RecipientInput, parse_inputs, secr
 from action.report import Display, Row, mask_number, outputs, summary
 from action.runner import Runner
 from action.wait import ReplyOutcome, wait_for_delivery, wait_for_reply
+from smsrelay import Approval, Gate, ReplyWords, gate_code
 from smsrelay.client import Client
 from smsrelay.config import ProviderSettings, settings_from_mapping
 from smsrelay.errors import (
@@ -63,9 +64,6 @@ SETTING_INPUTS = {
     "sid": "sid",
     "region": "region",
 }
-# ASSUMPTION: provider and runner clocks may disagree by up to a minute; a reply
-# older than the send by more than this is from an earlier run.
-CLOCK_SKEW = timedelta(seconds=60)
 DRY_RUN_SHOWN = 20
 
 
@@ -324,25 +322,41 @@ def _wait_delivery(runner: Runner, client: Client, inputs: Inputs, rows: list[Ro
 
 
 def _wait_reply(
-    runner: Runner, client: Client, inputs: Inputs, rows: list[Row], allowed: set[str], started: Any
+    runner: Runner, client: Client, inputs: Inputs, rows: list[Row], allowed: set[str], code: str | None
 ) -> ReplyOutcome:
-    ids = {r.message_id for r in rows if r.message_id and r.ok}
+    """Wait for the reply that decides this gate, by the core's approval rule.
+
+    The gate's send time is the provider's own (its first report of the gate's messages),
+    never this runner's clock: a reply older than that answers something else.
+    """
+    ids = frozenset(r.message_id for r in rows if r.message_id and r.ok)
+    approval = Approval(
+        Gate(None, ids, frozenset(allowed), code),
+        words=inputs.words,
+        # Another gate for the same approver may have opened up to one wait before this one.
+        open_for=timedelta(seconds=inputs.wait_timeout),
+    )
+    if ids and client.capabilities.status_poll:
+        # The earliest report is the accept itself, where the provider can already be asked.
+        with contextlib.suppress(SmsRelayError):
+            approval.observe(client.status(sorted(ids)).values())
     runner.info(f"Waiting up to {inputs.wait_timeout:g}s for a reply from {len(allowed)} number(s) ...")
 
-    def ignored(reply: Reply) -> None:
-        runner.info(f"Reply from {mask_number(reply.phone)} matches neither pattern; still waiting")
+    def passed(reply: Reply, why: str) -> None:
+        runner.info(f"Reply from {mask_number(reply.phone)} {why}; still waiting")
 
     return wait_for_reply(
-        client,
-        allowed=allowed,
-        message_ids=ids,
-        not_before=started - CLOCK_SKEW,
-        approve=inputs.approve,
-        reject=inputs.reject,
-        timeout=inputs.wait_timeout,
-        interval=inputs.poll_interval,
-        on_ignored=ignored,
+        client, approval, timeout=inputs.wait_timeout, interval=inputs.poll_interval, on_passed=passed
     )
+
+
+def _with_code(body: str, code: str, inputs: Inputs) -> str:
+    """The gate's question with its code: where the template puts ``approval_code``, else appended."""
+    if "approval_code" in body:
+        return body
+    if inputs.words.approve is ReplyWords().approve and inputs.words.reject is ReplyWords().reject:
+        return f"{body}\nReply YES {code} or NO {code}"
+    return f"{body}\nInclude {code} in your reply"
 
 
 def run(runner: Runner) -> int:
@@ -414,11 +428,17 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
             except InvalidRequest as exc:
                 raise InputError("reply-from", f"item {i}: {exc.message}") from None
     context = template_context(runner.env, inputs.template_vars)
+    ref = inputs.message_ref or default_ref(runner.env)
+    body, code = inputs.message, None
+    if inputs.approval_code:
+        # Derived from the step's reference, so a retried send has the same text and key.
+        code = context["approval_code"] = gate_code(ref)
+        body = _with_code(body, code, inputs)
     message = Message(
-        body=inputs.message,
+        body=body,
         sender=inputs.sender,
         vars=context,
-        ref=inputs.message_ref or default_ref(runner.env),
+        ref=ref,
         track_links=inputs.track_links,
         priority=inputs.priority,
     )
@@ -439,7 +459,6 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
         rows = _dry_run(runner, client, ready) + rejected
         return _finish(runner, inputs, client, rows, problems=[], outcome=None, display=display)
 
-    started = client.provider.clock.now()
     rows = _send(runner, client, message, ready) + rejected
     _log_rows(runner, rows, display)
     failed = sum(1 for r in rows if not r.ok)
@@ -448,11 +467,11 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
     if inputs.wait_for == "delivery":
         problems = _delivery_problems(runner, client, inputs, rows, display)
     elif inputs.wait_for == "reply" and not problems:
-        outcome = _wait_reply(runner, client, inputs, rows, allowed, started)
+        outcome = _wait_reply(runner, client, inputs, rows, allowed, code)
         if outcome.decision == "rejected" and outcome.reply is not None:
             problems.append(f"rejected by a reply from {mask_number(outcome.reply.phone)}: {outcome.reply.text!r}")
         elif outcome.decision == "timeout":
-            problems.append(f"no approving or rejecting reply within {inputs.wait_timeout:g}s")
+            problems.append(f"no approving or rejecting reply within {inputs.wait_timeout:g}s ({outcome.reason})")
         else:
             assert outcome.reply is not None
             runner.notice(f"Approved by a reply from {mask_number(outcome.reply.phone)}: {outcome.reply.text!r}")

@@ -2,26 +2,23 @@
 
 Both poll through the core (``Client.status`` and ``Client.events``) every
 ``interval`` seconds until done or ``timeout``; a poll that fails is retried at
-the next interval rather than ending the wait.
+the next interval rather than ending the wait. Which reply decides a gate is the
+core's one approval rule (``smsrelay.approval``), shared with the Airflow sensor.
 
->>> decide("yes please", re.compile("^yes"), re.compile("^no"))
-'approved'
+>>> ReplyOutcome("timeout").reply is None
+True
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from smsrelay.client import Client
-from smsrelay.errors import SmsRelayError
-from smsrelay.model import Delivery, Reply
+from smsrelay import Approval, Client, Delivery, Reply, SmsRelayError
 
-__all__ = ["ReplyOutcome", "decide", "wait_for_delivery", "wait_for_reply"]
+__all__ = ["ReplyOutcome", "wait_for_delivery", "wait_for_reply"]
 
 log = logging.getLogger("smsrelay.action")
 Sleep = Callable[[float], None]
@@ -51,79 +48,51 @@ def wait_for_delivery(
         sleep(min(interval, remaining))
 
 
-def decide(text: str, approve: re.Pattern[str], reject: re.Pattern[str]) -> str | None:
-    """``approved``, ``rejected`` or None for a reply's text; a reject match wins a tie.
-
-    >>> decide("NO", re.compile("^yes", re.I), re.compile("^no", re.I))
-    'rejected'
-    """
-    if reject.search(text):
-        return "rejected"
-    if approve.search(text):
-        return "approved"
-    return None
-
-
 @dataclass(frozen=True)
 class ReplyOutcome:
-    """How a reply wait ended: ``approved``, ``rejected`` or ``timeout``, and the deciding reply."""
+    """How a reply wait ended: ``approved``, ``rejected`` or ``timeout``, the deciding reply, and why."""
 
     decision: str
     reply: Reply | None = None
-    ignored: int = 0
+    reason: str = ""
 
 
 def wait_for_reply(
     client: Client,
+    approval: Approval,
     *,
-    allowed: Collection[str],
-    message_ids: Collection[str],
-    not_before: datetime,
-    approve: re.Pattern[str],
-    reject: re.Pattern[str],
     timeout: float,
     interval: float,
     sleep: Sleep = time.sleep,
-    on_ignored: Callable[[Reply], None] | None = None,
+    on_passed: Callable[[Reply, str], None] | None = None,
 ) -> ReplyOutcome:
-    """Poll the event feed for the first reply from ``allowed`` that matches a pattern.
+    """Poll the event feed until the core's approval rule decides the gate, or ``timeout``.
 
-    A reply counts only if it came after ``not_before`` and, where the provider
-    threads replies, answers one of ``message_ids``: an old "YES" in the feed never
-    approves a new deploy.
+    Every reply and delivery report goes to ``approval`` (``smsrelay.Approval``), which
+    knows the gate's send time by the provider's clock and which replies count; a reply
+    that does not decide is passed to ``on_passed`` with the reason, once per reason.
     """
     deadline = time.monotonic() + timeout
     cursor: str | None = None
-    seen: set[str] = set()
-    ignored = 0
+    told: set[tuple[str, str]] = set()
     while True:
         try:
             while True:
                 page = client.events(since=cursor)
                 cursor = page.cursor or cursor
-                for event in page.events:
-                    if not isinstance(event, Reply) or event.event_id in seen:
-                        continue
-                    seen.add(event.event_id)
-                    if not _relevant(event, allowed, message_ids, not_before):
-                        continue
-                    verdict = decide(event.text, approve, reject)
-                    if verdict is not None:
-                        return ReplyOutcome(verdict, event, ignored)
-                    ignored += 1
-                    if on_ignored:
-                        on_ignored(event)
+                approval.observe(page.events)
                 if not page.more:
                     break
         except SmsRelayError as exc:
             log.warning("reply poll failed, trying again: %s", exc)
+        verdict = approval.verdict()
+        for reply, why in verdict.passed:
+            if on_passed is not None and (reply.event_id, why) not in told:
+                told.add((reply.event_id, why))
+                on_passed(reply, why)
+        if verdict.decision != "undecided":
+            return ReplyOutcome(verdict.decision, verdict.reply, verdict.reason)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return ReplyOutcome("timeout", None, ignored)
+            return ReplyOutcome("timeout", None, verdict.reason)
         sleep(min(interval, remaining))
-
-
-def _relevant(reply: Reply, allowed: Collection[str], message_ids: Collection[str], not_before: datetime) -> bool:
-    if reply.phone not in allowed or reply.occurred_at < not_before:
-        return False
-    return reply.in_reply_to is None or reply.in_reply_to in message_ids

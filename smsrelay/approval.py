@@ -234,7 +234,7 @@ def _judge(
         )
     verdict = words.classify(reply.text)
     if verdict is None:
-        return None, "matches neither the approve nor the reject words"
+        return None, "matches neither pattern (the approve or reject words)"
     if gate.code:
         if re.search(rf"(?<!\d){re.escape(gate.code)}(?!\d)", reply.text):
             return verdict, "carries the gate's code"

@@ -17,7 +17,7 @@ from action.inputs import INPUT_NAMES, InputError, parse_duration
 from action.main import main
 from action.report import mask_number, overall_status
 from action.runner import Runner, escape_data, input_env_name
-from action.wait import decide
+from smsrelay import ReplyWords
 from tests.fixtures.action import ACTION_YML, ROOT, action_metadata, parse_runner_file, read_runner_file, runner_env
 
 
@@ -134,10 +134,11 @@ def test_bad_durations_name_the_input(text):
 
 
 def test_decide_reject_wins_a_tie():
-    approve, reject = re.compile(r"yes", re.I), re.compile(r"no\b", re.I)
-    assert decide("Yes", approve, reject) == "approved"
-    assert decide("yes... no", approve, reject) == "rejected"
-    assert decide("later", approve, reject) is None
+    """approve-pattern / reject-pattern go to the core's one approval rule, searched as regexes."""
+    words = ReplyWords(re.compile(r"yes", re.I), re.compile(r"no\b", re.I))
+    assert words.classify("Yes") == "approved"
+    assert words.classify("yes... no") == "rejected"
+    assert words.classify("later") is None
 
 
 def test_mask_number_hides_the_middle():
