@@ -20,14 +20,16 @@ def test_standalone_emulator_prints_how_to_connect_and_serves_https(tmp_path):
     )
     try:
         lines = {}
-        for _ in range(9):
+        for _ in range(10):
             line = proc.stdout.readline()
             assert line, proc.stderr.read()
-            m = re.match(r"\s*([\w ]+?):\s+(\S+)", line)
+            m = re.match(r"\s*([\w ()]+?):\s+(.+)", line)
             if m:
-                lines[m.group(1)] = m.group(2)
+                lines[m.group(1)] = m.group(2).split()[0] if m.group(1) != "ignored (UI)" else m.group(2)
         url, token, ca = lines["instance_url"], lines["access_token"], lines["CA bundle"]
         assert url.startswith("https://127.0.0.1:")
+        # It names the UI metadata it loads but does not enforce.
+        assert "1 Lightning apps (SMS_Relay)" in lines["ignored (UI)"] and "quick actions" in lines["ignored (UI)"]
         assert ca == str(tmp_path / "ca.pem")
         assert (tmp_path / "server.key").exists() and (tmp_path / "server.crt").exists()
         s = requests.Session()
