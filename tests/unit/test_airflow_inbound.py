@@ -8,6 +8,7 @@ as the triggerer's shared-stream manager would after storing each event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -356,6 +357,30 @@ def test_run_fires_matching_messages_on_airflow_without_ack_mode(sandbox: Client
             await events.aclose()  # type: ignore[attr-defined]
 
     assert asyncio.run(run())["groups"] == {"job": "billing"}
+
+
+def test_run_commits_a_page_one_poll_after_firing_it(sandbox: Client, tmp_path: Path) -> None:
+    trigger = watcher(tmp_path)
+
+    async def run() -> tuple[int | None, int | None]:
+        events = trigger.run()
+        first = asyncio.ensure_future(anext(events))
+        try:
+            start = await until(lambda: committed(tmp_path) is not None, tmp_path)
+            sandbox.provider.inject_reply(ON_CALL, "RERUN billing")
+            await asyncio.wait_for(first, 30)
+            held = committed(tmp_path)  # fired, not yet committed: the triggerer may not have stored it
+            following = asyncio.ensure_future(anext(events))  # the next poll commits it
+            after = await until(lambda: committed(tmp_path) == (start or 0) + 1, tmp_path)
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+            return held, after
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    held, after = asyncio.run(run())
+    assert (held, after) == (0, 1)
 
 
 def test_a_watcher_on_a_broken_connection_fails_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
