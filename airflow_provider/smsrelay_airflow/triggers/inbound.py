@@ -6,7 +6,9 @@ in the event inbox, and fires one ``TriggerEvent`` per inbound message that its
 :class:`~smsrelay_airflow.inbound.InboundRule` accepts. Use it through
 :func:`smsrelay_airflow.assets.sms_asset`.
 
-Exactly once across triggerer restarts, as far as Airflow lets a trigger know:
+A new cursor starts after everything the feed already holds, so a new watcher never
+fires on history. After that, exactly once across triggerer restarts, as far as
+Airflow lets a trigger know:
 
 - On Airflow >= 3.3 the trigger opts into the triggerer's shared-stream *ack mode*
   (``create_shared_stream_producer``): the cursor moves past a message only after
