@@ -213,9 +213,11 @@ class BulkApi(OrgStore):
 
         Bulk API 2.0 Developer Guide, "Prepare Data to Upsert": a job upserts by one External ID
         field, and Salesforce refuses rows whose value repeats within the job (measured against an
-        org, issue 15) rather than letting the last row win; the rows fail with the code the
-        Collections upsert gives for the same case.
+        org, issue 15) rather than letting the last row win.
         """
+        # ASSUMPTION: the rows carry the code the emulator's Collections upsert gives for the same
+        # case, DUPLICATE_EXTERNAL_ID ("Duplicate external id specified", SOAP API StatusCode
+        # list); neither REST guide shows the response for a repeated value within one request.
         if job.operation != "upsert" or job.external_id is None:
             return set()
         f = obj.field(job.external_id)
