@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from smsrelay.emulators.base import Emulator
@@ -45,6 +46,7 @@ from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from smsrelay.emulators.mesms import MeSmsEmulator
 from smsrelay.emulators.smskit import SmsKitEmulator
 from tests.conftest import ROOT
+from tests.fixtures.action import wait_until
 
 pytestmark = pytest.mark.xdist_group("docs-examples")
 
@@ -393,6 +395,25 @@ def _jobs(doc: Any) -> list[tuple[str, list[dict[str, Any]], Mapping[str, str]]]
     return [(name, job.get("steps", []), job.get("outputs", {})) for name, job in doc["jobs"].items()]
 
 
+def _approver(emu: Emulator, inputs: Mapping[str, str]) -> Callable[[Mapping[str, str]], None]:
+    """The approver answers the gate's SMS with YES (and its code, if it offers one), by the control API."""
+    before = len(requests.get(f"{emu.url}/_emulator/messages", timeout=10).json())
+
+    def answer(env: Mapping[str, str]) -> None:
+        def listed() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = requests.get(f"{emu.url}/_emulator/messages", timeout=10).json()
+            return rows
+
+        wait_until(lambda: len(listed()) > before)  # the gate's SMS went out
+        sent = listed()
+        code = re.search(r"YES (\d{4})", sent[-1]["body"])
+        phone = (inputs.get("reply-from") or sent[-1]["to"]).split(",")[0].strip()
+        reply = {"from": phone, "text": "YES" + (f" {code.group(1)}" if code else "")}
+        requests.post(f"{emu.url}/_emulator/replies", json=reply, timeout=10).raise_for_status()
+
+    return answer
+
+
 @pytest.mark.parametrize("block", by_kind("yaml"))
 def test_yaml_block(block: Block, docs: Docs, run_action: Callable[..., Any]) -> None:
     doc = yaml.safe_load(block.body)
@@ -420,7 +441,8 @@ def test_yaml_block(block: Block, docs: Docs, run_action: Callable[..., Any]) ->
             ]
             inputs.setdefault("api-url", emu.url)
             inputs["poll-interval"] = "0.1"  # the docs' 15 s is for the real vendor
-            run = run_action(inputs, files=SAMPLES, timeout=60)
+            during = _approver(emu, inputs) if inputs.get("wait-for") == "reply" else None
+            run = run_action(inputs, files=SAMPLES, timeout=60, during=during)
             assert run.code == 0, f"{block.where}: step {step.get('id', '')} exited {run.code}:\n{run.stdout}"
             outputs[str(step.get("id", ""))] = dict(run.outputs)
             ran += 1
