@@ -394,8 +394,14 @@ class Pusher:
         written: list[tuple[_Job, RecipientResult]] = []
         provider = self.client.provider.name
         doubtful: list[_Job] = []
+        unsent: list[tuple[_Job, RecipientResult]] = []
         for j in jobs:
             r = results.get(j.key)
+            if r is not None and r.retryable:
+                # Certainly not sent (throttled past the longest wait, or refused before the
+                # request was written): back to Queued, so the next run sends it, not Failed.
+                unsent.append((j, r))
+                continue
             if r is not None and r.in_doubt:
                 # The provider may have taken it and could not say: a person decides, never a
                 # resend (the next run's reconcile could find no trace yet and send it again).
@@ -431,6 +437,23 @@ class Pusher:
                 rec[f("delivery_updated_at")] = now
             updates.append(rec)
             written.append((j, r))
+        if unsent:
+            summary.requeued += len(unsent)
+            if not self.dry_run:
+                self.org.write(
+                    "update",
+                    self.m.object,
+                    [
+                        {
+                            "Id": j.id,
+                            f("status"): "Queued",
+                            f("error_code"): "NOT_SENT",
+                            f("error_message"): _cut(r.error),
+                        }
+                        for j, r in unsent
+                    ],
+                    bulk=False,
+                )
         if doubtful:
             summary.ambiguous += len(doubtful)
             if not self.dry_run:

@@ -24,6 +24,7 @@ class Summary:
     rejected: int = 0
     skipped_opted_out: int = 0
     ambiguous: int = 0
+    requeued: int = 0  # certainly not sent (throttled, or refused before the request was written): Queued again
     reconciled: int = 0
     resent: int = 0
     claim_failed: int = 0
@@ -103,6 +104,7 @@ class Summary:
             ("rejected (invalid number or template)", self.rejected),
             ("skipped: opted out", self.skipped_opted_out),
             ("ambiguous (left for review)", self.ambiguous),
+            ("not sent, queued again (throttled)", self.requeued),
             ("events read", self.events),
             ("delivery statuses updated", self.deliveries_updated),
             ("replies written", self.replies),
