@@ -14,9 +14,10 @@ decide through this module, so they take the same replies for the same reasons:
 5. a reply the provider threads to an outbound message decides that message's gate
    only;
 6. a reply with neither a code nor a thread decides the gate only when no other message
-   went to that number while the gate may be open: since ``open_for`` before the gate's
-   send, until the reply. Otherwise two gates could take the same "YES", so it decides
-   none, and the reason says to reply with the code.
+   to that number may be an open gate: none sent after the gate's send and before the
+   reply, and none in the ``open_for`` before the gate's send that the number has not
+   replied to since. Otherwise two gates could take the same "YES", so it decides none,
+   and the reason says to reply with the code.
 
 >>> from datetime import UTC, datetime
 >>> from smsrelay.model import Reply
@@ -204,8 +205,9 @@ def decide_gate(
     words = words or ReplyWords()
     others = [o for o in outbound if o.message_id not in gate.message_ids]
     passed: list[tuple[Reply, str]] = []
-    for reply in sorted(replies, key=lambda r: (r.occurred_at, r.event_id)):
-        decision, why = _judge(gate, reply, words, others, open_for)
+    heard = sorted(replies, key=lambda r: (r.occurred_at, r.event_id))
+    for reply in heard:
+        decision, why = _judge(gate, reply, words, others, heard, open_for)
         if decision is not None:
             return GateVerdict(decision, f"a reply from {mask(reply.phone)} {why}", reply, tuple(passed))
         passed.append((reply, why))
@@ -219,7 +221,7 @@ def decide_gate(
 
 
 def _judge(
-    gate: Gate, reply: Reply, words: ReplyWords, others: list[Outbound], open_for: timedelta
+    gate: Gate, reply: Reply, words: ReplyWords, others: list[Outbound], heard: list[Reply], open_for: timedelta
 ) -> tuple[Literal["approved", "rejected"] | None, str]:
     """One reply's effect on the gate: a decision and why, or None and why it does not count."""
     if gate.approvers and reply.phone not in gate.approvers:
@@ -245,11 +247,7 @@ def _judge(
         if reply.in_reply_to in gate.message_ids:
             return verdict, "is threaded by the provider to the gate's message"
         return None, "is threaded by the provider to another message"
-    since = gate.sent_at - open_for
-    rival = next(
-        (o for o in sorted(others, key=lambda o: o.at) if o.to == reply.phone and since <= o.at < reply.occurred_at),
-        None,
-    )
+    rival = _rival(gate.sent_at, reply, others, heard, open_for)
     if rival is not None:
         ask = f"reply with the gate's code ({gate.code})" if gate.code else "offer a per-gate code"
         return None, (
@@ -257,6 +255,25 @@ def _judge(
             f"(another gate may be open), so it decides no gate: {ask}"
         )
     return verdict, "answers the only open question to that number"
+
+
+def _rival(
+    sent_at: datetime, reply: Reply, others: list[Outbound], heard: list[Reply], open_for: timedelta
+) -> Outbound | None:
+    """Another message to the reply's number that may be an open gate when the reply came.
+
+    Any message sent after the gate and before the reply. One sent before the gate counts
+    only within ``open_for`` and if that number sent no reply between it and the gate:
+    an answered question, like a notification someone replied to, is closed.
+    """
+    for other in sorted(others, key=lambda o: o.at):
+        if other.to != reply.phone or not sent_at - open_for <= other.at < reply.occurred_at:
+            continue
+        if other.at >= sent_at:
+            return other
+        if not any(h.phone == reply.phone and other.at < h.occurred_at < sent_at for h in heard):
+            return other
+    return None
 
 
 @dataclass

@@ -89,6 +89,15 @@ def test_a_message_long_before_the_gate_is_no_rival():
     assert verdict.decision == "approved"
 
 
+def test_an_earlier_message_the_approver_answered_is_no_rival():
+    notified = [Outbound("z", LEAD, T0 - timedelta(minutes=5))]
+    answered = reply("thanks", T0 - timedelta(minutes=4), rid="r0")
+    yes = reply("YES", T0 + timedelta(seconds=3))
+    assert decide_gate(gate(), [answered, yes], outbound=notified).decision == "approved"
+    verdict = decide_gate(gate(), [yes], outbound=notified)
+    assert verdict.decision == "undecided" and "offer a per-gate code" in verdict.reason
+
+
 def test_only_approvers_count_and_reject_wins_a_tie():
     replies = [reply("YES", T0 + timedelta(seconds=1), phone=OTHER), reply("yes... no", T0 + timedelta(seconds=2))]
     words = ReplyWords.parse(r"yes", r"no\b")
