@@ -9,8 +9,8 @@ Sends take a comma-separated ``to`` and answer a batch ``id`` with one
 then the final status; callbacks go to the send's ``callback`` object or callback
 profile, with its static ``header`` map (Kaleyra signs nothing, § 3.5). Inbound (MO)
 messages go to the configured Receive Message URL (:meth:`KaleyraEmulator.configure_inbound`,
-or ``POST /_emulator/inbound``); :meth:`KaleyraEmulator.reply` (``POST /_emulator/reply``)
-injects one.
+or ``POST /_emulator/inbound``); :meth:`KaleyraEmulator.reply` (``POST /_emulator/reply``, or
+the kit's shared ``POST /_emulator/replies``) injects one.
 
 Outcomes by the recipient's last four digits (as the sandbox's): 0001 ``UnDelivered``
 (``ABSENT-SUB``), 0002 expired (``EXPIRED``), 0003 ``NotSent`` (``DND-NUMB``), 0004

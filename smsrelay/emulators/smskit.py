@@ -22,7 +22,8 @@ digits  outcome
 0009    ``Delivered``, then the ``sms:sent`` push is redelivered late
 ======  ==============================================================
 
-Beyond the kit's control API: ``POST /_emulator/inbound`` (``{"from", "content"}``),
+Beyond the kit's control API (whose ``POST /_emulator/replies`` and ``opt-outs`` arrive as
+``sms:received``): ``POST /_emulator/inbound`` (``{"from", "content"}``),
 ``POST /_emulator/rate_limit`` (``{"limit": n | null, "window": seconds}``) and
 ``POST /_emulator/devices/<id>`` (``{"status": "Offline", ...}``).
 """
