@@ -16,7 +16,7 @@ import yaml
 from smsrelay_salesforce.follow import Follower
 from smsrelay_salesforce.org import BudgetExceeded
 
-from smsrelay import Delivery, Reply, Status
+from smsrelay import Delivery, LinkHit, Reply, Status
 from smsrelay.config import ProviderSettings
 from smsrelay.receiver import route_for
 from tests.fixtures.bridge import bridge_mapping
@@ -67,10 +67,12 @@ def test_pushed_reports_and_a_stop_are_written_and_the_named_cursor_is_committed
     receiver = _receiver(start_receiver, bridge, tmp_path)
     mid, row = next(iter(sent.items()))
     stop = Reply("mo-1", "sandbox", row["Phone_E164__c"], clock.now(), None, text="STOP", in_reply_to=mid)
-    _push(receiver, *(_delivered(m, r, clock) for m, r in sent.items()), stop)
+    hit = LinkHit("hit-1", "sandbox", row["Phone_E164__c"], clock.now(), mid, url="https://acme.example/a")
+    _push(receiver, *(_delivered(m, r, clock) for m, r in sent.items()), stop, hit)
     follower = Follower(bridge)
     batch = follower.batch()
     assert batch.deliveries_updated == 3 and batch.replies == 1 and batch.opt_outs == 1 and not batch.failures
+    assert batch.link_hits == 1 and sf_org.records("SMS_Link_Hit__c")[0]["Message__c"] == row["Id"]
     assert {r["Delivery_Status__c"] for r in sf_org.records(MSG, "Direction__c = 'Outbound'")} == {"Delivered"}
     assert [c["Phone__c"] for c in sf_org.records("SMS_Consent__c")] == [row["Phone_E164__c"]]
     # Committed: the same follower, and a restarted one on the same cursor, read nothing more.
@@ -78,7 +80,7 @@ def test_pushed_reports_and_a_stop_are_written_and_the_named_cursor_is_committed
     assert Follower(bridge).batch().events == 0
     # Another cursor is another reader: it sees every event again, and replaying changes nothing.
     again = Follower(bridge, cursor="audit").batch()
-    assert again.events >= 4 and again.deliveries_updated == 0 and again.deliveries_unchanged == 3
+    assert again.events >= 5 and again.deliveries_updated == 0 and again.deliveries_unchanged == 3
 
 
 def test_batches_close_by_size_then_by_time(make_bridge, queue_messages, sf_org, clock, tmp_path, start_receiver):
