@@ -99,16 +99,19 @@ class SendJournal:
         out = Claim()
         with self.inbox.transaction() as execute:
             for key in dict.fromkeys(keys):
-                row = execute("SELECT state, result FROM sends WHERE provider = ? AND key = ?", (provider, key))
-                found = row.fetchone()
-                if found is None:
-                    execute(
-                        "INSERT INTO sends (provider, key, state, claim, result, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (provider, key, _PENDING, claim, None, now),
-                    )
+                # One statement for a new key (the common case); a second only for a known one.
+                inserted = execute(
+                    "INSERT INTO sends (provider, key, state, claim, result, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (provider, key) DO NOTHING",
+                    (provider, key, _PENDING, claim, None, now),
+                ).rowcount
+                if inserted == 1:
                     out.fresh.append(key)
-                elif found[0] == _DONE and found[1]:
-                    out.recorded[key] = _load(found[1])
+                    continue
+                row = execute("SELECT state, result FROM sends WHERE provider = ? AND key = ?", (provider, key))
+                state, result = row.fetchone()
+                if state == _DONE and result:
+                    out.recorded[key] = _load(result)
                 else:
                     out.in_flight.append(key)
         return out
