@@ -74,7 +74,8 @@ SECRETS = {
 WORKFLOW_VARS = {"KUDOSITY_NUMBER": "61481074185"}
 SAMPLES = {
     "team.csv": "to,name,region\n+61491570156,Ann,AU\n+61491570157,Bo,AU\n",
-    "customers.csv": "to,name\n+61491570156,Ann\n+61491570157,Bo\n",
+    # 450 customers, as the SMSKit page's preview shows them.
+    "customers.csv": "to,name\n" + "".join(f"+6149157{i:04d},Customer {i}\n" for i in range(450)),
     "alert.txt": "Alert for {{ name }}: the nightly load failed",
     "reminder.txt": "Hi {{ name }}, a reminder of your booking tomorrow",
     ".github/sms/release.txt": "Release {{ github.ref_name }} is out",
@@ -280,8 +281,9 @@ def test_python_block(block: Block, docs: Docs) -> None:
 
 
 # -- the command line ----------------------------------------------------------------------------------
-def _commands(body: str, console: bool) -> Iterator[str]:
-    """The commands of a shell block: ``$ ``-prompted lines in a console block, with continuations."""
+def _commands(body: str, console: bool) -> list[tuple[str, list[str]]]:
+    """The commands of a shell block, with continuations, each with the output a console block shows."""
+    out: list[tuple[str, list[str]]] = []
     pending = ""
     for raw in body.splitlines():
         line = raw.rstrip()
@@ -290,13 +292,31 @@ def _commands(body: str, console: bool) -> Iterator[str]:
             pending = ""
         elif console:
             if not line.startswith("$ "):
-                continue  # output
+                if out and line.strip():
+                    out[-1][1].append(line)  # what the command before printed
+                continue
             line = line[2:]
         if line.endswith("\\"):
             pending = line[:-1].rstrip()
             continue
         if line.strip() and not line.strip().startswith("#"):
-            yield line.strip()
+            out.append((line.strip(), []))
+    return out
+
+
+# What varies from run to run in a shown output: ids, and what the docs elide with "…".
+_VARIES = re.compile(r"…|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _shows(expected: list[str], printed: str) -> bool:
+    """Every shown line appears, in order, in what was printed (whitespace runs are equal)."""
+    lines = iter(printed.splitlines())
+    for shown in expected:
+        parts = [re.escape(" ".join(p.split())) for p in _VARIES.split(shown.strip())]
+        pattern = re.compile(".*?".join(parts).replace("\\ ", r"\s+"))
+        if not any(pattern.fullmatch(" ".join(line.split())) for line in lines):
+            return False
+    return True
 
 
 VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
@@ -319,7 +339,7 @@ def test_cli_block(block: Block, docs: Docs) -> None:
     ports: dict[str, str] = {}
     servers: list[subprocess.Popen[str]] = []
     try:
-        for command in _commands(block.body, console=block.lang == "console"):
+        for command, shown in _commands(block.body, console=block.lang == "console"):
             for old, new in ports.items():
                 command = command.replace(f":{old}", f":{new}")
             words = shlex.split(command, comments=True)
@@ -345,6 +365,7 @@ def test_cli_block(block: Block, docs: Docs) -> None:
                 timeout=60,
             )
             assert proc.returncode == 0, f"{block.where}: `{command}` exited {proc.returncode}:\n{proc.stderr}"
+            assert _shows(shown, proc.stdout), f"{block.where}: `{command}` printed:\n{proc.stdout}"
     finally:
         for server in servers:
             server.terminate()
