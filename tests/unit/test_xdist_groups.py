@@ -1,0 +1,14 @@
+"""The suite relies on ``--dist loadgroup`` keeping an ``xdist_group`` on one worker (one Airflow
+stack, one npm install, one wheel build per group). pytest 9.2 with pytest-xdist 3.8 silently
+stopped tagging node ids, so every group split across workers; this fails if that comes back."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.xdist_group("canary")
+def test_loadgroup_tags_the_node_with_its_group(request: pytest.FixtureRequest) -> None:
+    if getattr(request.config.option, "dist", "no") != "loadgroup":
+        pytest.skip("runs only under pytest -n N --dist loadgroup (make test)")
+    assert request.node.nodeid.endswith("@canary")
