@@ -42,6 +42,7 @@ FLAGS = {
     "base_url": "--base-url",
     "provider": "--provider",
     "since": "--since",
+    "track_links": "--track-links",
 }
 
 

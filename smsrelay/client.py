@@ -44,7 +44,7 @@ from smsrelay.model import (
     Status,
 )
 from smsrelay.phone import normalize
-from smsrelay.preflight import check_sender, unreachable
+from smsrelay.preflight import check_message, check_sender, unreachable
 from smsrelay.providers import provider_class
 from smsrelay.providers.base import Balance, EventPage, Provider, Quote
 from smsrelay.segments import check_length
@@ -257,6 +257,7 @@ class Client:
         max_chars = min(caps.max_chars, int(self.settings.option("max_chars", caps.max_chars)))
         sender = message.sender or self.settings.sender
         check_sender(caps, self.provider.name, sender)
+        check_message(caps, self.provider.name, message)
         if sender != message.sender:
             message = replace(message, sender=sender)
         ready: list[PreparedSms] = []

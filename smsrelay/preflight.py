@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import phonenumbers
 
-from smsrelay.errors import ConfigError
-from smsrelay.model import Capabilities
+from smsrelay.errors import ConfigError, InvalidRequest
+from smsrelay.model import Capabilities, Message
 
-__all__ = ["check_sender", "unreachable"]
+__all__ = ["check_message", "check_sender", "unreachable"]
 
 
 def check_sender(caps: Capabilities, provider: str, sender: str | None) -> None:
@@ -44,6 +44,19 @@ def check_sender(caps: Capabilities, provider: str, sender: str | None) -> None:
             field="sender",
             provider=provider,
         )
+
+
+def check_message(caps: Capabilities, provider: str, message: Message) -> None:
+    """Raise ``InvalidRequest`` (naming the field) for what the message asks and the provider cannot do.
+
+    >>> check_message(Capabilities(), "kaleyra", Message("Hi", track_links=True))
+    Traceback (most recent call last):
+    ...
+    smsrelay.errors.InvalidRequest: kaleyra does not track links; send without track_links
+    """
+    if message.track_links and not caps.link_tracking:
+        # Sent anyway, the links would go out untracked and no link hit would ever come.
+        raise InvalidRequest(f"{provider} does not track links; send without track_links", field="track_links")
 
 
 def unreachable(caps: Capabilities, provider: str, e164: str) -> str | None:

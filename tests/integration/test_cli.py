@@ -193,3 +193,10 @@ def test_a_placeholder_left_in_the_api_key_is_an_input_error():
     assert p.returncode == 2
     assert "SMSRELAY_KUDOSITY_API_KEY" in p.stderr and "plain ASCII" in p.stderr
     assert "UnicodeEncodeError" not in p.stderr
+
+
+def test_track_links_where_the_provider_has_none_names_the_flag():
+    env = {"SMSRELAY_KALEYRA_API_KEY": "k-0123456789", "SMSRELAY_KALEYRA_SID": "HXAP0000000000"}
+    p = smsrelay(env, "send", "--provider", "kaleyra", "+919812345678", "-m", "hi", "--track-links", "--dry-run")
+    assert p.returncode == 2
+    assert "error: --track-links: kaleyra does not track links" in p.stderr

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from smsrelay import Client, ConfigError, Status
+from smsrelay import Client, ConfigError, InvalidRequest, Message, Status
 from smsrelay.emulators.kudosity_v1 import KudosityV1Emulator
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from smsrelay.emulators.mesms import MeSmsEmulator
@@ -74,3 +74,12 @@ def test_preview_shows_an_unreachable_number_as_rejected(mesms: Client) -> None:
     preview = mesms.preview("Hi", ["+66812342000", "+61491570156"])
     assert preview.messages == 1
     assert [r.to for r in preview.rejected] == ["+61491570156"]
+
+
+def test_tracked_links_where_the_provider_has_none_are_refused_naming_the_field(
+    mesms: Client, mesms_emulator: MeSmsEmulator
+) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        mesms.send("+66812342000", Message("Sale: https://shop.example.com", track_links=True), dry_run=True)
+    assert refused.value.field == "track_links"
+    assert mesms_emulator.received("POST") == []
