@@ -9,6 +9,8 @@ import pytest
 
 @pytest.mark.xdist_group("canary")
 def test_loadgroup_tags_the_node_with_its_group(request: pytest.FixtureRequest) -> None:
-    if getattr(request.config.option, "dist", "no") != "loadgroup":
+    # A worker sees dist="no"; the controller's command line is in workerinput.
+    argv = getattr(request.config, "workerinput", {}).get("mainargv", [])
+    if "loadgroup" not in argv and "--dist=loadgroup" not in argv:
         pytest.skip("runs only under pytest -n N --dist loadgroup (make test)")
     assert request.node.nodeid.endswith("@canary")
