@@ -73,3 +73,14 @@ def test_held_back_cryptography_is_locked_below_51() -> None:
     # Airflow 2.11.2's get_fernet() cannot set attributes on cryptography 51's Rust MultiFernet.
     for lock in ("main", "airflow2"):
         assert int(locked(lock)["cryptography"].split(".")[0]) < 51
+
+
+@pytest.mark.parametrize(
+    "pyproject", ["pyproject.toml", "airflow_provider/pyproject.toml", "salesforce_bridge/pyproject.toml"]
+)
+def test_the_build_lock_satisfies_every_build_backend(pyproject: str) -> None:
+    # The image and release.yml build with locks/build.txt and no build isolation.
+    pins = locked("build")
+    for raw in tomllib.loads((ROOT / pyproject).read_text())["build-system"]["requires"]:
+        req = Requirement(raw)
+        assert req.specifier.contains(pins[canonicalize_name(req.name)]), f"{pyproject}: {req}"
