@@ -14,10 +14,10 @@ decide through this module, so they take the same replies for the same reasons:
 5. a reply the provider threads to an outbound message decides that message's gate
    only;
 6. a reply with neither a code nor a thread decides the gate only when no other message
-   to that number may be an open gate: none sent after the gate's send and before the
-   reply, and none in the ``open_for`` before the gate's send that the number has not
-   replied to since. Otherwise two gates could take the same "YES", so it decides none,
-   and the reason says to reply with the code.
+   to that number may be an open gate: none reported after the gate's send, and none in
+   the ``open_for`` before the gate's send that the number has not replied to since.
+   Otherwise two gates could take the same "YES", so it decides none, and the reason
+   says to reply with the code.
 
 >>> from datetime import UTC, datetime
 >>> from smsrelay.model import Reply
@@ -262,12 +262,15 @@ def _rival(
 ) -> Outbound | None:
     """Another message to the reply's number that may be an open gate when the reply came.
 
-    Any message sent after the gate and before the reply. One sent before the gate counts
-    only within ``open_for`` and if that number sent no reply between it and the gate:
-    an answered question, like a notification someone replied to, is closed.
+    Any message reported after the gate's send, even after the reply: a provider may report
+    a message only once delivered (Kudosity V2's polled feed), later than it went out, so
+    a report after the reply does not prove the message went out after it. One sent
+    before the gate counts only within ``open_for`` and if that number sent no reply
+    between it and the gate: an answered question, like a notification someone replied
+    to, is closed.
     """
     for other in sorted(others, key=lambda o: o.at):
-        if other.to != reply.phone or not sent_at - open_for <= other.at < reply.occurred_at:
+        if other.to != reply.phone or other.at < sent_at - open_for:
             continue
         if other.at >= sent_at:
             return other
