@@ -469,8 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--provider", help="sandbox, kudosity, smskit, mesms or kaleyra (default: $SMSRELAY_PROVIDER)")
     common.add_argument("--config", help="a YAML settings file (default: $SMSRELAY_CONFIG)")
     common.add_argument("--base-url", help="the provider's API URL (e.g. an emulator)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("-v", "--verbose", action="count", default=0)
+    # --json only where a command has machine-readable output.
+    output = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    output.add_argument("--json", action="store_true", help="machine-readable output")
 
     verbose = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     verbose.add_argument("-v", "--verbose", action="count", default=0)
@@ -481,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add = functools.partial(sub.add_parser, allow_abbrev=False)
 
-    p = add("send", parents=[common], help="send a message to one or many numbers")
+    p = add("send", parents=[common, output], help="send a message to one or many numbers")
     p.add_argument("to", nargs="*", help="phone numbers (E.164, or national with default_region set)")
     p.add_argument("--to", dest="to_flag", action="append", default=[], metavar="NUMBER", help="a phone number")
     p.add_argument("-m", "--message", help="the message: a jinja2 template")
@@ -497,18 +499,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     p.set_defaults(func=cmd_send)
 
-    p = add("status", parents=[common], help="the delivery status of messages")
+    p = add("status", parents=[common, output], help="the delivery status of messages")
     p.add_argument("message_id", nargs="+")
     p.set_defaults(func=cmd_status)
 
-    p = add("reconcile", parents=[common], help="settle messages in doubt by their idempotency keys")
+    p = add("reconcile", parents=[common, output], help="settle messages in doubt by their idempotency keys")
     p.add_argument("key", nargs="*", help="keys in doubt (printed by send as key=…, and in --json)")
     p.add_argument(
         "--journal", help="the send journal (a path or URL; $SMSRELAY_JOURNAL): with no KEY, its keys in flight"
     )
     p.set_defaults(func=cmd_reconcile)
 
-    p = add("events", parents=[common], help="delivery reports, replies, link hits and opt-outs")
+    p = add("events", parents=[common, output], help="delivery reports, replies, link hits and opt-outs")
     p.add_argument("--since", help="the cursor printed by the previous call")
     p.add_argument("--cursor", help="a durable reader name: resume where it left off, and acknowledge what is printed")
     p.add_argument("--inbox", help="the event inbox: a path, sqlite:///path or postgresql://… ($SMSRELAY_INBOX)")
@@ -517,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=2.0)
     p.set_defaults(func=cmd_events)
 
-    p = add("preview", parents=[common], help="encoding, parts and cost, without sending")
+    p = add("preview", parents=[common, output], help="encoding, parts and cost, without sending")
     p.add_argument("to", nargs="*")
     p.add_argument("--to", dest="to_flag", action="append", default=[], metavar="NUMBER", help="a phone number")
     p.add_argument("-m", "--message")
@@ -571,13 +573,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("check", "test the credentials"),
         ("devices", "the account's sending devices (SMSKit)"),
     ):
-        p = add(name, parents=[common], help=what)
+        p = add(name, parents=[common, output] if name == "devices" else [common], help=what)
         p.set_defaults(func=cmd_account)
     p = add("cancel", parents=[common], help="cancel a scheduled message")
     p.add_argument("message_id")
     p.set_defaults(func=cmd_account)
 
-    p = add("sandbox-reply", parents=[common], help="simulate an inbound SMS in the sandbox")
+    p = add("sandbox-reply", parents=[verbose], help="simulate an inbound SMS in the sandbox")
+    p.add_argument("--config", help="a YAML settings file (default: $SMSRELAY_CONFIG)")
     p.add_argument("phone")
     p.add_argument("text")
     p.set_defaults(func=cmd_sandbox)

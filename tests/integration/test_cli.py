@@ -148,13 +148,23 @@ def test_to_is_a_recipient_and_no_flag_is_matched_by_prefix(run):
     assert "unrecognized arguments: --to-f" in abbreviated.stderr
 
 
-def test_emulate_help_lists_only_the_options_that_act_there(run):
-    p = run("emulate", "--help")
+@pytest.mark.parametrize(
+    ("command", "acting", "idle"),
+    [
+        (["emulate"], ["--host", "--port", "--manual-clock", "--any-key"], ["--provider", "--config", "--json"]),
+        (["sandbox-reply"], ["--config"], ["--provider", "--base-url", "--json"]),
+        (["balance"], ["--provider", "--config", "--base-url"], ["--json"]),
+        (["webhooks", "register"], ["--provider", "--events"], ["--json"]),
+        (["devices"], ["--provider", "--json"], []),
+    ],
+)
+def test_help_lists_only_the_options_that_act_there(run, command, acting, idle):
+    p = run(*command, "--help")
     assert p.returncode == 0
-    for acting in ("--host", "--port", "--lag", "--manual-clock", "--any-key"):
-        assert acting in p.stdout
-    for idle in ("--provider", "--config", "--base-url", "--json"):
-        assert idle not in p.stdout
+    for option in acting:
+        assert option in p.stdout
+    for option in idle:
+        assert option not in p.stdout
 
 
 def smsrelay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
