@@ -59,6 +59,7 @@ from smsrelay.model import (
 from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, Provider
 from smsrelay.providers.batching import join_outcomes, plan_by_body
+from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
 from smsrelay.transport import RetryPolicy, Transport, json_object
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
@@ -102,6 +103,17 @@ TRACE_STATUS: dict[str, Status] = {
 ROUTES = frozenset({"OTP", "DEFAULT", "MKT", "DEFAULT/MKT", "TXN"})  # § 3.2
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
 STATUS_IDS_PER_CALL = 100  # ASSUMPTION: no documented cap on message_ids; keeps the URL short
+# § 3.3: an error response's status (or NO-CREDITS in its text) as a core error.
+ERRORS: StatusTable = {
+    401: ErrorRule(AuthError, "Kaleyra refused the API key or SID ({status}); check api_key and sid"),
+    402: ErrorRule(InsufficientCredit, "Kaleyra has not enough credit for this send; top up the account"),
+    "NO-CREDITS": ErrorRule(InsufficientCredit, "Kaleyra has not enough credit for this send; top up the account"),
+    403: ErrorRule(AuthError, "Kaleyra refused the API key or SID ({status}); check api_key and sid"),
+    404: ErrorRule(NotFound, "Kaleyra found no such resource (404): {text}"),
+    429: ErrorRule(RateLimited, "Kaleyra is throttling (429); it allows about 50,000 requests per 5 minutes"),
+    SERVER_ERROR: ErrorRule(ProviderServerError, "Kaleyra failed on its side ({status})"),
+    OTHER: ErrorRule(InvalidRequest, "Kaleyra refused the request ({status}): {text}"),
+}
 FIELDS = {"to": "to", "body": "message", "sender": "sender", "template_id": "template_id", "time": "send_at"}
 
 
@@ -233,26 +245,18 @@ class KaleyraProvider(Provider):
         detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
         text = redact(message or detail or resp.text[:300] or str(resp.reason))
         status = resp.status_code
-        kw: dict[str, Any] = {"provider": self.name, "status_code": status, "provider_message": text, "code": code}
-        if status in (401, 403):
-            return AuthError(f"Kaleyra refused the API key or SID ({status}); check api_key and sid", **kw)
-        if status == 402 or "NO-CREDITS" in text.upper():
-            return InsufficientCredit("Kaleyra has not enough credit for this send; top up the account", **kw)
-        if status == 404:
-            return NotFound(f"Kaleyra found no such resource (404): {text}", **kw)
-        if status == 429:
-            return RateLimited("Kaleyra is throttling (429); it allows about 50,000 requests per 5 minutes", **kw)
-        if status >= 500:
-            return ProviderServerError(f"Kaleyra failed on its side ({status})", **kw)
-        if errors:
+        # Kaleyra names an empty account in its text, under any status but an auth refusal.
+        credit = "NO-CREDITS" if "NO-CREDITS" in text.upper() and status not in (401, 403) else None
+        if errors and status < 500 and status not in ERRORS and not credit:
             name, why = next(iter(errors.items()))
+            kw: dict[str, Any] = {"provider": self.name, "status_code": status, "provider_message": text, "code": code}
             return InvalidRequest(
                 f"Kaleyra refused the field {name!r}: {redact(str(why))}"
                 + (f" (and {len(errors) - 1} more: {detail})" if len(errors) > 1 else ""),
                 field=FIELDS.get(str(name), str(name)),
                 **kw,
             )
-        return InvalidRequest(f"Kaleyra refused the request ({status}): {text}", **kw)
+        return error_for_status(ERRORS, status, provider=self.name, text=text, code=code, key=credit)
 
     # -- sending ------------------------------------------------------------------------
     def plan_requests(self, batch: Sequence[PreparedSms]) -> list[list[PreparedSms]]:

@@ -59,6 +59,7 @@ from smsrelay.model import (
 from smsrelay.phone import from_wire, to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Webhook
 from smsrelay.providers.batching import plan_by_body
+from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
 from smsrelay.transport import RetryPolicy, Transport
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
@@ -293,30 +294,38 @@ def _rfc3339(dt: datetime) -> str:
 
 
 # -- errors ------------------------------------------------------------------------------
-_V1_CODES: dict[str, type[SmsRelayError]] = {
-    "AUTH_FAILED_NO_DATA": AuthError,
-    "AUTH_FAILED": AuthError,
-    "NOT_IMPLEMENTED": InvalidRequest,
-    "OVER_LIMIT": RateLimited,
-    "FIELD_EMPTY": InvalidRequest,
-    "FIELD_INVALID": InvalidRequest,
-    "MISSING_PARAM": InvalidRequest,
-    "NO_ACCESS": AuthError,
-    "KEY_EXISTS": InvalidRequest,
-    "LEDGER_ERROR": InsufficientCredit,
-    "BAD_CALLER_ID": InvalidRequest,
-    "LIST_EMPTY": InvalidRequest,
-    "RECIPIENTS_ERROR": InvalidRequest,
+# An error response as a core error: by the V1 error code where there is one, else by status.
+_SAID = "kudosity answered {status}{coded}: {text}; "
+_AUTH = ErrorRule(AuthError, _SAID + "check the API key (and, for V1, the API secret)")
+_CREDIT = ErrorRule(InsufficientCredit, _SAID + "top up the Kudosity account")
+_SLOW = ErrorRule(RateLimited, _SAID + "slow down or ask Kudosity to raise the account's limit")
+_NOT_FOUND = ErrorRule(NotFound, _SAID + "check the id")
+_SERVER = ErrorRule(ProviderServerError, _SAID + "Kudosity failed on its side; try again later")
+_FIX = ErrorRule(InvalidRequest, _SAID + "fix the request")
+ERRORS: StatusTable = {
+    "AUTH_FAILED_NO_DATA": _AUTH,
+    "AUTH_FAILED": _AUTH,
+    "NOT_IMPLEMENTED": _FIX,
+    "OVER_LIMIT": _SLOW,
+    "FIELD_EMPTY": _FIX,
+    "FIELD_INVALID": _FIX,
+    "MISSING_PARAM": _FIX,
+    "NO_ACCESS": _AUTH,
+    "KEY_EXISTS": _FIX,
+    "LEDGER_ERROR": _CREDIT,
+    "BAD_CALLER_ID": _FIX,
+    "LIST_EMPTY": _FIX,
+    "RECIPIENTS_ERROR": _FIX,
+    "TOO-MANY-REQUESTS": _SLOW,
+    429: _SLOW,
+    401: _AUTH,
+    403: _AUTH,
+    402: _CREDIT,
+    404: _NOT_FOUND,
+    SERVER_ERROR: _SERVER,
+    OTHER: _FIX,
 }
 _FIELD_IN_TEXT = re.compile(r"Validation Error: (?P<field>[A-Za-z_.\[\]0-9]+):")
-_ADVICE = {
-    AuthError: "check the API key (and, for V1, the API secret)",
-    InsufficientCredit: "top up the Kudosity account",
-    RateLimited: "slow down or ask Kudosity to raise the account's limit",
-    NotFound: "check the id",
-    ProviderServerError: "Kudosity failed on its side; try again later",
-    InvalidRequest: "fix the request",
-}
 
 
 def kudosity_error(resp: requests.Response) -> SmsRelayError:
@@ -356,21 +365,6 @@ def kudosity_error(resp: requests.Response) -> SmsRelayError:
         text = resp.text[:300]
     if code == "SUCCESS":
         code = None
-    cls: type[SmsRelayError]
-    if code and code.upper() in _V1_CODES:
-        cls = _V1_CODES[code.upper()]
-    elif status == 429 or (code or "").lower() == "too-many-requests":
-        cls = RateLimited
-    elif status in (401, 403):
-        cls = AuthError
-    elif status == 402:
-        cls = InsufficientCredit
-    elif status == 404:
-        cls = NotFound
-    elif status >= 500:
-        cls = ProviderServerError
-    else:
-        cls = InvalidRequest
     if field is None:
         m = _FIELD_IN_TEXT.search(text)
         if m:
@@ -378,11 +372,16 @@ def kudosity_error(resp: requests.Response) -> SmsRelayError:
         elif "sender" in text.lower() or code == "BAD_CALLER_ID":
             field = "sender"
     shown = redact(text) or resp.reason or "no details"
-    message = f"kudosity answered {status}{' ' + code if code else ''}: {shown}; {_ADVICE.get(cls, 'fix the request')}"
-    kw: dict[str, Any] = {"provider": "kudosity", "status_code": status, "provider_message": shown, "code": code}
-    if cls is InvalidRequest:
-        return InvalidRequest(message, field=field, **kw)
-    return cls(message, **kw)
+    return error_for_status(
+        ERRORS,
+        status,
+        provider="kudosity",
+        text=shown,
+        code=code,
+        field=field,
+        key=code.upper() if code else None,
+        words={"coded": " " + code if code else ""},
+    )
 
 
 class _Cursor:

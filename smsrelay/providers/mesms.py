@@ -50,6 +50,7 @@ from smsrelay.model import Capabilities, Delivery, PreparedSms, RecipientResult,
 from smsrelay.phone import to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Quote
 from smsrelay.providers.batching import join_outcomes, plan_by_body
+from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
 from smsrelay.transport import RetryPolicy, Transport, json_object
 
@@ -83,6 +84,21 @@ MESSAGE_STATUS: dict[str, Status] = {
     "cancelled": Status.CANCELLED,
 }
 CANCEL_REASONS = frozenset({"NOT_SCHEDULED", "ALREADY_CANCELLED", "ALREADY_PROCESSING"})
+# seed: the status (or, where it decides, the error code) of an error response, as a core error.
+ERRORS: StatusTable = {
+    "INSUFFICIENT_CREDITS": ErrorRule(
+        InsufficientCredit, "ME-SMS has not enough credit for this send (402); top up the account"
+    ),
+    401: ErrorRule(AuthError, "ME-SMS refused the API key (401); check SMSRELAY_MESMS_API_KEY"),
+    402: ErrorRule(InsufficientCredit, "ME-SMS has not enough credit for this send (402); top up the account"),
+    403: ErrorRule(AuthError, "ME-SMS refused this API key's scope (403); sending needs a key with sms:send or *"),
+    404: ErrorRule(NotFound, "ME-SMS found no such resource (404): {text}"),
+    429: ErrorRule(RateLimited, "ME-SMS rate limit exceeded (429); reduce throughput"),
+    SERVER_ERROR: ErrorRule(ProviderServerError, "ME-SMS failed on its side ({status})"),
+    OTHER: ErrorRule(InvalidRequest, "ME-SMS refused the request ({status} {code}): {text}"),
+}
+# The request field an error code names.
+FIELDS: dict[str, str] = {"INVALID_MSISDN": "to", "CONTENT_TOO_LONG": "message", "SENDER_NOT_APPROVED": "sender"}
 PAGE_SIZE = 1_000  # ASSUMPTION: the emulator's (undocumented) largest /recipients page
 STATUS_FILTERS = tuple(STATUS)
 
@@ -188,23 +204,10 @@ class MeSmsProvider(Provider):
         text = redact(str(body.get("error") or resp.text[:300] or resp.reason))
         code = body.get("code") if isinstance(body.get("code"), str) else None
         status = resp.status_code
-        kw: dict[str, Any] = {"provider": self.name, "status_code": status, "provider_message": text, "code": code}
         if code in CANCEL_REASONS:
+            kw: dict[str, Any] = {"provider": self.name, "status_code": status, "provider_message": text, "code": code}
             return NotCancellable(f"ME-SMS cannot cancel this message: {code}", reason=code, **kw)
-        if status == 401:
-            return AuthError("ME-SMS refused the API key (401); check SMSRELAY_MESMS_API_KEY", **kw)
-        if status == 403:
-            return AuthError("ME-SMS refused this API key's scope (403); sending needs a key with sms:send or *", **kw)
-        if status == 402 or code == "INSUFFICIENT_CREDITS":
-            return InsufficientCredit("ME-SMS has not enough credit for this send (402); top up the account", **kw)
-        if status == 404:
-            return NotFound(f"ME-SMS found no such resource (404): {text}", **kw)
-        if status == 429:
-            return RateLimited("ME-SMS rate limit exceeded (429); reduce throughput", **kw)
-        if status >= 500:
-            return ProviderServerError(f"ME-SMS failed on its side ({status})", **kw)
-        fld = {"INVALID_MSISDN": "to", "CONTENT_TOO_LONG": "message", "SENDER_NOT_APPROVED": "sender"}.get(code or "")
-        return InvalidRequest(f"ME-SMS refused the request ({status} {code or ''}): {text}".strip(), field=fld, **kw)
+        return error_for_status(ERRORS, status, provider=self.name, text=text, code=code, field=FIELDS.get(code or ""))
 
     # -- sending ------------------------------------------------------------------------
     def plan_requests(self, batch: Sequence[PreparedSms]) -> list[list[PreparedSms]]:

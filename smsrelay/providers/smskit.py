@@ -59,6 +59,7 @@ from smsrelay.model import (
 )
 from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, EventPage, Provider, Webhook
+from smsrelay.providers.errors import SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
 from smsrelay.transport import RateLimiter, RetryPolicy, Transport, default_error, parse_retry_after
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
@@ -152,49 +153,49 @@ def _problem_text(resp: requests.Response) -> tuple[str, str | None]:
     return json.dumps(body)[:300], None
 
 
+# seed "Errors & rate limits": each error status, as a core error; others take the defaults.
+ERRORS: StatusTable = {
+    400: ErrorRule(InvalidRequest, "SMSKit refused the request{where}: {text}"),
+    401: ErrorRule(
+        AuthError,
+        "SMSKit refused the API key (401): it is missing or wrong, or the API client is suspended; "
+        "check the key and the client's status in the dashboard",
+    ),
+    403: ErrorRule(
+        AuthError,
+        "SMSKit refused the targeting (403): a device or SIM in 'devices' belongs to another account; "
+        "use ids from `smsrelay devices`",
+    ),
+    404: ErrorRule(NotFound, "SMSKit does not know this id (404): {text}"),
+    422: ErrorRule(
+        InvalidRequest,
+        "SMSKit has no eligible phone or SIM to send from (422); bring a phone online, "
+        "enable a SIM, or relax the 'devices' targeting",
+        field="devices",
+        code="no_eligible_device",
+    ),
+    429: ErrorRule(
+        RateLimited,
+        "SMSKit rate limit reached (429; 100 requests/hour per API client); wait{hint} and retry, "
+        "or add phones for more capacity",
+    ),
+    SERVER_ERROR: ErrorRule(ProviderServerError, "SMSKit failed on its side ({status}): {text}"),
+}
+
+
 def _error(resp: requests.Response) -> SmsRelayError:
     """Map an SMSKit error response to a core error (seed: "Errors & rate limits")."""
     status = resp.status_code
     text, field = _problem_text(resp)
     text = redact(text)
-    kw: dict[str, Any] = {"provider": "smskit", "status_code": status, "provider_message": text}
-    if status == 400:
-        where = f" in {field!r}" if field else ""
-        return InvalidRequest(f"SMSKit refused the request{where}: {text}", field=field, **kw)
-    if status == 401:
-        return AuthError(
-            "SMSKit refused the API key (401): it is missing or wrong, or the API client is suspended; "
-            "check the key and the client's status in the dashboard",
-            **kw,
-        )
-    if status == 403:
-        return AuthError(
-            "SMSKit refused the targeting (403): a device or SIM in 'devices' belongs to another account; "
-            "use ids from `smsrelay devices`",
-            **kw,
-        )
-    if status == 404:
-        return NotFound(f"SMSKit does not know this id (404): {text}", **kw)
-    if status == 422:
-        return InvalidRequest(
-            "SMSKit has no eligible phone or SIM to send from (422); bring a phone online, "
-            "enable a SIM, or relax the 'devices' targeting",
-            field="devices",
-            code="no_eligible_device",
-            **kw,
-        )
-    if status == 429:
-        wait = parse_retry_after(resp.headers.get("Retry-After"))
-        hint = f" for {wait:.0f} s" if wait is not None else ""
-        return RateLimited(
-            f"SMSKit rate limit reached (429; 100 requests/hour per API client); wait{hint} and retry, "
-            "or add phones for more capacity",
-            retry_after=timedelta(seconds=wait) if wait is not None else None,
-            **kw,
-        )
-    if status >= 500:
-        return ProviderServerError(f"SMSKit failed on its side ({status}): {text}", **kw)
-    return default_error(resp, "smskit")
+    if status not in ERRORS and status < 500:
+        return default_error(resp, "smskit")
+    wait = parse_retry_after(resp.headers.get("Retry-After")) if status == 429 else None
+    words = {"where": f" in {field!r}" if field else "", "hint": f" for {wait:.0f} s" if wait is not None else ""}
+    extra: dict[str, Any] = {"retry_after": timedelta(seconds=wait) if status == 429 and wait is not None else None}
+    return error_for_status(
+        ERRORS, status, provider="smskit", text=text, field=field, words=words, **(extra if status == 429 else {})
+    )
 
 
 class WindowLimiter(RateLimiter):
