@@ -580,13 +580,11 @@ class Client:
         if not rate or messages <= 0:
             return None
         calls = -(-messages // self.capabilities.bulk_max)
-        # A limiter that knows its own shape answers (SMSKit: 100 per hour, in windows);
-        # otherwise calls within the burst go at once and only the rest wait.
-        limiter = getattr(getattr(self.provider, "transport", None), "limiter", None)
-        if callable(getattr(limiter, "eta", None)):
-            return timedelta(seconds=float(limiter.eta(calls)))  # type: ignore[union-attr]
-        burst = int(getattr(limiter, "capacity", 0))
-        return timedelta(seconds=max(0, calls - burst) / rate)
+        # The limiter knows its own shape (a token bucket's burst, SMSKit's hourly windows).
+        limiter = self.provider.limiter
+        if limiter is not None:
+            return timedelta(seconds=limiter.eta(calls))
+        return timedelta(seconds=calls / rate)
 
     def preview(self, message: str | Message, recipients: Iterable[str | Recipient] = ("+61491570156",)) -> Preview:
         """Encoding, parts and cost of a send, without sending.

@@ -49,7 +49,7 @@ def lists_events(provider: Provider) -> bool:
     >>> lists_events(SandboxProvider(settings))  # doctest: +SKIP
     True
     """
-    return type(provider).poll_events is not Provider.poll_events
+    return provider.capabilities.event_poll
 
 
 def follows_sends(provider: Provider) -> bool:
@@ -61,7 +61,7 @@ def follows_sends(provider: Provider) -> bool:
     >>> follows_sends(SandboxProvider(settings))  # doctest: +SKIP
     False
     """
-    if callable(getattr(provider, "follow_sends", None)):
+    if provider.capabilities.follow_sends:
         return True
     return not lists_events(provider) and provider.capabilities.status_poll
 
@@ -140,13 +140,12 @@ class Feed:
 
     def _hand_over(self, limit: int) -> list[str]:
         """Give a ``follow_sends`` adapter the sends recorded in the inbox; return their ids."""
-        follow = getattr(self.provider, "follow_sends", None)
-        if not callable(follow):
+        if not self.provider.capabilities.follow_sends:
             return []
         # Rows are per recipient (500 a V1 send): take many, the adapter keeps one entry per send.
         watched = list(self.inbox.watched(self.provider.name, max(limit, 50_000)))
         if watched:
-            follow(watched)
+            self.provider.follow_sends(watched)
         return watched
 
     def _pump_status(self, limit: int) -> int:

@@ -313,6 +313,9 @@ class Capabilities:
     """What a provider can do. The client checks these and raises ``Unsupported``.
 
     ``bulk_max`` is the most recipients one API call takes (1: no bulk).
+    ``event_poll``: the adapter lists events (``Provider.poll_events``); without it the
+    feed follows messages by id (``status``). ``follow_sends``: its event listing needs
+    the sent ids handed over first (``Provider.follow_sends``, Kudosity V1).
 
     The client also refuses locally, in every integration and in dry runs, what the
     provider would refuse (see :mod:`smsrelay.preflight`): ``requires_sender`` (no
@@ -329,6 +332,8 @@ class Capabilities:
     dlr_push: bool = False
     inbound_push: bool = False
     inbound_poll: bool = False
+    event_poll: bool = False
+    follow_sends: bool = False
     idempotency: bool = False
     lookup_by_ref: bool = False
     balance: bool = False

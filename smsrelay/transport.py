@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -43,7 +43,7 @@ from smsrelay.errors import (
 )
 from smsrelay.redaction import redact
 
-__all__ = ["RateLimiter", "RetryPolicy", "Transport", "json_object", "parse_retry_after"]
+__all__ = ["Limiter", "RateLimiter", "RetryPolicy", "Transport", "json_object", "parse_retry_after"]
 
 log = logging.getLogger("smsrelay.transport")
 
@@ -71,6 +71,18 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
 
 
+class Limiter(Protocol):
+    """What the transport asks of a rate limiter before each request."""
+
+    def acquire(self) -> float:
+        """Take one request's turn, waiting as needed; return the seconds waited."""
+        ...
+
+    def eta(self, calls: int) -> float:
+        """Seconds until ``calls`` more requests have gone, from the limiter's state now."""
+        ...
+
+
 class RateLimiter:
     """A token bucket: at most ``rate`` calls a second, in bursts of ``burst``.
 
@@ -89,6 +101,14 @@ class RateLimiter:
         self._clock = clock or SystemClock()
         self._stamp = self._clock.now()
         self._lock = threading.Lock()
+
+    def eta(self, calls: int) -> float:
+        """Seconds ``calls`` more requests take: those within the burst go at once, the rest wait.
+
+        >>> RateLimiter(2, burst=2).eta(6)
+        2.0
+        """
+        return max(0.0, calls - self.capacity) / self.rate
 
     def acquire(self) -> float:
         """Take one token, waiting as needed; return the seconds waited."""
@@ -144,6 +164,7 @@ def _never_sent(exc: requests.RequestException) -> bool:
 class Transport:
     """One pooled ``requests.Session`` for one provider account.
 
+    ``limiter`` paces the requests (default: a token bucket at ``rate_limit``).
     ``error_mapper`` turns an error response into the provider's core error; the
     adapter supplies it because only the adapter knows its error bodies.
     """
@@ -158,6 +179,7 @@ class Transport:
         timeout: tuple[float, float] = (5.0, 30.0),
         retry: RetryPolicy | None = None,
         rate_limit: float | None = None,
+        limiter: Limiter | None = None,
         pool_size: int = 16,
         error_mapper: ErrorMapper | None = None,
         verify: bool | str = True,
@@ -168,7 +190,9 @@ class Transport:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.clock = clock or SystemClock()
-        self.limiter = RateLimiter(rate_limit, clock=self.clock) if rate_limit else None
+        self.limiter: Limiter | None = limiter
+        if limiter is None and rate_limit:
+            self.limiter = RateLimiter(rate_limit, clock=self.clock)
         self.error_mapper = error_mapper
         self.requests_made = 0
         self._count_lock = threading.Lock()

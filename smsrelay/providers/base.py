@@ -17,6 +17,7 @@ from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import Unsupported
 from smsrelay.model import Capabilities, Delivery, Event, PreparedSms, RecipientResult
 from smsrelay.phone import WireFormat
+from smsrelay.transport import ErrorMapper, Limiter, RetryPolicy, Transport
 
 if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
@@ -95,10 +96,50 @@ class Provider(abc.ABC):
     required: ClassVar[tuple[str, ...]] = ("api_key",)
     default_base_url: ClassVar[str] = ""
     default_rate_limit: ClassVar[float | None] = None
+    # The adapter's HTTP, built by :meth:`make_transport`; None for one that speaks no HTTP.
+    transport: Transport | None = None
 
     def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+
+    def make_transport(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        error_mapper: ErrorMapper | None = None,
+        limiter: Limiter | None = None,
+        min_read_timeout: float = 0.0,
+    ) -> Transport:
+        """The one transport factory: every adapter's HTTP with the same defaults from its settings.
+
+        Connect within ``min(5 s, timeout)``, read within ``timeout`` (at least
+        ``min_read_timeout``), retry ``retries`` times, pace at ``rate_limit`` (else
+        the adapter's documented ``default_rate_limit``) unless ``limiter`` is given,
+        and pool a connection per concurrent worker.
+        """
+        settings = self.settings
+        concurrency = settings.concurrency or self.capabilities.concurrency
+        return Transport(
+            base_url,
+            provider=self.name,
+            headers=headers,
+            auth=auth,
+            timeout=(min(5.0, settings.timeout), max(settings.timeout, min_read_timeout)),
+            retry=RetryPolicy(attempts=max(1, settings.retries)),
+            rate_limit=settings.rate_limit or self.default_rate_limit,
+            limiter=limiter,
+            pool_size=max(16, concurrency),
+            error_mapper=error_mapper,
+            clock=self.clock,
+        )
+
+    @property
+    def limiter(self) -> Limiter | None:
+        """What paces this adapter's requests, if anything does (``Client.estimate`` asks it)."""
+        return self.transport.limiter if self.transport is not None else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.settings.base_url or self.default_base_url!r})"
@@ -138,8 +179,19 @@ class Provider(abc.ABC):
         raise Unsupported(f"{self.name} has no status lookup", provider=self.name)
 
     def poll_events(self, cursor: str | None, *, limit: int = 500) -> EventPage:
-        """Events (deliveries, replies, link hits, opt-outs) after ``cursor``."""
+        """Events (deliveries, replies, link hits, opt-outs) after ``cursor``.
+
+        An adapter that implements this sets ``capabilities.event_poll``.
+        """
         raise Unsupported(f"{self.name} has no event polling; use webhooks", provider=self.name)
+
+    def follow_sends(self, message_ids: Sequence[str]) -> None:
+        """Hand over sent ids whose reports :meth:`poll_events` must fetch by id.
+
+        Only an adapter with ``capabilities.follow_sends`` needs them (Kudosity V1);
+        the default keeps nothing, since listing events finds every send.
+        """
+        return None
 
     def verify_webhook(self, request: WebhookRequest) -> None:
         """Raise ``WebhookError`` (401) unless the request is authentic."""

@@ -61,7 +61,7 @@ from smsrelay.providers.base import BatchOutcome, Provider
 from smsrelay.providers.batching import join_outcomes, plan_by_body
 from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
-from smsrelay.transport import RetryPolicy, Transport, json_object
+from smsrelay.transport import Transport, json_object
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 __all__ = ["HOSTS", "STATUS", "TOKEN_HEADER", "TRACE_STATUS", "KaleyraProvider", "map_status"]
@@ -145,6 +145,7 @@ class KaleyraProvider(Provider):
     """
 
     name = "kaleyra"
+    transport: Transport
     capabilities = Capabilities(
         bulk_max=100,
         concurrency=8,
@@ -216,15 +217,11 @@ class KaleyraProvider(Provider):
         self.capabilities = replace(type(self).capabilities, bulk_max=batch, schedule=endpoint == "sms")
         self._refs: dict[str, tuple[str, int]] = {}  # key -> (ref sent, position in its request)
         self._phones: dict[str, str] = {}  # message id -> E.164, for status() reports
-        self.transport = Transport(
+        self.transport = self.make_transport(
             settings.base_url or HOSTS[region],
-            provider=self.name,
             headers={"api-key": settings.api_key or "", "Accept": "application/json"},
-            timeout=(5.0, max(settings.timeout, 5.0)),
-            retry=RetryPolicy(attempts=max(1, settings.retries)),
-            rate_limit=settings.rate_limit,
             error_mapper=self._error,
-            clock=self.clock,
+            min_read_timeout=5.0,
         )
 
     def path(self, suffix: str) -> str:

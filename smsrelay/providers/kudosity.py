@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -61,7 +61,7 @@ from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, 
 from smsrelay.providers.batching import plan_by_body
 from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
-from smsrelay.transport import RetryPolicy, Transport
+from smsrelay.transport import Transport
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 __all__ = [
@@ -124,6 +124,7 @@ V2_CAPABILITIES = Capabilities(
     dlr_push=True,
     inbound_push=True,
     inbound_poll=True,
+    event_poll=True,
     lookup_by_ref=True,
     link_tracking=True,
     # ASSUMPTION: V2 documents no limit; Kudosity's own OpenClaw plugin caps at 1600.
@@ -141,6 +142,8 @@ V1_CAPABILITIES = Capabilities(
     dlr_push=True,
     inbound_push=True,
     inbound_poll=True,
+    event_poll=True,
+    follow_sends=True,
     balance=True,
     link_tracking=True,
     max_chars=612,  # §3.8: message up to 612 characters
@@ -415,6 +418,7 @@ class KudosityProvider(Provider):
     """
 
     name: ClassVar[str] = "kudosity"
+    transport: Transport
     capabilities = V2_CAPABILITIES
     wire_format = "digits"  # §3.2: E.164 digits without "+"
     options: ClassVar[dict[str, type]] = {
@@ -449,25 +453,21 @@ class KudosityProvider(Provider):
         self.read_lag = float(settings.option("read_lag", 5.0))
         self.poll_window = timedelta(hours=float(settings.option("poll_window", 72.0)))
         base = settings.base_url or (V1_BASE_URL if api == "v1" else V2_BASE_URL)
-        concurrency = settings.concurrency or self.capabilities.concurrency
-        self.transport = Transport(
+        self.transport = self.make_transport(
             base,
-            provider=self.name,
             headers={"x-api-key": settings.api_key, "Accept": "application/json"} if api == "v2" else None,
             auth=(settings.api_key, settings.api_secret) if api == "v1" else None,
-            timeout=(min(5.0, settings.timeout), settings.timeout),
-            retry=RetryPolicy(attempts=max(1, settings.retries)),
-            rate_limit=settings.rate_limit or self.default_rate_limit,
-            pool_size=max(16, concurrency),
             error_mapper=kudosity_error,
-            clock=self.clock,
         )
         self._seen_lock = threading.Lock()
         # V1 sends whose delivery reports poll_events must still fetch (get-sms-sent
         # needs a message_id); handed into the next cursor, where they stay durable.
         self._follow: set[str] = set()
-        # The feed hands recorded sends to this hook; V2 lists every status itself.
-        self.follow_sends: Callable[[Sequence[str]], None] | None = self.follow if api == "v1" else None
+
+    def follow_sends(self, message_ids: Sequence[str]) -> None:
+        """The feed hands recorded sends to V1 (``capabilities.follow_sends``); V2 lists every status itself."""
+        if self.api == "v1":
+            self.follow(message_ids)
 
     def __repr__(self) -> str:
         return f"KudosityProvider(api={self.api!r}, base_url={redact(self.transport.base_url)!r})"

@@ -52,7 +52,7 @@ from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, 
 from smsrelay.providers.batching import join_outcomes, plan_by_body
 from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
-from smsrelay.transport import RetryPolicy, Transport, json_object
+from smsrelay.transport import Transport, json_object
 
 __all__ = ["MESSAGE_STATUS", "STATUS", "MeSmsBatch", "MeSmsProvider", "Sender"]
 
@@ -163,6 +163,7 @@ class MeSmsProvider(Provider):
     """
 
     name = "mesms"
+    transport: Transport
     capabilities = Capabilities(
         bulk_max=2_000_000,  # seed: "batch up to 2,000,000 numbers per request"
         concurrency=8,
@@ -170,6 +171,7 @@ class MeSmsProvider(Provider):
         cancel=True,
         dry_run=True,
         status_poll=True,
+        event_poll=True,
         balance=True,
         max_chars=1_000,  # § 2.3: content ≤ 1,000 chars
         requires_sender=True,  # § 2.3: `sender` is REQUIRED, an approved name
@@ -183,15 +185,11 @@ class MeSmsProvider(Provider):
     def __init__(self, settings: Any, **kw: Any) -> None:
         super().__init__(settings, **kw)
         self.page_size = max(1, min(PAGE_SIZE, int(settings.option("page_size", PAGE_SIZE))))
-        self.transport = Transport(
+        self.transport = self.make_transport(
             settings.base_url or self.default_base_url,
-            provider=self.name,
             headers={"x-api-key": settings.api_key or "", "Accept": "application/json"},
-            timeout=(5.0, max(settings.timeout, 5.0)),
-            retry=RetryPolicy(attempts=max(1, settings.retries)),
-            rate_limit=settings.rate_limit,
             error_mapper=self._error,
-            clock=self.clock,
+            min_read_timeout=5.0,
         )
 
     def close(self) -> None:

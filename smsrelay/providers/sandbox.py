@@ -138,6 +138,7 @@ class SandboxProvider(Provider):
         dry_run=True,
         status_poll=True,
         inbound_poll=True,
+        event_poll=True,
         idempotency=True,
         lookup_by_ref=True,
         balance=True,

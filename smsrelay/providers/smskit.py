@@ -61,7 +61,7 @@ from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, EventPage, Provider, Webhook
 from smsrelay.providers.errors import SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
-from smsrelay.transport import RateLimiter, RetryPolicy, Transport, default_error, parse_retry_after
+from smsrelay.transport import RateLimiter, Transport, default_error, parse_retry_after
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 if TYPE_CHECKING:
@@ -248,6 +248,7 @@ class SmsKitProvider(Provider):
     """
 
     name: ClassVar[str] = "smskit"
+    transport: Transport
     capabilities = Capabilities(
         bulk_max=1,  # §1.2: one recipient per request
         concurrency=8,
@@ -255,6 +256,7 @@ class SmsKitProvider(Provider):
         dlr_push=True,
         inbound_push=True,
         inbound_poll=True,
+        event_poll=True,
         idempotency=True,
         max_chars=1600,  # seed: "Up to 1,600 characters"
         webhook_api=True,
@@ -274,18 +276,14 @@ class SmsKitProvider(Provider):
         self.default_devices = self._devices(settings.option("devices"), "devices")
         self.tolerance = float(settings.option("webhook_tolerance", DEFAULT_TOLERANCE))
         rate = settings.rate_limit or self.default_rate_limit
-        self.transport = Transport(
+        # The documented budget is per hour: enforce it as a window of that hour.
+        window = WindowLimiter(max(1, round(rate * 3600)), 3600.0, clock=self.clock) if rate else None
+        self.transport = self.make_transport(
             settings.base_url or self.default_base_url,
-            provider=self.name,
             headers={"X-Api-Key": settings.api_key or "", "Accept": "application/json"},
-            timeout=(5.0, settings.timeout),
-            retry=RetryPolicy(attempts=max(1, settings.retries)),
             error_mapper=_error,
-            clock=self.clock,
+            limiter=window,
         )
-        if rate:
-            # The documented budget is per hour: enforce it as a window of that hour.
-            self.transport.limiter = WindowLimiter(max(1, round(rate * 3600)), 3600.0, clock=self.clock)
         self._warned_status = False
 
     def close(self) -> None:

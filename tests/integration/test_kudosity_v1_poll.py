@@ -158,7 +158,9 @@ def test_follow_rejects_bad_ids_and_forgets_unknown_sends(kudosity_v1, kudosity_
     assert err.value.field == "message_id"
     with pytest.raises(Unsupported):
         kudosity_v2.provider.follow(["123"])
-    assert kudosity_v2.provider.follow_sends is None  # V2 lists statuses itself
+    # V2 lists statuses itself: the feed hands it no sends (the contract's flag, not a missing hook).
+    assert not kudosity_v2.provider.capabilities.follow_sends
+    assert kudosity_v1.provider.capabilities.follow_sends
 
     kudosity_v1.provider.follow(["999"])  # not a send of this account
     page = kudosity_v1.provider.poll_events(None)
