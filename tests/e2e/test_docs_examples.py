@@ -39,7 +39,7 @@ import pytest
 import requests
 import yaml
 
-from smsrelay.emulators.base import Emulator
+from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_response, route
 from smsrelay.emulators.kaleyra import KaleyraEmulator
 from smsrelay.emulators.kudosity_v1 import KudosityV1Emulator
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
@@ -150,11 +150,34 @@ def test_block_skipped_with_a_reason(block: Block) -> None:
 
 
 # -- the emulators and the workspace every block runs in -------------------------------------------
+# The docs' example receiver; pushes and callbacks go to a local sink instead, so nothing leaves the host.
+RECEIVER = "https://hooks.example.com"
+
+
+class Receiver(Emulator):
+    """Answers 200 to every webhook and callback the emulators push."""
+
+    name = "docs-receiver"
+
+    @route("POST", r"/.*")
+    def post(self, req: EmuRequest) -> EmuResponse:
+        return json_response({"ok": True})
+
+    @route("GET", r"/.*")
+    def get(self, req: EmuRequest) -> EmuResponse:
+        return json_response({"ok": True})
+
+
 @dataclass
 class Docs:
     emulators: dict[str, Emulator]
     workspace: Path
     env: dict[str, str]
+    receiver: str
+
+    def local(self, text: str) -> str:
+        """The docs' text with the example receiver's URL pointing at the local sink."""
+        return text.replace(RECEIVER, self.receiver)
 
 
 def _config_blocks() -> dict[str, str]:
@@ -177,6 +200,7 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docs]:
         "mesms": MeSmsEmulator(**fast),
         "kaleyra": KaleyraEmulator(sids=("HXAP0000000000", "HXAP16XXXXXX01IN"), reply_after=0.2, **fast),
     }
+    receiver = Receiver().start()
     for emu in emus.values():
         emu.start()
     workspace = tmp_path_factory.mktemp("docs-workspace")
@@ -190,7 +214,7 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docs]:
         "kaleyra": emus["kaleyra"].url,
     }
     for name, text in _config_blocks().items():
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text.replace(RECEIVER, receiver.url))
         provider = data["provider"]
         api = (data.get(provider) or {}).get("api")
         url = emus["kudosity-v1"].url if api == "v1" else urls[provider]
@@ -219,9 +243,11 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docs]:
             "SMSRELAY_EMULATOR_URL": urls["kudosity"],
         }
     )
-    yield Docs(emus, workspace, env)
-    for emu in emus.values():
+    yield Docs(emus, workspace, env, receiver.url)
+    for emu in [*emus.values(), receiver]:
         emu.stop()
+    away = {p.url for emu in emus.values() for p in emu.pushes if not p.url.startswith(receiver.url)}
+    assert not away, f"the docs examples pushed off this host: {away}"
 
 
 # -- Python: each page's blocks in order, in one interpreter ----------------------------------------
@@ -246,7 +272,7 @@ _page_runs: dict[Path, dict[str, Any]] = {}
 
 def _run_page(page: Path, docs: Docs) -> dict[str, Any]:
     if page not in _page_runs:
-        code = [(b.where, b.body) for b in BLOCKS if b.page == page and b.kind == "python"]
+        code = [(b.where, docs.local(b.body)) for b in BLOCKS if b.page == page and b.kind == "python"]
         proc = subprocess.run(
             [sys.executable, "-c", DRIVER],
             input=json.dumps(code),
@@ -340,6 +366,7 @@ def test_cli_block(block: Block, docs: Docs) -> None:
     servers: list[subprocess.Popen[str]] = []
     try:
         for command, shown in _commands(block.body, console=block.lang == "console"):
+            command, shown = docs.local(command), [docs.local(line) for line in shown]
             for old, new in ports.items():
                 command = command.replace(f":{old}", f":{new}")
             words = shlex.split(command, comments=True)
@@ -454,7 +481,8 @@ def test_yaml_block(block: Block, docs: Docs, run_action: Callable[..., Any]) ->
                 outputs[str(step.get("id", ""))] = {"url": docs.emulators[started.group(1)].url}
             if not str(step.get("uses", "")).startswith(("smsrelay/smsrelay@", "./")):
                 continue  # the user's own steps (checkout, ./deploy.sh) are theirs
-            inputs = {k: EXPR.sub(lambda m: _evaluate(m.group(1), outputs), str(v)) for k, v in step["with"].items()}
+            given = {k: str(v) for k, v in step["with"].items()}
+            inputs = {k: docs.local(EXPR.sub(lambda m: _evaluate(m.group(1), outputs), v)) for k, v in given.items()}
             provider = inputs.get("provider", "sandbox")
             api = json.loads(inputs.get("provider-options") or "{}").get("api")
             emu = docs.emulators[
