@@ -247,7 +247,7 @@ def _judge(
         if reply.in_reply_to in gate.message_ids:
             return verdict, "is threaded by the provider to the gate's message"
         return None, "is threaded by the provider to another message"
-    rival = _rival(gate.sent_at, reply, others, heard, open_for)
+    rival = _rival(gate, gate.sent_at, reply, others, heard, open_for)
     if rival is not None:
         ask = f"reply with the gate's code ({gate.code})" if gate.code else "offer a per-gate code"
         return None, (
@@ -258,7 +258,7 @@ def _judge(
 
 
 def _rival(
-    sent_at: datetime, reply: Reply, others: list[Outbound], heard: list[Reply], open_for: timedelta
+    gate: Gate, sent_at: datetime, reply: Reply, others: list[Outbound], heard: list[Reply], open_for: timedelta
 ) -> Outbound | None:
     """Another message to the reply's number that may be an open gate when the reply came.
 
@@ -268,7 +268,14 @@ def _rival(
     before the gate counts only within ``open_for`` and if that number sent no reply
     between it and the gate: an answered question, like a notification someone replied
     to, is closed.
+
+    A gate that names no messages cannot tell its own question from the others: one
+    message reported after its start is presumed to be its question, and earlier ones
+    are not looked at (their time may be off by the difference of the two clocks).
     """
+    mine = [o for o in others if o.to == reply.phone and o.at >= sent_at]
+    if not gate.message_ids:
+        return sorted(mine, key=lambda o: o.at)[1] if len(mine) > 1 else None
     for other in sorted(others, key=lambda o: o.at):
         if other.to != reply.phone or other.at < sent_at - open_for:
             continue

@@ -98,6 +98,15 @@ def test_an_earlier_message_the_approver_answered_is_no_rival():
     assert verdict.decision == "undecided" and "offer a per-gate code" in verdict.reason
 
 
+def test_a_gate_without_message_ids_presumes_one_later_message_is_its_question():
+    blind = Gate(sent_at=T0, approvers=frozenset({LEAD}))
+    yes = reply("YES", T0 + timedelta(seconds=30))
+    question = Outbound("q", LEAD, T0 + timedelta(seconds=1))
+    assert decide_gate(blind, [yes], outbound=[question]).decision == "approved"
+    second = Outbound("q2", LEAD, T0 + timedelta(seconds=2))
+    assert decide_gate(blind, [yes], outbound=[question, second]).decision == "undecided"
+
+
 def test_only_approvers_count_and_reject_wins_a_tie():
     replies = [reply("YES", T0 + timedelta(seconds=1), phone=OTHER), reply("yes... no", T0 + timedelta(seconds=2))]
     words = ReplyWords.parse(r"yes", r"no\b")
