@@ -26,6 +26,7 @@ import os
 import re
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -502,6 +503,8 @@ def test_yaml_block(block: Block, docs: Docs, run_action: Callable[..., Any]) ->
 # -- whole shell sessions ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("block", by_kind("bash"))
 def test_bash_block(block: Block, docs: Docs) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip(f"{block.where}: needs curl (apt-get install curl)")
     script = block.body
     for port in set(re.findall(r"--port (\d+)", script)):
         script = script.replace(port, str(_free_port()))
