@@ -210,3 +210,25 @@ def test_track_links_where_the_provider_has_none_names_the_flag():
     p = smsrelay(env, "send", "--provider", "kaleyra", "+919812345678", "-m", "hi", "--track-links", "--dry-run")
     assert p.returncode == 2
     assert "error: --track-links: kaleyra does not track links" in p.stderr
+
+
+def test_emulate_any_key_lets_a_newcomers_own_key_in():
+    import requests
+
+    env = {k: v for k, v in os.environ.items() if k != "SMSRELAY_CONFIG"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smsrelay", "emulate", "smskit", "--any-key"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split(" listening on ")[1].split()[0]
+        own = requests.get(url + "/api/devices", headers={"X-Api-Key": "sk_live_my_own_key_42"}, timeout=10)
+        short = requests.get(url + "/api/devices", headers={"X-Api-Key": "short"}, timeout=10)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert (own.status_code, short.status_code) == (200, 401)
