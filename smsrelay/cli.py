@@ -591,7 +591,7 @@ def describe_error(exc: SmsRelayError) -> str:
     """The error in the CLI's words: a field the user set by a flag is named by that flag.
 
     >>> describe_error(ConfigError("kudosity needs a sender, and none was given", field="sender"))
-    'kudosity needs a sender, and none was given: give --from, or set sender in the config'
+    '--from: kudosity needs a sender, and none was given'
     """
     field = getattr(exc, "field", None)
     flag = field if field and field.startswith("--") else FLAGS.get(field or "")
@@ -599,11 +599,7 @@ def describe_error(exc: SmsRelayError) -> str:
     if flag is None or getattr(exc, "file", None):
         return str(exc)
     detail = exc.detail if isinstance(exc, ConfigError) else str(exc)
-    if flag in detail:
-        return detail
-    if field == "sender" and "none was given" in detail:
-        return f"{detail}: give {flag}, or set sender in the config"
-    return f"{flag}: {detail}"
+    return detail if flag in detail else f"{flag}: {detail}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

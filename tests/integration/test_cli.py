@@ -187,7 +187,7 @@ def test_a_missing_sender_says_from_even_in_a_dry_run():
     env = {"SMSRELAY_KUDOSITY_API_KEY": "k-0123456789", "SMSRELAY_KUDOSITY_BASE_URL": "http://127.0.0.1:9"}
     p = smsrelay(env, "send", "--provider", "kudosity", "+61491570156", "-m", "hi", "--dry-run")
     assert p.returncode == 2
-    assert "error: kudosity needs a sender, and none was given: give --from, or set sender in the config" in p.stderr
+    assert "error: --from: kudosity needs a sender, and none was given" in p.stderr
 
 
 def test_preview_takes_from_and_shows_an_unreachable_number():
