@@ -680,8 +680,10 @@ class Emulator:
                 event = self.control_opt_out(_phone(spec, "phone"))
         except ControlUnsupported as exc:
             return json_response({"error": str(exc)}, 501)
-        except LookupError as exc:  # a missing field, or no message sent to that number
-            return json_response({"error": f"bad control call: {exc.args[0] if exc.args else exc}"}, 400)
+        except KeyError as exc:
+            return json_response({"error": f"bad control call: the field {exc.args[0]!r} is missing"}, 400)
+        except LookupError as exc:  # no message was sent to that number
+            return json_response({"error": f"bad control call: {exc}"}, 400)
         except (ValueError, TypeError) as exc:
             return json_response({"error": f"bad control call: {exc}"}, 400)
         return json_response(event, 201)

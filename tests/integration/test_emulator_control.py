@@ -113,6 +113,8 @@ def test_bad_control_calls_say_what_is_wrong(name: str, start_emulator: Callable
     no_message = control(emu, "POST", "link-hits" if name == "kudosity-v2" else "replies", {"phone": "+61491570156"})
     assert no_message.status_code == 400
     assert control(emu, "POST", "opt-outs", {"phone": "not a number"}).status_code == 400
+    missing = control(emu, "POST", "replies", {"from": "+61491570156"})
+    assert (missing.status_code, missing.json()["error"]) == (400, "bad control call: the field 'text' is missing")
 
 
 def test_the_real_clock_cannot_be_advanced(start_emulator: Callable[..., Emulator]) -> None:
