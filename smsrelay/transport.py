@@ -22,19 +22,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
-import requests.auth
-import requests.utils
 import urllib3.exceptions
-from requests.compat import json as complexjson  # type: ignore[attr-defined]
-from requests.models import RequestEncodingMixin
-from requests.structures import CaseInsensitiveDict
 
 from smsrelay.clock import Clock, SystemClock
-from smsrelay.connections import ConnectionPool, Failure
 from smsrelay.errors import (
     ProviderServerError,
     RateLimited,
@@ -164,6 +157,9 @@ def _never_sent(exc: requests.RequestException) -> bool:
 class Transport:
     """One pooled ``requests.Session`` for one provider account.
 
+    Every request (proxies, TLS, redirects, keep-alive) goes through requests' public
+    API; the ``HTTPAdapter`` keeps up to ``pool_size`` connections alive, one per
+    concurrent worker, and never retries on its own (the retry rule above decides).
     ``limiter`` paces the requests (default: a token bucket at ``rate_limit``).
     ``error_mapper`` turns an error response into the provider's core error; the
     adapter supplies it because only the adapter knows its error bodies.
@@ -207,12 +203,6 @@ class Transport:
             self.session.auth = auth
         self.session.verify = verify
         self._environment_once()
-        # requests' own path stays for proxies (and anything the fast lane does not take).
-        self._pool: ConnectionPool | None = None
-        # Credentials in the URL are requests' to turn into Basic auth.
-        plain = self.base_url.startswith(("http://", "https://")) and "@" not in urlsplit(self.base_url).netloc
-        if plain and not requests.utils.select_proxy(self.base_url, self.session.proxies):
-            self._pool = ConnectionPool(self.base_url, timeout=timeout, verify=self.session.verify, maxsize=pool_size)
 
     def _environment_once(self) -> None:
         """Read proxy and CA settings (``HTTPS_PROXY``, ``REQUESTS_CA_BUNDLE``, …) once.
@@ -233,93 +223,7 @@ class Transport:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
         self.session.close()
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        params: Any,
-        json: Any,
-        data: Any,
-        headers: Mapping[str, str] | None,
-    ) -> requests.Response:
-        """One request, as ``Session.request`` would send it; raises ``Failure`` on a network error."""
-        pool = self._pool
-        target = pool.target(url) if pool is not None else None
-        body: bytes | None = None
-        content_type: str | None = None
-        if not data and json is not None:
-            try:
-                body = complexjson.dumps(json, allow_nan=False).encode("utf-8")
-            except ValueError as exc:
-                raise Failure(requests.exceptions.InvalidJSONError(exc), sent=True) from None
-            content_type = "application/json"
-        elif isinstance(data, dict | list | tuple) and data:
-            form = RequestEncodingMixin._encode_params(data)  # type: ignore[attr-defined]
-            body = str(form).encode("utf-8")
-            content_type = "application/x-www-form-urlencoded"
-        elif isinstance(data, bytes | str) and data:
-            body = data.encode("utf-8") if isinstance(data, str) else data
-        elif data:
-            target = None  # streams and files: leave them to requests
-        if pool is None or target is None:
-            try:
-                return self.session.request(
-                    method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
-                )
-            except requests.RequestException as exc:
-                raise Failure(exc, sent=not _never_sent(exc)) from None
-        if params:
-            prepared = requests.PreparedRequest()
-            prepared.prepare_url(url, params)
-            url = prepared.url or url
-            target = pool.target(url) or target
-        else:
-            target = requests.utils.requote_uri(target)
-        sent_headers = CaseInsensitiveDict(self.session.headers)
-        # Only what this lane can decode (requests would also offer br/zstd when installed).
-        sent_headers["Accept-Encoding"] = "gzip, deflate"
-        if str(sent_headers.get("Connection", "")).lower() == "keep-alive":
-            del sent_headers["Connection"]  # HTTP/1.1 keeps connections alive anyway
-        if headers:
-            sent_headers.update(headers)
-        if content_type and "Content-Type" not in sent_headers:
-            sent_headers["Content-Type"] = content_type
-        if isinstance(self.session.auth, tuple):
-            sent_headers["Authorization"] = requests.auth._basic_auth_str(*self.session.auth)
-        merged: dict[str, str | bytes] = {k: v for k, v in sent_headers.items() if v is not None}
-        resp = pool.request(method, url, target, body, merged)
-        if resp.is_redirect:
-            resp = self._follow(resp, method, url, body, merged)
-        return resp
-
-    def _follow(
-        self, resp: requests.Response, method: str, url: str, body: bytes | None, headers: Mapping[str, str | bytes]
-    ) -> requests.Response:
-        """Follow redirects the way ``Session.send`` does."""
-        prepared = self.session.prepare_request(requests.Request(method, url, headers=dict(headers), data=body))
-        resp.request = prepared
-        try:
-            history = list(
-                self.session.resolve_redirects(
-                    resp,
-                    prepared,
-                    timeout=self.timeout,
-                    verify=self.session.verify,  # type: ignore[arg-type]
-                    proxies=self.session.proxies,
-                )
-            )
-        except requests.RequestException as exc:
-            raise Failure(exc, sent=not _never_sent(exc)) from None
-        if not history:
-            return resp
-        history.insert(0, resp)
-        final: requests.Response = history.pop()
-        final.history = history
-        return final
 
     def request(
         self,
@@ -350,10 +254,11 @@ class Transport:
             with self._count_lock:
                 self.requests_made += 1
             try:
-                resp = self._send(method, url, params, json, data, headers)
-            except Failure as failure:
-                exc = failure.error
-                sent = failure.sent
+                resp = self.session.request(
+                    method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
+                )
+            except requests.RequestException as exc:
+                sent = not _never_sent(exc)
                 err: SmsRelayError = TransportError(
                     f"{method} {redact(url)} failed: {type(exc).__name__}: {redact(str(exc))}",
                     request_sent=sent,
