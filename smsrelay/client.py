@@ -136,7 +136,9 @@ class Client:
         self.reconcile_window = window
         self.on_doubt = _check_on_doubt(on_doubt)
         self._journal_spec = journal
-        self._journal_env = (env if env is not None else os.environ).get("SMSRELAY_JOURNAL")
+        # env= stands for the whole environment: SMSRELAY_JOURNAL and SMSRELAY_INBOX come from it alone.
+        self._env: Mapping[str, str] = env if env is not None else os.environ
+        self._journal_env = self._env.get("SMSRELAY_JOURNAL")
         self._journal: SendJournal | None = None
         self._own_journal_inbox: Inbox | None = None
         # The event inbox (a URL, a path or an Inbox): opened on first use by events().
@@ -195,9 +197,7 @@ class Client:
 
             self._own_journal_inbox = open_inbox(spec if isinstance(spec, str) else str(self._journal_env))
             self._journal = SendJournal(self._own_journal_inbox)
-        elif (
-            spec is True or self._inbox_spec is not None or self._inbox is not None or os.environ.get("SMSRELAY_INBOX")
-        ):
+        elif spec is True or self._inbox_spec is not None or self._inbox is not None or self._env.get("SMSRELAY_INBOX"):
             self._journal = SendJournal(self.inbox)
         return self._journal
 
@@ -666,13 +666,13 @@ class Client:
             return self.feed(cursor).read(limit)
         if since is not None and not since.startswith(CURSOR_PREFIX):
             return self.provider.poll_events(since, limit=limit)
-        if since is None and self._inbox_spec is None and not os.environ.get("SMSRELAY_INBOX"):
+        if since is None and self._inbox_spec is None and not self._env.get("SMSRELAY_INBOX"):
             return self.provider.poll_events(None, limit=limit)
         return self.feed("default").read_since(since, limit)
 
     def _has_inbox(self) -> bool:
         """True when an inbox is configured: ``inbox=``, or ``SMSRELAY_INBOX``."""
-        return self._inbox_spec is not None or self._inbox is not None or bool(os.environ.get("SMSRELAY_INBOX"))
+        return self._inbox_spec is not None or self._inbox is not None or bool(self._env.get("SMSRELAY_INBOX"))
 
     def _watch_sent(self, result: SendResult) -> None:
         """With an inbox configured, remember sends the feed can follow only by id (Kaleyra, Kudosity V1)."""
@@ -718,7 +718,7 @@ class Client:
             from smsrelay.feed import default_inbox_url
             from smsrelay.inbox import open_inbox
 
-            spec = self._inbox_spec if self._inbox_spec is not None else default_inbox_url()
+            spec = self._inbox_spec if self._inbox_spec is not None else default_inbox_url(self._env)
             self._inbox = open_inbox(str(spec))
             self._own_inbox = True
         return self._inbox

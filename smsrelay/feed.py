@@ -30,16 +30,19 @@ log = logging.getLogger("smsrelay.feed")
 CURSOR_PREFIX = "inbox:"
 
 
-def default_inbox_url() -> str:
+def default_inbox_url(env: Mapping[str, str] | None = None) -> str:
     """``SMSRELAY_INBOX``, else an SQLite file in the user's state directory.
 
-    >>> default_inbox_url().endswith("inbox.db") or "SMSRELAY_INBOX" in os.environ
-    True
+    ``env`` stands for the whole environment (default: ``os.environ``).
+
+    >>> default_inbox_url({"SMSRELAY_INBOX": "sqlite:///tmp/in.db"})
+    'sqlite:///tmp/in.db'
     """
-    env = os.environ.get("SMSRELAY_INBOX")
-    if env:
-        return env
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    environ = os.environ if env is None else env
+    url = environ.get("SMSRELAY_INBOX")
+    if url:
+        return url
+    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return str(Path(state) / "smsrelay" / "inbox.db")
 
 

@@ -111,6 +111,20 @@ def test_since_cursors_with_an_inbox_and_without(make_client, clock, tmp_path):
     assert len(plain.events(since=legacy.cursor)) == 0
 
 
+def test_env_stands_for_the_whole_environment_even_for_the_inbox(make_client, tmp_path, monkeypatch):
+    # The process has an inbox configured; a client given env= must not see it.
+    stray = tmp_path / "process-inbox.db"
+    monkeypatch.setenv("SMSRELAY_INBOX", str(stray))
+    isolated = make_client()
+    isolated.send(["+61491570156"], "hi")
+    page = isolated.events()
+    assert not page.cursor.startswith("inbox:")  # polled the provider directly: no inbox configured
+    assert not stray.exists()
+    with Client("sandbox", path=str(tmp_path / "sbx.db"), env={"SMSRELAY_INBOX": str(tmp_path / "env.db")}) as given:
+        assert given.events().cursor.startswith("inbox:")  # ... and one configured in env= is used
+    assert (tmp_path / "env.db").exists() and not stray.exists()
+
+
 def run_cli(*args, env_extra=None):
     import os
     import subprocess
