@@ -469,6 +469,7 @@ def test_yaml_block(block: Block, docs: Docs, run_action: Callable[..., Any]) ->
     if not (isinstance(doc, list) or (isinstance(doc, dict) and "jobs" in doc)):
         from smsrelay.config import settings_from_file
 
+        assert isinstance(doc, dict) and "provider" in doc, f"{block.where}: not a workflow or config: mark the block"
         path = docs.workspace / f"docs-{block.line}.yaml"
         path.write_text(block.body, encoding="utf-8")
         assert settings_from_file(path, env=docs.env).provider == doc["provider"]
