@@ -25,10 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -103,6 +105,9 @@ TRACE_STATUS: dict[str, Status] = {
 ROUTES = frozenset({"OTP", "DEFAULT", "MKT", "DEFAULT/MKT", "TXN"})  # § 3.2
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
 STATUS_IDS_PER_CALL = 100  # ASSUMPTION: no documented cap on message_ids; keeps the URL short
+# What one process remembers of its sends (refs for reconciliation, numbers for status
+# reports). Forgetting is safe: both fall back to what a restarted process does.
+REMEMBERED = 100_000
 # § 3.3: an error response's status (or NO-CREDITS in its text) as a core error.
 ERRORS: StatusTable = {
     401: ErrorRule(AuthError, "Kaleyra refused the API key or SID ({status}); check api_key and sid"),
@@ -115,6 +120,40 @@ ERRORS: StatusTable = {
     OTHER: ErrorRule(InvalidRequest, "Kaleyra refused the request ({status}): {text}"),
 }
 FIELDS = {"to": "to", "body": "message", "sender": "sender", "template_id": "template_id", "time": "send_at"}
+
+
+_V = TypeVar("_V")
+
+
+class _Recent(Generic[_V]):
+    """A thread-safe map of at most ``limit`` entries that forgets the least recently used.
+
+    >>> recent = _Recent[int](2); recent["a"] = 1; recent["b"] = 2; recent["c"] = 3
+    >>> recent.get("a"), recent.get("c"), len(recent)
+    (None, 3, 2)
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._data: OrderedDict[str, _V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __setitem__(self, key: str, value: _V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.limit:
+                self._data.popitem(last=False)
+
+    def get(self, key: str, default: _V | None = None) -> _V | None:
+        with self._lock:
+            if key not in self._data:
+                return default
+            self._data.move_to_end(key)
+            return self._data[key]
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 def map_status(status: str, trace: str | None = None) -> tuple[Status, str | None]:
@@ -215,8 +254,8 @@ class KaleyraProvider(Provider):
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"unknown time zone {opt('timezone')!r}", field="timezone") from None
         self.capabilities = replace(type(self).capabilities, bulk_max=batch, schedule=endpoint == "sms")
-        self._refs: dict[str, tuple[str, int]] = {}  # key -> (ref sent, position in its request)
-        self._phones: dict[str, str] = {}  # message id -> E.164, for status() reports
+        self._refs = _Recent[tuple[str, int]](REMEMBERED)  # key -> (ref sent, position in its request)
+        self._phones = _Recent[str](REMEMBERED)  # message id -> E.164, for status() reports
         self.transport = self.make_transport(
             settings.base_url or HOSTS[region],
             headers={"api-key": settings.api_key or "", "Accept": "application/json"},
@@ -434,7 +473,7 @@ class KaleyraProvider(Provider):
                     Delivery(
                         event_id=event_id_for(self.name, "delivery", mid, raw_status, details),
                         provider=self.name,
-                        phone=self._phones.get(mid, ""),
+                        phone=self._phones.get(mid) or "",
                         occurred_at=self.clock.now(),
                         message_id=mid,
                         raw=row,

@@ -123,3 +123,15 @@ def test_the_parser_never_raises_anything_but_webhook_error(method: str, query: 
         assert exc.status_code == 400
     else:
         assert events and all(e.provider == "kaleyra" for e in events)
+
+
+def test_what_a_process_remembers_of_its_sends_is_bounded() -> None:
+    from smsrelay.providers.kaleyra import _Recent
+
+    recent = _Recent[str](3)
+    for i in range(10):
+        recent[f"id{i}"] = f"+9198765{i:05d}"
+        recent.get("id0")  # used again and again: stays
+    assert len(recent) == 3
+    assert recent.get("id0") == "+919876500000" and recent.get("id9") == "+919876500009"
+    assert recent.get("id1") is None  # the least recently used went first
