@@ -6,11 +6,11 @@ reads delivery reports and the event feed (research/airflow.md §0.5).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from smsrelay.model import Delivery
+    from smsrelay.model import Delivery, Reply
     from smsrelay_airflow.hooks.sms import SmsHook
     from smsrelay_airflow.replies import ReplyRule
 
@@ -60,40 +60,54 @@ class DeliveryPoller:
 
 
 class ReplyPoller:
-    """Reads the event feed forward from its cursor until a reply satisfies the rule."""
+    """Reads the event feed forward from its cursor until the core's approval rule decides the gate.
+
+    The gate's send time is the provider's own: its first report of the question's
+    messages (``status()`` at the first poll where the provider has it, then the feed).
+    """
 
     def __init__(self, rule: ReplyRule) -> None:
         self.rule = rule
+        self.approval = rule.approval()
         self.cursor: str | None = None
-        self.ignored = 0
+        self.reason = "no reply yet"
+        self._asked = False
+        self._told: set[tuple[str, str]] = set()
 
-    def poll(self, hook: SmsHook) -> dict[str, Any] | None:
-        from smsrelay.model import Reply
+    def poll(self, hook: SmsHook, on_passed: Callable[[Reply, str], None] | None = None) -> dict[str, Any] | None:
+        """The deciding reply as a JSON-safe dict, or None; ``on_passed`` hears each reply that did not decide, once."""
+        client = hook.client
+        ids = sorted(self.rule.in_reply_to)
+        if ids and not self._asked and client.capabilities.status_poll:
+            from smsrelay import SmsRelayError
 
+            try:  # not yet listed (read-after-write lag) is no failure: the feed reports it too
+                self.approval.observe(client.status(ids).values())
+                self._asked = True
+            except SmsRelayError:
+                pass
         while True:
             page = hook.events(self.cursor, limit=PAGE)
-            for event in page:
-                if not isinstance(event, Reply):
-                    continue
-                reply = {
-                    "phone": event.phone,
-                    "text": event.text,
-                    "occurred_at": event.occurred_at,
-                    "in_reply_to": event.in_reply_to,
-                }
-                decision = self.rule.decide(reply)
-                if decision is None:
-                    self.ignored += 1
-                    continue
-                return {
-                    "decision": decision,
-                    "text": event.text,
-                    "from": event.phone,
-                    "occurred_at": event.occurred_at.isoformat(),
-                    "event_id": event.event_id,
-                    "message_id": event.message_id,
-                    "in_reply_to": event.in_reply_to,
-                }
+            self.approval.observe(page.events)
             self.cursor = page.cursor or self.cursor
             if not page.more:
-                return None
+                break
+        verdict = self.approval.verdict()
+        self.reason = verdict.reason
+        for reply, why in verdict.passed:
+            if on_passed is not None and (reply.event_id, why) not in self._told:
+                self._told.add((reply.event_id, why))
+                on_passed(reply, why)
+        event = verdict.reply
+        if event is None:
+            return None
+        return {
+            "decision": "approve" if verdict.decision == "approved" else "reject",
+            "text": event.text,
+            "from": event.phone,
+            "occurred_at": event.occurred_at.isoformat(),
+            "event_id": event.event_id,
+            "message_id": event.message_id,
+            "in_reply_to": event.in_reply_to,
+            "reason": verdict.reason,
+        }

@@ -396,6 +396,79 @@ def test_reply_trigger_fires_on_an_approving_reply(sandbox_conn: Path) -> None:
     assert event["reply"]["text"] == "ok, go"
 
 
+def _manual_kudosity(monkeypatch: pytest.MonkeyPatch, start_emulator: Any) -> Any:
+    """``smsrelay_default`` -> a Kudosity V2 emulator on a manual clock (its polled replies are not threaded)."""
+    from smsrelay import ManualClock
+
+    emu = start_emulator("kudosity-v2", api_keys=(V2_KEY,), clock=ManualClock(datetime.now(UTC)))
+    extra = {"api": "v2", "sender": SENDER, "read_lag": 0, "timeout": 5}
+    conn = Connection(
+        conn_id="smsrelay_default",
+        conn_type="smsrelay_kudosity",
+        host=emu.url,
+        password=V2_KEY,
+        extra=json.dumps(extra),
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_SMSRELAY_DEFAULT", conn.as_json())
+    return emu
+
+
+def test_reply_trigger_a_yes_one_second_before_the_question_does_not_approve_it(
+    monkeypatch: pytest.MonkeyPatch, start_emulator: Any
+) -> None:
+    """The core's rule through the trigger: the gate's time is the provider's accept, not the worker's clock."""
+    emu = _manual_kudosity(monkeypatch, start_emulator)
+    emu.inject_reply("+61491570156", "YES")
+    emu.advance(1)
+    asked = SendSmsOperator(task_id="ask", to="+61491570156", message="Deploy? Reply YES").execute(context())
+    # Even an ``after`` a minute early (the old skew window) does not let the earlier YES in.
+    early = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    trigger = SmsReplyTrigger(
+        "smsrelay_default", from_numbers=["+61491570156"], after=early, in_reply_to=asked["message_ids"]
+    )
+    hook = SmsHook()
+    assert trigger.check(hook) is None
+    assert "1s before the gate's message" in trigger._poller.reason
+    emu.advance(5)
+    emu.inject_reply("+61491570156", "yes, go")
+    fired = trigger.check(hook)
+    assert fired is not None and fired["reply"]["text"] == "yes, go" and fired["reply"]["decision"] == "approve"
+
+
+def test_reply_sensor_two_gates_for_one_approver_only_a_coded_reply_decides_and_only_its_gate(
+    monkeypatch: pytest.MonkeyPatch, start_emulator: Any
+) -> None:
+    emu = _manual_kudosity(monkeypatch, start_emulator)
+    lead = "+61491570156"
+    ask_a = SendSmsOperator(task_id="a", to=lead, message="Deploy api? Reply YES 1111").execute(context(TI("a")))
+    ask_b = SendSmsOperator(task_id="b", to=lead, message="Deploy web? Reply YES 2222").execute(context(TI("b")))
+    kw: dict[str, Any] = {"from_numbers": lead, "poke_interval": 0.05, "timeout": 600, "deferrable": False}
+    gate_a = SmsReplySensor(task_id="gate_a", in_reply_to=ask_a, code="1111", **kw)
+    gate_b = SmsReplySensor(task_id="gate_b", in_reply_to=ask_b, code="2222", **kw)
+    ctx_a, ctx_b = context(TI("gate_a")), context(TI("gate_b"))
+    assert not gate_a.poke(ctx_a) and not gate_b.poke(ctx_b)  # each learns its send time from the provider
+    emu.advance(30)  # both delivered: the provider's feed now reports each to the other gate
+
+    emu.inject_reply(lead, "YES")  # which deploy? neither gate may take it
+    assert not gate_a.poke(ctx_a) and not gate_b.poke(ctx_b)
+    for gate, code in ((gate_a, "1111"), (gate_b, "2222")):
+        assert "carries no code" in gate.poller.reason and f"reply with the gate's code ({code})" in gate.poller.reason
+
+    emu.advance(1)
+    emu.inject_reply(lead, "yes 2222")
+    assert gate_b.poke(ctx_b) and gate_b.reply is not None and gate_b.reply["text"] == "yes 2222"
+    assert gate_b.reply["decision"] == "approve"
+    assert not gate_a.poke(ctx_a)
+    assert "carries the code 2222, which is another gate's" in gate_a.poller.reason
+
+
+def test_reply_trigger_serialises_the_code_and_window() -> None:
+    trigger = SmsReplyTrigger("c", from_numbers=["+61491570156"], in_reply_to=["m1"], code="4821", open_for=900)
+    _, kwargs = trigger.serialize()
+    rule = SmsReplyTrigger(**kwargs).rule()
+    assert rule.code == "4821" and rule.open_for == timedelta(minutes=15) and rule.in_reply_to == {"m1"}
+
+
 def test_a_trigger_with_a_broken_connection_reports_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_BROKEN", json.dumps({"conn_type": "smsrelay_kudosity"}))
     event = asyncio.run(anext(SmsDeliveryTrigger("broken", ["m1"]).run())).payload

@@ -1,8 +1,11 @@
-"""``SmsReplySensor``: approval by SMS. Wait for a reply from given numbers after a time.
+"""``SmsReplySensor``: approval by SMS. Wait for the reply that decides this gate.
 
-A reply matching ``approve`` succeeds and returns the text and who sent it; one
-matching ``reject`` fails the task saying who rejected it and how. Replies from other
-numbers, from before ``after``, or matching neither pattern are ignored.
+Which reply decides is the core's one approval rule (``smsrelay.approval``), the same as
+the GitHub Action's. A reply matching ``approve`` succeeds and returns the text and who
+sent it; one matching ``reject`` fails the task saying who rejected it and how. Replies
+from other numbers, from before the question went out (by the provider's clock, given
+``in_reply_to``), matching neither pattern, or that may answer another open gate are
+logged with the reason and ignored.
 """
 
 from __future__ import annotations
@@ -35,16 +38,29 @@ class SmsReplySensor(BaseSensorOperator):
     """Wait for an approving reply; fail on a rejecting one.
 
     ``approve``/``reject`` are regexes (matched at the start, case-insensitively) or
-    keyword lists. ``after`` (a datetime or ISO text, templated) defaults to when the
-    sensor started; pass the ``sent_at`` of the question's ``SendSmsOperator``
-    result to count replies from the moment it went out. Returns ``{"text", "from",
-    "occurred_at", ...}``.
+    keyword lists; the defaults are the core's words. ``in_reply_to`` (templated: the
+    question's ``SendSmsOperator`` result or its message ids) names the question: the
+    provider's first report of it is the gate's send time, and a reply before that never
+    counts. Without it, ``after`` (a datetime or ISO text, templated; default: when the
+    sensor started) is, by this worker's clock. ``code`` is the per-gate code the question
+    offered ("Reply YES 4821"): when several gates are open for one approver, only a
+    reply with the code (or threaded by the provider) decides. Returns ``{"text", "from",
+    "occurred_at", "decision", "reason", ...}``.
 
     >>> SmsReplySensor(task_id="approval", from_numbers=["+61491570156"], approve=["YES", "APPROVE"],
-    ...                reject=["NO", "REJECT"], timeout=3600, deferrable=True)  # doctest: +SKIP
+    ...                reject=["NO", "REJECT"], in_reply_to=ask.output, timeout=3600,
+    ...                deferrable=True)  # doctest: +SKIP
     """
 
-    template_fields: Sequence[str] = ("from_numbers", "after", "approve", "reject", "in_reply_to", "sms_conn_id")
+    template_fields: Sequence[str] = (
+        "from_numbers",
+        "after",
+        "approve",
+        "reject",
+        "in_reply_to",
+        "code",
+        "sms_conn_id",
+    )
     ui_color = "#e8d2b8"
 
     def __init__(
@@ -55,6 +71,7 @@ class SmsReplySensor(BaseSensorOperator):
         approve: str | Sequence[str] | None = DEFAULT_APPROVE,
         reject: str | Sequence[str] | None = DEFAULT_REJECT,
         in_reply_to: Any = None,
+        code: str | None = None,
         sms_conn_id: str = "smsrelay_default",
         deferrable: bool | None = None,
         hook_params: Mapping[str, Any] | None = None,
@@ -68,6 +85,7 @@ class SmsReplySensor(BaseSensorOperator):
         self.approve = approve
         self.reject = reject
         self.in_reply_to = in_reply_to
+        self.code = code
         self.sms_conn_id = sms_conn_id
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self.hook_params = dict(hook_params or {})
@@ -92,11 +110,15 @@ class SmsReplySensor(BaseSensorOperator):
             reject = pattern_source(self.reject, field="reject")
             after = self._after(context)
             threads = frozenset(message_ids_from(self.in_reply_to))
+            code = str(self.code).strip() if self.code not in (None, "") else None
+            if code is not None and not code.isdigit():
+                raise ValueError(f"code: {self.code!r} must be digits, as offered in the question")
         except InvalidRequest as exc:
             raise AirflowFailException(f"{self.task_id}: from_numbers: {exc}") from None
         except (TypeError, ValueError) as exc:
             raise AirflowFailException(f"{self.task_id}: {exc}") from None
-        return ReplyRule(numbers, after, approve, reject, threads)
+        open_for = timedelta(seconds=float(self.timeout)) if self.timeout else timedelta(hours=1)
+        return ReplyRule(numbers, after, approve, reject, threads, code, open_for)
 
     def _after(self, context: Any) -> datetime:
         value = self.after
@@ -123,7 +145,7 @@ class SmsReplySensor(BaseSensorOperator):
 
         self._context = context
         try:
-            found = self.poller.poll(self.hook)
+            found = self.poller.poll(self.hook, self._passed)
         except (TransportError, ProviderServerError, RateLimited) as exc:
             self.log.warning("Polling replies failed; trying again at the next poke: %s", exc)
             return False
@@ -133,6 +155,11 @@ class SmsReplySensor(BaseSensorOperator):
             return False
         self.reply = self._decide(found)
         return True
+
+    def _passed(self, reply: Any, why: str) -> None:
+        from smsrelay import mask_phone
+
+        self.log.info("A reply from %s %s; still waiting.", mask_phone(reply.phone), why)
 
     def _decide(self, found: Mapping[str, Any]) -> dict[str, Any]:
         if found["decision"] == "reject":
@@ -162,6 +189,8 @@ class SmsReplySensor(BaseSensorOperator):
                 approve=rule.approve,
                 reject=rule.reject,
                 in_reply_to=sorted(rule.in_reply_to),
+                code=rule.code,
+                open_for=rule.open_for.total_seconds(),
                 poll_interval=float(self.poke_interval),
                 hook_params=self.hook_params,
             ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -127,7 +127,7 @@ class SmsDeliveryTrigger(_PollingTrigger):
 
 
 class SmsReplyTrigger(_PollingTrigger):
-    """Fires on the first reply that the rule accepts or rejects; polls the event feed."""
+    """Fires when the core's approval rule decides the gate; polls the event feed."""
 
     def __init__(
         self,
@@ -138,6 +138,8 @@ class SmsReplyTrigger(_PollingTrigger):
         approve: str | None = None,
         reject: str | None = None,
         in_reply_to: Sequence[str] = (),
+        code: str | None = None,
+        open_for: float = 3600.0,
         poll_interval: float = 30.0,
         hook_params: dict[str, Any] | None = None,
     ) -> None:
@@ -148,6 +150,8 @@ class SmsReplyTrigger(_PollingTrigger):
         self.approve = approve
         self.reject = reject
         self.in_reply_to = list(in_reply_to)
+        self.code = code
+        self.open_for = float(open_for)
         self.poll_interval = float(poll_interval)
         self.hook_params = hook_params or {}
 
@@ -161,6 +165,8 @@ class SmsReplyTrigger(_PollingTrigger):
                 "approve": self.approve,
                 "reject": self.reject,
                 "in_reply_to": self.in_reply_to,
+                "code": self.code,
+                "open_for": self.open_for,
                 "poll_interval": self.poll_interval,
                 "hook_params": self.hook_params,
             },
@@ -173,6 +179,8 @@ class SmsReplyTrigger(_PollingTrigger):
             approve=self.approve,
             reject=self.reject,
             in_reply_to=frozenset(self.in_reply_to),
+            code=self.code,
+            open_for=timedelta(seconds=self.open_for),
         )
 
     what = "polling replies"
@@ -180,5 +188,10 @@ class SmsReplyTrigger(_PollingTrigger):
     def check(self, hook: Any) -> dict[str, Any] | None:
         if "_poller" not in self.__dict__:
             self._poller = ReplyPoller(self.rule())
-        found = self._poller.poll(hook)
+        found = self._poller.poll(hook, self._passed)
         return None if found is None else {"status": "reply", "reply": found}
+
+    def _passed(self, reply: Any, why: str) -> None:
+        from smsrelay import mask_phone
+
+        self.log.info("A reply from %s %s; still waiting", mask_phone(reply.phone), why)
