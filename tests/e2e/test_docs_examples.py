@@ -66,7 +66,7 @@ SECRETS = {
     "SMSKIT_WEBHOOK_SECRET": "docs-smskit-secret-0123456789",
     "KALEYRA_API_KEY": "test-key",
     "KALEYRA_CALLBACK_TOKEN": "docs-kaleyra-token-0123456789",
-    # The gate's approver ends in 0004: the emulators answer YES from such numbers (see emulators.md).
+    # The approver answers a gate through the control API (see _approver).
     "ONCALL_NUMBERS": "+61491570004",
     "RELEASE_NUMBERS": "+61491570156",
     "RELEASE_MANAGER": "+61491570004",
