@@ -213,3 +213,25 @@ def test_the_release_pins_action_yml_to_the_image_digest(tmp_path):
     assert {k: v for k, v in pinned.items() if k != "runs"} == {
         k: v for k, v in action_metadata().items() if k != "runs"
     }
+
+
+def test_approval_code_is_offered_in_the_message_and_stable_per_ref(in_process):
+    """approval-code: the question carries a code derived from message-ref (the same on a retry)."""
+    from smsrelay import gate_code
+
+    gate = {"provider": "sandbox", "to": "+61491570156", "message": "Deploy?", "wait-for": "reply"}
+    code, log, _ = in_process(gate | {"approval-code": "true", "message-ref": "deploy-42", "dry-run": "true"})
+    assert code == 0, log
+    shown = gate_code("deploy-42")
+    assert f"Deploy?\\nReply YES {shown} or NO {shown}" in log
+    placed = gate | {"message": "Go {{ approval_code }}?", "approve-pattern": "^go", "message-ref": "deploy-42"}
+    code, log, _ = in_process(placed | {"approval-code": "true", "dry-run": "true"})
+    assert code == 0 and f'"body": "Go {shown}?"' in log
+    own_words = gate | {"approve-pattern": "^ship", "message-ref": "deploy-42", "approval-code": "true"}
+    code, log, _ = in_process(own_words | {"dry-run": "true"})
+    assert code == 0 and f"Deploy?\\nInclude {shown} in your reply" in log
+
+
+def test_approval_code_needs_a_reply_gate(in_process):
+    code, log, _ = in_process({"provider": "sandbox", "to": "+61491570156", "message": "hi", "approval-code": "true"})
+    assert code == 2 and "approval-code" in log and "wait-for: reply" in log
