@@ -280,9 +280,12 @@ def test_an_ambiguous_send_without_lookup_fails_rather_than_guess(
     store.set(STATE_KEY, {"key": "k", "results": [{"to": "+61491574201", "message_id": None, "status": "unknown"}]})
     op = SendSmsOperator(task_id="send", sms_conn_id="mesms", to=["+61491574201"], message="Hi")
 
-    with pytest.raises(AirflowFailException, match=r"may or may not have been accepted .*\+61491574201.*not sending"):
+    with pytest.raises(
+        AirflowFailException, match=r"may or may not have been accepted .*\+614•••••201.*not sending"
+    ) as err:
         op.execute(context(TI(try_number=2), store))
 
+    assert "+61491574201" not in str(err.value)  # the number is masked: the text lands in the task log
     assert emu.received("POST") == []
 
 

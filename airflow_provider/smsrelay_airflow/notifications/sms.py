@@ -76,14 +76,14 @@ class SmsNotifier(BaseNotifier):
         return "airflow-notify/" + "/".join(parts)
 
     def _send(self, context: Any) -> SendResult:
-        from smsrelay.errors import SmsRelayError
+        from smsrelay import SmsRelayError, mask_phone
 
         try:
             result = self.hook.send(self.to, self.message, sender=self.sender, key=self.dedupe_key(context))
         except SmsRelayError as exc:
             raise AirflowException(f"SMS notification failed: {exc}") from None
         if not result.accepted:
-            reasons = "; ".join(f"{r.to}: {r.error or r.status.value}" for r in result.failed)
+            reasons = "; ".join(f"{mask_phone(r.to)}: {r.error or r.status.value}" for r in result.failed)
             raise AirflowException(f"SMS notification was not sent: {reasons}")
         return result
 

@@ -240,9 +240,13 @@ class SendSmsOperator(BaseOperator):
                 rows[i] = row if row is not None else (None if rows[i] is None else {**rows[i], "status": "lost"})
         still = [rows[i]["to"] for i in unsure if rows[i] and _ambiguous(rows[i])]  # type: ignore[index]
         if still:
+            from smsrelay import mask_phone
+
+            # Masked: the exception text lands in Airflow's task log and UI.
+            shown = ", ".join(mask_phone(n) for n in still[:20])
             raise AirflowFailException(
                 f"{self.task_id}: {len(still)} message(s) may or may not have been accepted by an earlier try "
-                f"({', '.join(still[:20])}), and {client.provider.name} cannot be asked by key; not sending them "
+                f"({shown}), and {client.provider.name} cannot be asked by key; not sending them "
                 "again. Check the provider's log, then clear the task state to resend."
             )
         todo = [i for i, r in enumerate(rows) if not (r and r.get("message_id"))]
