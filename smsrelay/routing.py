@@ -1,0 +1,597 @@
+"""Routing: one send over many provider accounts, by destination, with safe failover.
+
+A routing file names accounts (each a full provider settings block) and ordered
+routes. Each recipient takes the first route that matches it (country, number
+prefix, message tag), and is sent by that route's first account that can reach it
+(the cheapest first where prices are given). The next account is tried only when
+the one before *definitely* refused: never after an outcome in doubt, never after
+a throttle. See ``docs/routing.md``.
+
+::
+
+    accounts:
+      th: {provider: mesms, api_key: ${MESMS_KEY}, sender: ACME, prices: {TH: 0.012}}
+      au: {provider: kudosity, api: v2, api_key: ${KUDOSITY_KEY}, sender: "61481074185"}
+      phone: {provider: smskit, api_key: ${SMSKIT_KEY}}
+    routes:
+      - match: {country: TH}
+        accounts: [th]
+      - match: {country: [AU, NZ]}
+        accounts: [au, phone]
+      - accounts: [au, phone]        # no match: the default route
+
+>>> router = Router.from_file("routes.yaml")  # doctest: +SKIP
+>>> routed = router.send(["+66812345678", "+61491570156"], "Hi", dry_run=True)  # doctest: +SKIP
+>>> [r.account for r in routed.results]  # doctest: +SKIP
+['th', 'au']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import phonenumbers
+
+from smsrelay.client import Client, OnDoubt, OnInvalid, _check_on_doubt
+from smsrelay.clock import Clock
+from smsrelay.config import ProviderSettings, read_yaml, settings_from_mapping
+from smsrelay.errors import (
+    AmbiguousSend,
+    AuthError,
+    ConfigError,
+    InsufficientCredit,
+    InvalidRequest,
+)
+from smsrelay.model import Message, Recipient, RecipientResult, Status
+from smsrelay.phone import normalize
+from smsrelay.preflight import unreachable
+
+if TYPE_CHECKING:
+    import yaml
+
+    from smsrelay.journal import SendJournal
+
+__all__ = [
+    "AmbiguousRoute",
+    "Refusal",
+    "Route",
+    "RoutedResult",
+    "RoutedSend",
+    "Router",
+    "RoutingConfig",
+    "is_routing_file",
+    "load_routing",
+    "routing_from_mapping",
+]
+
+_ROUTE_KEYS = frozenset({"match", "accounts"})
+_MATCH_KEYS = frozenset({"country", "prefix", "tag"})
+_TOP_KEYS = frozenset({"accounts", "routes", "default_region", "currency"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route: whom it matches (``None``: anyone) and its accounts, in order.
+
+    >>> Route(accounts=("th",), countries=frozenset({"TH"})).matches("+66812345678", "TH", None)
+    True
+    """
+
+    accounts: tuple[str, ...]
+    countries: frozenset[str] | None = None
+    prefixes: tuple[str, ...] | None = None
+    tags: frozenset[str] | None = None
+    line: int | None = None
+
+    def matches(self, e164: str, region: str, tag: str | None) -> bool:
+        if self.countries is not None and region not in self.countries:
+            return False
+        if self.prefixes is not None and not any(e164.startswith(p) for p in self.prefixes):
+            return False
+        return self.tags is None or tag in self.tags
+
+    def describe(self, index: int) -> str:
+        parts = []
+        if self.countries is not None:
+            parts.append("country " + "/".join(sorted(self.countries)))
+        if self.prefixes is not None:
+            parts.append("prefix " + "/".join(self.prefixes))
+        if self.tags is not None:
+            parts.append("tag " + "/".join(sorted(self.tags)))
+        return f"route {index + 1} ({', '.join(parts) or 'default'})"
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """Named accounts, ordered routes, and optional prices per account and country."""
+
+    accounts: Mapping[str, ProviderSettings]
+    routes: tuple[Route, ...]
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    currency: str | None = None
+    default_region: str | None = None
+    source: str | None = None
+
+    def price(self, account: str, region: str) -> float | None:
+        """The price of one SMS part from ``account`` to ``region``, if the config gives it."""
+        return self.prices.get(account, {}).get(region)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An account that definitely did not send this message, and why (safe to log)."""
+
+    account: str
+    error: str
+
+
+@dataclass(frozen=True)
+class RoutedResult:
+    """One recipient of a routed send: the account that sent it and every refusal before.
+
+    ``account`` is None when no route matched or every account refused; ``reason``
+    says why the account was chosen; ``cost`` is the estimate where prices are given.
+    """
+
+    result: RecipientResult
+    account: str | None
+    reason: str
+    refusals: tuple[Refusal, ...] = ()
+    cost: float | None = None
+
+    @property
+    def to(self) -> str:
+        return self.result.to
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "to": r.to,
+            "account": self.account,
+            "reason": self.reason,
+            "status": r.status.value,
+            "message_id": r.message_id,
+            "parts": r.parts,
+            "error": r.error,
+            "key": r.key,
+            "in_doubt": r.in_doubt,
+            "retry_after": r.retry_after.total_seconds() if r.retry_after is not None else None,
+            "estimated_cost": self.cost,
+            "refusals": [{"account": f.account, "error": f.error} for f in self.refusals],
+        }
+
+
+@dataclass(frozen=True)
+class RoutedSend:
+    """A routed send: one :class:`RoutedResult` per recipient, in the caller's order."""
+
+    results: tuple[RoutedResult, ...]
+    dry_run: bool = False
+    currency: str | None = None
+
+    @property
+    def all_accepted(self) -> bool:
+        return all(r.result.accepted for r in self.results)
+
+    @property
+    def in_doubt(self) -> list[RoutedResult]:
+        """Results an account may or may not have accepted; settle them there, by ``key``."""
+        return [r for r in self.results if r.result.in_doubt]
+
+    @property
+    def total_cost(self) -> float:
+        """The estimated cost of the accepted messages that have a price (see ``unpriced``)."""
+        return round(sum(r.cost for r in self.results if r.result.accepted and r.cost is not None), 6)
+
+    @property
+    def unpriced(self) -> int:
+        """Accepted messages whose account gives no price for their country: not in ``total_cost``."""
+        return sum(1 for r in self.results if r.result.accepted and r.cost is None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict, e.g. for the CLI's ``--json``; each result names its ``account``."""
+        return {
+            "dry_run": self.dry_run,
+            "currency": self.currency,
+            "total_cost": self.total_cost,
+            "unpriced": self.unpriced,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+class AmbiguousRoute(AmbiguousSend):
+    """A routed send with messages in doubt; ``routed`` holds every result, each naming its account."""
+
+    def __init__(self, message: str, *, keys: list[str], routed: RoutedSend) -> None:
+        self.routed = routed
+        super().__init__(message, keys=keys)
+
+
+# -- loading ---------------------------------------------------------------------
+def _node_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """Dotted path -> line, through mappings and lists (``routes.0.match.country``)."""
+    import yaml
+
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            lines[key] = key_node.start_mark.line + 1
+            lines.update(_node_lines(value_node, key + "."))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            key = f"{prefix}{i}"
+            lines[key] = item.start_mark.line + 1
+            lines.update(_node_lines(item, key + "."))
+    return lines
+
+
+def load_routing(path: str | Path, env: Mapping[str, str] | None = None) -> RoutingConfig:
+    """Read and validate a routing file; errors name the file, the line and the key.
+
+    >>> load_routing("routes.yaml").routes[0].accounts  # doctest: +SKIP
+    ('th',)
+    """
+    import yaml
+
+    data, _ = read_yaml(path)  # bad YAML: ConfigError with file and line
+    text = Path(path).read_text(encoding="utf-8")
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines = _node_lines(node) if node is not None else {}
+    return routing_from_mapping(data, source=str(path), lines=lines, env=env)
+
+
+def is_routing_file(path: str | Path) -> bool:
+    """True when the YAML file is a routing config (it has ``accounts`` and ``routes``)."""
+    data, _ = read_yaml(path)
+    return isinstance(data, Mapping) and "accounts" in data and "routes" in data
+
+
+def _strings(value: Any, where: dict[str, Any]) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, str | int) and str(v).strip() for v in items):
+        raise ConfigError("expected a name or a list of names", **where)
+    return tuple(str(v).strip() for v in items)
+
+
+def routing_from_mapping(
+    data: Any,
+    *,
+    source: str | None = None,
+    lines: Mapping[str, int] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RoutingConfig:
+    """Validate a routing config given as a dict (a parsed file, an Airflow extra).
+
+    >>> cfg = routing_from_mapping({"accounts": {"s": {"provider": "sandbox"}}, "routes": [{"accounts": ["s"]}]})
+    >>> cfg.routes[0].accounts
+    ('s',)
+    """
+    env = os.environ if env is None else env
+    lines = lines or {}
+
+    def at(key: str) -> dict[str, Any]:
+        return {"field": key, "file": source, "line": lines.get(key)}
+
+    if not isinstance(data, Mapping):
+        raise ConfigError("a routing config is a mapping with 'accounts' and 'routes'", file=source, line=1)
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"unknown key; a routing config has {', '.join(sorted(_TOP_KEYS))}", **at(str(key)))
+    raw_accounts = data.get("accounts")
+    if not isinstance(raw_accounts, Mapping) or not raw_accounts:
+        raise ConfigError("needs at least one named account, each a provider settings block", **at("accounts"))
+    region = data.get("default_region")
+    accounts: dict[str, ProviderSettings] = {}
+    prices: dict[str, dict[str, float]] = {}
+    for name, block in raw_accounts.items():
+        path = f"accounts.{name}"
+        if not isinstance(block, Mapping) or "provider" not in block:
+            raise ConfigError("an account is a mapping of settings with a 'provider'", **at(path))
+        block = dict(block)
+        raw_prices = block.pop("prices", None)
+        if raw_prices is not None:
+            prices[str(name)] = _prices(raw_prices, f"{path}.prices", at)
+        if region and "default_region" not in block:
+            block["default_region"] = region
+        # The account's own lines, as the settings loader names them ("sender", "mesms.sender").
+        own = {k.removeprefix(path + "."): v for k, v in lines.items() if k.startswith(path + ".")}
+        try:
+            accounts[str(name)] = settings_from_mapping(block, source=source, lines=own, env=env)
+        except ConfigError as exc:
+            # Name the key as it sits in the routing file: accounts.<name>.<field>.
+            key = f"{path}.{exc.field}" if exc.field else path
+            raise ConfigError(exc.detail, field=key, file=source, line=exc.line or lines.get(key)) from None
+    raw_routes = data.get("routes")
+    if not isinstance(raw_routes, list) or not raw_routes:
+        raise ConfigError("needs a list of routes, each with 'accounts'", **at("routes"))
+    routes = tuple(_route(i, r, accounts, at) for i, r in enumerate(raw_routes))
+    return RoutingConfig(
+        accounts=accounts,
+        routes=routes,
+        prices=prices,
+        currency=str(data["currency"]) if data.get("currency") else None,
+        default_region=str(region).upper() if region else None,
+        source=source,
+    )
+
+
+def _prices(raw: Any, path: str, at: Any) -> dict[str, float]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("prices map a country (ISO 3166, e.g. TH) to the price of one SMS part", **at(path))
+    out: dict[str, float] = {}
+    for country, value in raw.items():
+        key = f"{path}.{country}"
+        code = str(country).upper()
+        if not phonenumbers.country_code_for_region(code):
+            raise ConfigError(f"{country!r} is not a country code (ISO 3166, e.g. TH)", **at(key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"a price is a number of at least 0, got {value!r}", **at(key))
+        out[code] = float(value)
+    return out
+
+
+def _route(index: int, raw: Any, accounts: Mapping[str, ProviderSettings], at: Any) -> Route:
+    path = f"routes.{index}"
+    if not isinstance(raw, Mapping):
+        raise ConfigError("a route is a mapping with 'accounts' (and optionally 'match')", **at(path))
+    for key in raw:
+        if key not in _ROUTE_KEYS:
+            raise ConfigError(f"unknown key; a route has {', '.join(sorted(_ROUTE_KEYS))}", **at(f"{path}.{key}"))
+    if "accounts" not in raw:
+        raise ConfigError("a route needs 'accounts', in the order to try them", **at(path))
+    names = _strings(raw["accounts"], at(f"{path}.accounts"))
+    for i, name in enumerate(names):
+        if name not in accounts:
+            raise ConfigError(
+                f"no account named {name!r}; the accounts are {', '.join(accounts)}", **at(f"{path}.accounts.{i}")
+            )
+    match = raw.get("match") or {}
+    if not isinstance(match, Mapping):
+        raise ConfigError("match is a mapping of country, prefix and tag", **at(f"{path}.match"))
+    for key in match:
+        if key not in _MATCH_KEYS:
+            where = at(f"{path}.match.{key}")
+            raise ConfigError(f"unknown key; a match has {', '.join(sorted(_MATCH_KEYS))}", **where)
+    countries = prefixes = tags = None
+    if "country" in match:
+        where = at(f"{path}.match.country")
+        countries = frozenset(c.upper() for c in _strings(match["country"], where))
+        for c in sorted(countries):
+            if not phonenumbers.country_code_for_region(c):
+                raise ConfigError(f"{c!r} is not a country code (ISO 3166, e.g. TH)", **where)
+    if "prefix" in match:
+        where = at(f"{path}.match.prefix")
+        prefixes = tuple("+" + p.lstrip("+") for p in _strings(match["prefix"], where))
+        if not all(p[1:].isdigit() for p in prefixes):
+            raise ConfigError("a prefix is the start of an E.164 number, e.g. '+6681'", **where)
+    if "tag" in match:
+        tags = frozenset(_strings(match["tag"], at(f"{path}.match.tag")))
+    return Route(names, countries, prefixes, tags, line=at(path)["line"])
+
+
+# -- sending ---------------------------------------------------------------------
+@dataclass
+class _Pending:
+    """One recipient on its way through its route's accounts."""
+
+    pos: int
+    to: str
+    recipient: Recipient
+    region: str
+    candidates: list[tuple[str, str]]  # (account, why it is in this place)
+    refusals: list[Refusal] = field(default_factory=list)
+    key: str | None = None
+
+
+def _definite_refusal(r: RecipientResult) -> bool:
+    """True when the account certainly did not take the message, and another may be tried.
+
+    Refused (4xx, credit, auth, preflight) or not written at all; never in doubt, never
+    throttled (a 429 is this account's "later", not a "no"), never accepted.
+    """
+    if r.accepted or r.in_doubt or r.retry_after is not None:
+        return False
+    return r.status in (Status.REJECTED, Status.FAILED)
+
+
+class Router:
+    """Send through the accounts of a routing config: by destination, failover on a definite refusal.
+
+    >>> with Router.from_file("routes.yaml") as router:  # doctest: +SKIP
+    ...     routed = router.send(["+66812345678", "+61491570156"], "Hi", tag="otp")
+    ...     [(r.account, r.result.status.value) for r in routed.results]
+    [('th', 'queued'), ('au', 'queued')]
+    """
+
+    def __init__(
+        self,
+        config: RoutingConfig,
+        *,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+        on_doubt: OnDoubt = "raise",
+        journal: str | SendJournal | bool | None = None,
+    ) -> None:
+        self.config = config
+        self.on_doubt = _check_on_doubt(on_doubt)
+        # One client per account; they share the journal, so a key is claimed before each account sends it.
+        self.clients: dict[str, Client] = {
+            name: Client(settings=s, clock=clock, env=env, on_doubt="report", journal=journal)
+            for name, s in config.accounts.items()
+        }
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kw: Any) -> Router:
+        """A router from a routing file (see the module docs)."""
+        return cls(load_routing(path, env=env), env=env, **kw)
+
+    def __repr__(self) -> str:
+        return f"Router(accounts={list(self.clients)!r})"
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    def route_for(self, e164: str, tag: str | None = None) -> tuple[int, Route] | None:
+        """The first route matching this (normalised) number and tag, with its index."""
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
+        for i, route in enumerate(self.config.routes):
+            if route.matches(e164, region, tag):
+                return i, route
+        return None
+
+    def _candidates(
+        self, index: int, route: Route, e164: str, region: str
+    ) -> tuple[list[tuple[str, str]], list[Refusal]]:
+        """The route's accounts in the order to try them, and those that cannot reach the number."""
+        where = route.describe(index)
+        ordered = list(route.accounts)
+        priced = any(self.config.price(a, region) is not None for a in ordered)
+        if priced:
+            # Cheapest first; an account without a price for this country goes after the priced ones.
+            ordered.sort(key=lambda a: (self.config.price(a, region) is None, self.config.price(a, region) or 0.0))
+        out: list[tuple[str, str]] = []
+        refused: list[Refusal] = []
+        for name in ordered:
+            client = self.clients[name]
+            if reason := unreachable(client.capabilities, name, e164):
+                refused.append(Refusal(name, reason))
+                continue
+            price = self.config.price(name, region)
+            if not out and priced and price is not None:
+                why = f"{where}: cheapest account reaching {region} ({price:g} per part)"
+            elif not out and not refused:
+                why = f"{where}: first account"
+            else:
+                why = f"{where}: next account after a refusal"
+            out.append((name, why))
+        return out, refused
+
+    def send(
+        self,
+        to: str | Recipient | Sequence[str | Recipient],
+        message: str | Message,
+        *,
+        sender: str | None = None,
+        vars: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        tag: str | None = None,
+        dry_run: bool = False,
+        on_invalid: OnInvalid = "raise",
+        on_doubt: OnDoubt | None = None,
+    ) -> RoutedSend:
+        """Send ``message`` to each recipient through its route; results in the caller's order.
+
+        Each account gets one ``send_many`` with its recipients, so its batching holds.
+        A recipient moves to its route's next account only on a definite refusal. An
+        outcome in doubt stays with the account that may have sent it: by default
+        ``AmbiguousSend`` is raised (``exc.routed`` holds every result), and
+        ``on_doubt="report"`` returns it. ``tag`` selects routes that match on it.
+
+        >>> router.send("+66812345678", "Hi", dry_run=True).results[0].account  # doctest: +SKIP
+        'th'
+        """
+        on_doubt = _check_on_doubt(on_doubt or self.on_doubt)
+        if on_doubt == "resend":
+            raise ConfigError(
+                "on_doubt='resend' cannot be routed: a message in doubt must stay with its account",
+                field="on_doubt",
+            )
+        msg = message if isinstance(message, Message) else Message(body=message)
+        if sender or vars or key:
+            msg = replace(msg, sender=sender or msg.sender, vars={**msg.vars, **(vars or {})}, ref=key or msg.ref)
+        items = [to] if isinstance(to, str | Recipient) else list(to)
+        final: dict[int, RoutedResult] = {}
+        pending: list[_Pending] = []
+        for pos, item in enumerate(items):
+            rcpt = item if isinstance(item, Recipient) else Recipient(str(item))
+            outcome = self._start(pos, rcpt, tag)
+            if isinstance(outcome, RoutedResult):
+                final[pos] = outcome
+            else:
+                pending.append(outcome)
+        while pending:
+            pending = self._round(msg, pending, final, dry_run=dry_run, on_invalid=on_invalid)
+        routed = RoutedSend(tuple(final[i] for i in range(len(items))), dry_run=dry_run, currency=self.config.currency)
+        doubt = routed.in_doubt
+        if doubt and on_doubt == "raise":
+            raise AmbiguousRoute(
+                f"{len(doubt)} message(s) may or may not have been accepted, and were not sent through another "
+                "account; settle each by its key with the account named on its result",
+                keys=[r.result.key for r in doubt if r.result.key],
+                routed=routed,
+            )
+        return routed
+
+    def _start(self, pos: int, rcpt: Recipient, tag: str | None) -> _Pending | RoutedResult:
+        try:
+            e164 = normalize(rcpt.to, self.config.default_region)
+        except InvalidRequest as exc:
+            return RoutedResult(RecipientResult(rcpt.to, Status.REJECTED, error=exc.message), None, "invalid number")
+        found = self.route_for(e164, tag)
+        if found is None:
+            error = "no route matches this number" + (f" with tag {tag!r}" if tag else "")
+            return RoutedResult(RecipientResult(e164, Status.REJECTED, error=error), None, "no route")
+        index, route = found
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
+        candidates, refused = self._candidates(index, route, e164, region)
+        if not candidates:
+            error = "no account of its route reaches this number"
+            return RoutedResult(
+                RecipientResult(e164, Status.REJECTED, error=error),
+                None,
+                route.describe(index),
+                tuple(refused),
+            )
+        return _Pending(pos, e164, replace(rcpt, to=e164), region, candidates, refused)
+
+    def _round(
+        self,
+        msg: Message,
+        pending: list[_Pending],
+        final: dict[int, RoutedResult],
+        *,
+        dry_run: bool,
+        on_invalid: OnInvalid,
+    ) -> list[_Pending]:
+        """One send per account, for every recipient whose next account it is; return those to try again."""
+        by_account: dict[str, list[_Pending]] = {}
+        for p in pending:
+            by_account.setdefault(p.candidates[0][0], []).append(p)
+        again: list[_Pending] = []
+        for name, group in by_account.items():
+            # A key once used stays with the message: the next account sends it under the same key.
+            rcpts = [replace(p.recipient, key=p.key) if p.key else p.recipient for p in group]
+            for p, r in zip(group, self._send_account(name, msg, rcpts, dry_run, on_invalid), strict=True):
+                p.key = p.key or r.key
+                account, why = p.candidates.pop(0)
+                if _definite_refusal(r) and p.candidates:
+                    p.refusals.append(Refusal(account, r.error or r.status.value))
+                    again.append(p)
+                    continue
+                price = self.config.price(account, p.region)
+                cost = round(price * max(r.parts, 1), 6) if price is not None else None
+                final[p.pos] = RoutedResult(r, account, why, tuple(p.refusals), cost)
+        return again
+
+    def _send_account(
+        self, name: str, msg: Message, rcpts: list[Recipient], dry_run: bool, on_invalid: OnInvalid
+    ) -> list[RecipientResult]:
+        client = self.clients[name]
+        try:
+            return list(client.send_many(msg, rcpts, dry_run=dry_run, on_invalid=on_invalid, on_doubt="report").results)
+        except (AuthError, InsufficientCredit, ConfigError) as exc:
+            # The account refused the whole request (credentials, credit) or cannot send it
+            # at all (no sender): nothing was taken, so each message may go elsewhere.
+            return [RecipientResult(r.to, Status.REJECTED, key=r.key, error=f"{name}: {exc}") for r in rcpts]
