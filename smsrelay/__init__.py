@@ -60,6 +60,15 @@ from smsrelay.phone import mask as mask_phone
 from smsrelay.phone import normalize as normalize_phone
 from smsrelay.providers.base import Balance, EventPage, Quote
 from smsrelay.redaction import redact
+from smsrelay.routing import (
+    AmbiguousRoute,
+    Refusal,
+    RoutedResult,
+    RoutedSend,
+    Router,
+    RoutingConfig,
+    load_routing,
+)
 
 if TYPE_CHECKING:
     from smsrelay.feed import Feed
@@ -81,6 +90,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APPROVE_WORDS",
     "REJECT_WORDS",
+    "AmbiguousRoute",
     "AmbiguousSend",
     "Approval",
     "AuthError",
@@ -112,8 +122,13 @@ __all__ = [
     "RateLimited",
     "Recipient",
     "RecipientResult",
+    "Refusal",
     "Reply",
     "ReplyWords",
+    "RoutedResult",
+    "RoutedSend",
+    "Router",
+    "RoutingConfig",
     "SendResult",
     "SmsRelayError",
     "Status",
@@ -126,6 +141,7 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
     "gate_code",
+    "load_routing",
     "load_settings",
     "mask_phone",
     "merge",
