@@ -9,7 +9,8 @@ from smsrelay.providers.base import Provider
 
 __all__ = ["PROVIDERS", "provider_class"]
 
-# name -> "module:Class". Kudosity serves both of its APIs, chosen by `api: v2 | v1`.
+# name -> "module:Class". Kudosity has two APIs: KudosityProvider(settings) builds KudosityV2 or
+# KudosityV1, as its `api: v2 | v1` option says.
 PROVIDERS: dict[str, str] = {
     "sandbox": "smsrelay.providers.sandbox:SandboxProvider",
     "kudosity": "smsrelay.providers.kudosity:KudosityProvider",
