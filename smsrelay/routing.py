@@ -514,13 +514,21 @@ class Router:
         items = [to] if isinstance(to, str | Recipient) else list(to)
         final: dict[int, RoutedResult] = {}
         pending: list[_Pending] = []
+        seen: set[tuple[str, str | None, str]] = set()
         for pos, item in enumerate(items):
             rcpt = item if isinstance(item, Recipient) else Recipient(str(item))
             outcome = self._start(pos, rcpt, tag)
             if isinstance(outcome, RoutedResult):
                 final[pos] = outcome
-            else:
-                pending.append(outcome)
+                continue
+            # The same message to the same number twice is a duplicate, whichever account it would take.
+            ident = (outcome.to, rcpt.key, repr(sorted(rcpt.vars.items())))
+            if ident in seen:
+                dup = RecipientResult(outcome.to, Status.REJECTED, error="duplicate recipient")
+                final[pos] = RoutedResult(dup, None, "duplicate")
+                continue
+            seen.add(ident)
+            pending.append(outcome)
         while pending:
             pending = self._round(msg, pending, final, dry_run=dry_run, on_invalid=on_invalid)
         routed = RoutedSend(tuple(final[i] for i in range(len(items))), dry_run=dry_run, currency=self.config.currency)
@@ -590,8 +598,22 @@ class Router:
     ) -> list[RecipientResult]:
         client = self.clients[name]
         try:
-            return list(client.send_many(msg, rcpts, dry_run=dry_run, on_invalid=on_invalid, on_doubt="report").results)
+            if dry_run:
+                return _dry_run(client, msg, rcpts, on_invalid)
+            return list(client.send_many(msg, rcpts, on_invalid=on_invalid, on_doubt="report").results)
         except (AuthError, InsufficientCredit, ConfigError) as exc:
             # The account refused the whole request (credentials, credit) or cannot send it
             # at all (no sender): nothing was taken, so each message may go elsewhere.
             return [RecipientResult(r.to, Status.REJECTED, key=r.key, error=f"{name}: {exc}") for r in rcpts]
+
+
+def _dry_run(client: Client, msg: Message, rcpts: list[Recipient], on_invalid: OnInvalid) -> list[RecipientResult]:
+    """What the account would do, checked locally (render, length, preflight): no request at all."""
+    ready, rejected = client.prepare(msg, rcpts, on_invalid=on_invalid)
+    # The recipients are normalised already, so each outcome finds its recipient by number, in order.
+    by_to: dict[str, list[RecipientResult]] = {}
+    for p in ready:
+        by_to.setdefault(p.to, []).append(RecipientResult(p.to, Status.QUEUED, parts=p.parts, key=p.key))
+    for r in rejected:
+        by_to.setdefault(r.to, []).append(r)
+    return [by_to[r.to].pop(0) for r in rcpts]
