@@ -143,6 +143,44 @@ def _print_result(result: SendResult, out: TextIO) -> None:
     out.write(f"{accepted}/{len(result.results)} accepted{batch}{note}\n")
 
 
+def _send_routed(args: argparse.Namespace, message: Message, recipients: list[Recipient | str]) -> int | None:
+    """Send through a routing file given as ``--config`` (see docs/routing.md); None for a plain settings file."""
+    from smsrelay.routing import Router, is_routing_file
+
+    if not args.config or not is_routing_file(args.config):
+        return None
+    with Router.from_file(args.config, on_doubt="report") as router:
+        routed = router.send(
+            recipients,
+            message,
+            tag=args.tag,
+            dry_run=args.dry_run,
+            on_invalid="skip" if args.skip_invalid else "raise",
+        )
+    if args.json:
+        json.dump(routed.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK if routed.all_accepted else EXIT_FAILED
+    for item in routed.results:
+        r = item.result
+        line = f"{r.to:<16} {item.account or '-':<10} {r.status.value:<10} parts={r.parts} id={r.message_id or '-'}"
+        if r.in_doubt:
+            line += f" key={r.key}"
+        if item.cost is not None:
+            line += f" cost={item.cost:g}"
+        line += f"  ({item.reason})"
+        if r.error:
+            line += f"  error: {r.error}"
+        sys.stdout.write(line + "\n")
+    accepted = sum(1 for i in routed.results if i.result.accepted)
+    note = " (dry run: nothing sent)" if routed.dry_run else ""
+    currency = f" {routed.currency}" if routed.currency else ""
+    sys.stdout.write(
+        f"{accepted}/{len(routed.results)} accepted, estimated cost {routed.total_cost:g}{currency}{note}\n"
+    )
+    return EXIT_OK if routed.all_accepted else EXIT_FAILED
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     body = _message_text(args)
     recipients: list[Recipient | str] = [*args.to, *args.to_flag]
@@ -169,6 +207,9 @@ def cmd_send(args: argparse.Namespace) -> int:
         send_at=send_at,
         track_links=args.track_links,
     )
+    routed = _send_routed(args, message, recipients)
+    if routed is not None:
+        return routed
     with _client(args) as client:
         progress = Progress(sys.stderr, enabled=args.progress or (sys.stderr.isatty() and not args.json))
         result = client.send_many(
@@ -495,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send-at", help="schedule, ISO 8601 with a zone")
     p.add_argument("--track-links", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="validate and count parts; send nothing")
+    p.add_argument("--tag", help="the message's tag, for the routes of a routing file (--config) that match on it")
     p.add_argument("--skip-invalid", action="store_true", help="send to the valid recipients when some fail checks")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     p.set_defaults(func=cmd_send)
