@@ -44,8 +44,8 @@ with DAG(
     approval = SmsReplySensor(
         task_id="approval",
         from_numbers="{{ params.approver }}",
-        # Count replies from the moment the question went out, not from when this task started.
-        after="{{ ti.xcom_pull(task_ids='ask')['sent_at'] }}",
+        # The question: replies count from the provider's own time for its send, not this worker's clock.
+        in_reply_to=ask.output,
         approve=["YES", "Y", "APPROVE"],
         reject=["NO", "N", "REJECT"],
         deferrable=True,
