@@ -1,20 +1,21 @@
 """Kaleyra (kaleyra.io) SMS API v1: ``api-key`` header, form-encoded sends.
 
-Sources: the provider's documentation excerpt ``seeds/003_cc964279d74c48e6.txt``
-(cited as *seed*) and ``research/providers.md`` §3 (cited as §).
+Sources: Kaleyra's SMS API documentation, https://developers.kaleyra.io/docs/ (the pages
+sms-api-send-the-first-sms, understand-route-types, sms-api-status, sms-callback,
+receive-message and sms-status-and-status-trace-codes; cited below by page name, or as *seed*).
 
 How smsrelay maps Kaleyra onto its model:
 
 * **Endpoint and host.** ``POST /v1/<SID>/messages`` by default; ``endpoint: sms``
   selects the newer ``/v1/<SID>/sms`` (required on the NA pod, and the only one that
-  schedules with ``time``). ``region`` picks the pod's host (§ 3.1).
+  schedules with ``time``). ``region`` picks the pod's host (send-your-first-sms).
 * **Batching.** ``to`` is comma-separated, so recipients with the same rendered body
   share a request, ``batch_size`` (default 100) at a time; personalised bodies go one
   request per distinct body (:meth:`KaleyraProvider.plan_requests`).
 * **Idempotency.** The key goes in ``ref`` (≤ 50 characters): a one-recipient request
   carries the recipient's key, a bulk request a key derived from its recipients' keys.
   After an ambiguous failure :meth:`lookup` finds what Kaleyra accepted by that ref.
-* **Callbacks.** Kaleyra signs nothing (§ 3.5). With ``callback_url`` set, each send
+* **Callbacks.** Kaleyra signs nothing (sms-callback). With ``callback_url`` set, each send
   on ``/messages`` carries ``callback = {url, method, header: {X-Smsrelay-Token:
   <webhook_secret>}}``; on ``/sms`` put the same header in a callback profile and set
   ``callback_profile_id``. :meth:`verify_webhook` checks that header.
@@ -71,7 +72,7 @@ __all__ = ["HOSTS", "STATUS", "TOKEN_HEADER", "TRACE_STATUS", "KaleyraProvider",
 log = logging.getLogger("smsrelay.providers.kaleyra")
 
 TOKEN_HEADER = "X-Smsrelay-Token"
-# § 3.1: regional pods ("api_domain"). NA is `.ai` in one revision of the docs; it needs /sms.
+# https://developers.kaleyra.io/docs/send-your-first-sms: regional pods (api_domain); NA is `.ai`, needs /sms.
 HOSTS: dict[str, str] = {
     "global": "https://api.kaleyra.io",
     "in": "https://api.in.kaleyra.io",
@@ -80,7 +81,7 @@ HOSTS: dict[str, str] = {
     "eu": "https://api.eu.kaleyra.io",
     "na": "https://api.na.kaleyra.ai",
 }
-# § 3.4, 3.5, 3.7, 3.9: status (poll, callback, SMPP) -> canonical status, upper-cased.
+# https://developers.kaleyra.io/docs/sms-status-and-status-trace-codes: status (poll, callback) -> canonical.
 STATUS: dict[str, Status] = {
     "SUBMITTED": Status.SENT,
     "ENROUTE": Status.SENT,
@@ -102,13 +103,15 @@ TRACE_STATUS: dict[str, Status] = {
     "EXPIRED": Status.EXPIRED,
     "SENT - NO DLR": Status.UNKNOWN,
 }
-ROUTES = frozenset({"OTP", "DEFAULT", "MKT", "DEFAULT/MKT", "TXN"})  # § 3.2
+ROUTES = frozenset(
+    {"OTP", "DEFAULT", "MKT", "DEFAULT/MKT", "TXN"}
+)  # https://developers.kaleyra.io/docs/understand-route-types
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
 STATUS_IDS_PER_CALL = 100  # ASSUMPTION: no documented cap on message_ids; keeps the URL short
 # What one process remembers of its sends (refs for reconciliation, numbers for status
 # reports). Forgetting is safe: both fall back to what a restarted process does.
 REMEMBERED = 100_000
-# § 3.3: an error response's status (or NO-CREDITS in its text) as a core error.
+# https://developers.kaleyra.io/docs/sms-api-send-the-first-sms: an error's status (or NO-CREDITS) as a core error.
 ERRORS: StatusTable = {
     401: ErrorRule(AuthError, "Kaleyra refused the API key or SID ({status}); check api_key and sid"),
     402: ErrorRule(InsufficientCredit, "Kaleyra has not enough credit for this send; top up the account"),
@@ -194,7 +197,7 @@ class KaleyraProvider(Provider):
         lookup_by_ref=True,
         max_chars=4_000,  # seed: "SMS length is exceeding 4000 characters" [SEED-ONLY]
     )
-    wire_format = "e164"  # § 4.1: `+CC…` or `CC…`
+    wire_format = "e164"  # https://developers.kaleyra.io/docs/send-your-first-sms: `to` is `+CC…` or `CC…`
     options: ClassVar[Mapping[str, type]] = {
         "sid": str,
         "endpoint": str,
@@ -249,7 +252,7 @@ class KaleyraProvider(Provider):
             )
         default_zone = "Asia/Kolkata" if region == "in" else "UTC"
         try:
-            # § 3.6: MO timestamps carry no zone (probably IST on the IN pod).
+            # https://developers.kaleyra.io/docs/receive-message: MO timestamps carry no zone (IST on the IN pod?).
             self.zone = ZoneInfo(str(opt("timezone") or default_zone))
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"unknown time zone {opt('timezone')!r}", field="timezone") from None
@@ -271,7 +274,10 @@ class KaleyraProvider(Provider):
 
     # -- errors -------------------------------------------------------------------------
     def _error(self, resp: requests.Response) -> SmsRelayError:
-        """§ 3.3: field-keyed ``{"error": {"to": "invalid number"}}`` or coded ``{code, message, error}``."""
+        """Field-keyed ``{"error": {"to": "invalid number"}}`` or coded ``{code, message, error}``.
+
+        Both shapes are in the sms-api-send-the-first-sms page's error examples.
+        """
         body = json_object(resp)
         errors: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
         code = str(body["code"]) if body.get("code") else None
@@ -329,7 +335,7 @@ class KaleyraProvider(Provider):
             form["type"] = kind
         template = opts.get("template_id") or self.settings.option("template_id")
         if template:
-            form["template_id"] = str(template)  # § 3.2: the India DLT template id
+            form["template_id"] = str(template)  # sms-api-send-the-first-sms: the India DLT template id
         if first.encoding == "UCS-2":
             form["unicode"] = "1"
         form["ref"] = ref
@@ -359,7 +365,8 @@ class KaleyraProvider(Provider):
                 )
             if msg.send_at.tzinfo is None:
                 raise InvalidRequest("send_at needs a time zone", field="send_at", provider=self.name)
-            form["time"] = msg.send_at.astimezone(self.zone).isoformat(timespec="seconds")  # § 3.2
+            # sms-api-send-the-first-sms: `time` is the account zone's ISO time
+            form["time"] = msg.send_at.astimezone(self.zone).isoformat(timespec="seconds")
         return form
 
     def send(self, batch: Sequence[PreparedSms], *, dry_run: bool = False) -> BatchOutcome:
@@ -450,7 +457,7 @@ class KaleyraProvider(Provider):
 
     # -- status ---------------------------------------------------------------------------
     def status(self, message_ids: Sequence[str]) -> list[Delivery]:
-        """§ 3.4: ``GET …/status?message_ids=`` (``campaign_id`` names each message).
+        """sms-api-status: ``GET …/status?message_ids=`` (``campaign_id`` names each message).
 
         The poll does not return the number; a report's ``phone`` is filled for messages
         this process sent or looked up, and is empty otherwise.
@@ -542,7 +549,7 @@ class KaleyraProvider(Provider):
         if text.isdigit():
             return datetime.fromtimestamp(int(text), UTC)
         dt = datetime.fromisoformat(text)
-        # § 3.6: a timestamp with no zone is the account's zone (the `timezone` setting).
+        # https://developers.kaleyra.io/docs/receive-message: a zoneless time is the account's zone (`timezone`).
         return (dt if dt.tzinfo else dt.replace(tzinfo=self.zone)).astimezone(UTC)
 
     def _required(self, payload: Mapping[str, str], name: str) -> str:
@@ -572,7 +579,7 @@ class KaleyraProvider(Provider):
         )
 
     def _inbound(self, payload: Mapping[str, str]) -> list[Event]:
-        # ASSUMPTION: `source` is the handset and `recipient` our number (§ 3.6 leaves it open).
+        # ASSUMPTION: `source` is the handset and `recipient` our number (receive-message leaves it open).
         phone = from_wire(self._required(payload, "source"))
         text = payload.get("message", "")
         when = self._time(payload.get("timestamp"))

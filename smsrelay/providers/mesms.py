@@ -1,7 +1,7 @@
 """ME-SMS (``me-sms.com``), the Thai bulk provider: API v2 with ``x-api-key``.
 
-Sources: the provider's documentation excerpt ``seeds/002_d19a2c1a0aae0aff.txt``
-(cited as *seed*) and ``research/providers.md`` §2 (cited as §).
+Source: ME-SMS's API documentation, https://me-sms.com/en/api-docs (statuses, errors,
+preview, cancel) and https://v2.me-sms.com/zh/api-docs (send); cited below as *seed*.
 
 How smsrelay maps ME-SMS onto its model:
 
@@ -58,7 +58,7 @@ __all__ = ["MESSAGE_STATUS", "STATUS", "MeSmsBatch", "MeSmsProvider", "Sender"]
 
 log = logging.getLogger("smsrelay.providers.mesms")
 
-# § 2.4: recipient status -> canonical status (the doc's descriptions in REASONS).
+# https://me-sms.com/en/api-docs, GET /api/v2/sms/{uuid}/recipients: status -> canonical (its words in REASONS).
 STATUS: dict[str, Status] = {
     "pending": Status.QUEUED,
     "success": Status.DELIVERED,
@@ -75,7 +75,7 @@ REASONS: dict[str, str] = {
     "expired": "retry window exhausted",
     "timeout": "no delivery report received within the allowed window",
 }
-# § 2.6 [INFERRED]: message-level status -> canonical status.
+# ASSUMPTION: https://me-sms.com/en/api-docs names message-level statuses without meanings; read as below.
 MESSAGE_STATUS: dict[str, Status] = {
     "scheduled": Status.SCHEDULED,
     "pending": Status.QUEUED,
@@ -173,12 +173,12 @@ class MeSmsProvider(Provider):
         status_poll=True,
         event_poll=True,
         balance=True,
-        max_chars=1_000,  # § 2.3: content ≤ 1,000 chars
-        requires_sender=True,  # § 2.3: `sender` is REQUIRED, an approved name
-        sender_max_chars=11,  # § 2.3: ≤ 11 chars
-        countries=frozenset({"TH"}),  # § 2.3: msisdns are 66XXXXXXXXX or 0XXXXXXXXX only
+        max_chars=1_000,  # https://me-sms.com/en/api-docs send: content ≤ 1,000 chars
+        requires_sender=True,  # https://me-sms.com/en/api-docs send: `sender` is REQUIRED, an approved name
+        sender_max_chars=11,  # https://me-sms.com/en/api-docs send: sender ≤ 11 chars
+        countries=frozenset({"TH"}),  # https://me-sms.com/en/api-docs send: msisdns 66XXXXXXXXX or 0XXXXXXXXX
     )
-    wire_format = "digits"  # § 2.3: 66XXXXXXXXX, no "+"
+    wire_format = "digits"  # https://me-sms.com/en/api-docs send: 66XXXXXXXXX, no "+"
     options: ClassVar[Mapping[str, type]] = {"page_size": int, "max_chars": int}
     default_base_url = "https://me-sms.com"
 
@@ -268,7 +268,7 @@ class MeSmsProvider(Provider):
         positions: list[int] = []
         for pos, sms in enumerate(group):
             if not self._thai(sms.to):
-                # § 2.3: ME-SMS takes only 66…/0… numbers; refuse one, keep the rest.
+                # https://me-sms.com/en/api-docs send: only 66…/0… numbers; refuse one, keep the rest.
                 results[pos] = RecipientResult(
                     to=sms.to,
                     status=Status.REJECTED,

@@ -11,8 +11,8 @@ and a big one waits for the window instead of hitting 429); ``Client.estimate`` 
 ``send_many`` say up front how long a batch takes; and status polling is discouraged
 in favour of the signed webhooks.
 
-Sources: the provider's documentation excerpt ``seeds/001_a5993eb8f6f0e983.txt``
-(cited as *seed*) and ``research/providers.md`` §1 (cited as §).
+Source: SMSKit's API reference, https://smskit.cloud/docs/api (cited below as *seed*;
+the lifecycle mapping of its job statuses is smsrelay's own reading of that page).
 
 >>> from smsrelay import Client
 >>> client = Client("smskit", api_key="sk_live_…")  # doctest: +SKIP
@@ -81,14 +81,14 @@ __all__ = [
 
 log = logging.getLogger("smsrelay.providers.smskit")
 
-# §1.6: SMSKit job status -> common lifecycle.
+# https://smskit.cloud/docs/api, job status: SMSKit's job statuses -> common lifecycle.
 STATUS: dict[str, Status] = {
     "Pending": Status.QUEUED,  # accepted, in SMSKit's queue
-    "Assigned": Status.QUEUED,  # on a phone, not yet radio-sent (§1.6: not "sent")
+    "Assigned": Status.QUEUED,  # on a phone, not yet radio-sent, so not "sent"
     "Sent": Status.SENT,  # handed to the carrier by the phone
     "Delivered": Status.DELIVERED,  # handset delivery report
     "Failed": Status.FAILED,
-    "DeadLetter": Status.FAILED,  # retries exhausted (§1.6: failed + reason dead_letter)
+    "DeadLetter": Status.FAILED,  # retries exhausted: failed, reason dead_letter
 }
 # seed: the webhook events that report a job's status.
 EVENT_STATUS: dict[str, Status] = {
@@ -250,7 +250,7 @@ class SmsKitProvider(Provider):
     name: ClassVar[str] = "smskit"
     transport: Transport
     capabilities = Capabilities(
-        bulk_max=1,  # §1.2: one recipient per request
+        bulk_max=1,  # https://smskit.cloud/docs/api POST /api/sms/send: one recipient per request
         concurrency=8,
         status_poll=True,
         dlr_push=True,

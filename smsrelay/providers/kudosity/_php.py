@@ -104,7 +104,8 @@ def _php_json_str(text: str) -> str:
 
 
 def php_json_of_query(query: str) -> str:
-    """PHP ``json_encode(parse_str(query))``: the text Kudosity signs (kudosity.md §3.7).
+    """PHP ``json_encode(parse_str(query))``: the text Kudosity signs
+    (https://developers.kudosity.com/docs/validating-webhook-signatures-from-kudosity).
 
     >>> php_json_of_query("message_id=1&datetime=2021-04-26+04%3A18%3A00&url=a/b")
     '{"message_id":"1","datetime":"2021-04-26 04:18:00","url":"a\\\\/b"}'

@@ -1,7 +1,8 @@
 """What Kudosity's two adapters share: the base class, error mapping, time and body readers.
 
-Sources are cited as ``kudosity.md §n`` (../shared/research/kudosity.md), OAS2
-(transmit-message-api-v2.openapi.yaml) and OAS1 (transmit-sms-api-v1.openapi.json).
+Sources are cited as OAS2 (the V2 OpenAPI, https://developers.kudosity.com/openapi/public-openapi.yaml),
+OAS1 (the V1 OpenAPI, https://developers.kudosity.com/openapi/api_documentation.yml) and the docs'
+source (https://github.com/kudosity/kudosity-dev-docs), each with the fact it gives.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ log = logging.getLogger("smsrelay.providers.kudosity")
 
 # -- time ------------------------------------------------------------------------------
 def parse_time(value: Any) -> datetime | None:
-    """A tolerant RFC 3339 / V1 ``YYYY-MM-DD HH:MM:SS`` parser; always UTC (§3.9).
+    """A tolerant RFC 3339 / V1 ``YYYY-MM-DD HH:MM:SS`` parser; always UTC (V1 timestamps doc).
 
     >>> parse_time("2022-03-28T06:12:52.450674000Z").microsecond
     450674
@@ -63,7 +64,7 @@ def parse_time(value: Any) -> datetime | None:
         dt = datetime.fromisoformat(m.group(1) + (f".{frac.ljust(6, '0')}" if frac else "") + m.group(3))
     except ValueError:
         return None
-    # §3.9: V1 timestamps are always UTC, without a zone.
+    # https://github.com/kudosity/kudosity-dev-docs (API Overview, timestamps): V1 times are UTC, without a zone.
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
@@ -172,10 +173,10 @@ class KudosityProvider(Provider):
     api: ClassVar[str] = "v2"
     transport: Transport
     capabilities = V2_CAPABILITIES
-    wire_format = "digits"  # §3.2: E.164 digits without "+"
+    wire_format = "digits"  # OAS2 SendSMSRequest.recipient: E.164 digits, no "+"
     options: ClassVar[dict[str, type]] = {
         "api": str,
-        "read_lag": float,  # seconds a fresh V2 message may 404 (§3.3)
+        "read_lag": float,  # seconds a fresh V2 message may 404 (OAS2 GET /v2/sms/{id})
         "max_chars": int,
         "dlr_callback": str,
         "reply_callback": str,
@@ -184,7 +185,7 @@ class KudosityProvider(Provider):
     }
     required: ClassVar[tuple[str, ...]] = ("api_key",)
     default_base_url = V2_BASE_URL
-    # §3.9: "15 calls per sec" per account; Kudosity drops what is over.
+    # Kudosity docs (API Overview, rate limiting): "15 calls per sec" per account; the rest is dropped.
     default_rate_limit: ClassVar[float | None] = 15.0
 
     def __new__(cls, settings: Any, *, clock: Clock | None = None) -> KudosityProvider:

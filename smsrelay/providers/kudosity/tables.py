@@ -1,4 +1,8 @@
-"""Kudosity's tables, shared by both APIs: hosts, status maps, capabilities, error rules."""
+"""Kudosity's tables, shared by both APIs: hosts, status maps, capabilities, error rules.
+
+Citations: OAS2 is the V2 OpenAPI (https://developers.kudosity.com/openapi/public-openapi.yaml), OAS1 the V1
+OpenAPI (https://developers.kudosity.com/openapi/api_documentation.yml), "Kudosity docs" the docs' source
+(https://github.com/kudosity/kudosity-dev-docs); each with the fact it gives."""
 
 from __future__ import annotations
 
@@ -26,30 +30,30 @@ V1_BASE_URL = "https://api.transmitsms.com"
 
 # OAS2 Status enum (13 values) and MessageStatus (webhooks: the same plus INVALID),
 # matched case-insensitively: send and list answer lowercase, get and webhooks
-# uppercase (kudosity.md §3.2).
+# uppercase (https://developers.kudosity.com/openapi/public-openapi.yaml, Status and MessageStatus).
 V2_STATUS: dict[str, Status] = {
     "PENDING": Status.QUEUED,  # queued
     "PENDING_APPROVAL": Status.QUEUED,  # awaiting approval by Kudosity support
     "SUBMITTED": Status.SENT,  # submitted to provider
     "SENT": Status.SENT,  # submitted to provider
-    "ACCEPTED": Status.SENT,  # accepted by provider, delivery not confirmed (§3.6: ≠ delivered)
+    "ACCEPTED": Status.SENT,  # accepted by provider, delivery not confirmed (OAS2 MessageStatus: ≠ delivered)
     "DELIVERED": Status.DELIVERED,
     "READ": Status.DELIVERED,  # read by recipient: delivered, and then some
     "FAILED": Status.FAILED,
     "HARD_BOUNCE": Status.FAILED,  # handset disconnected
     "UNDELIVERABLE": Status.FAILED,
-    # §3.8: an expired message is reported as a soft bounce (handset off or out of range).
+    # OAS1 send-sms validity: an expired message is reported as a soft bounce.
     "SOFT_BOUNCE": Status.EXPIRED,
     "REJECTED": Status.REJECTED,  # pending-approval message rejected by support
     "INVALID": Status.REJECTED,  # ASSUMPTION: webhook-only value, read as an invalid destination
     "OTHER": Status.UNKNOWN,  # any other DLR
 }
 
-# §3.8 DLR callback `status`; courier maps the same four values.
+# OAS1 send-sms dlr_callback `status`; courier maps the same four values.
 V1_STATUS: dict[str, Status] = {
     "delivered": Status.DELIVERED,
     "pending": Status.SENT,  # no DLR yet; allow up to 72 h
-    "soft-bounce": Status.EXPIRED,  # expiry is reported as a soft bounce (§3.8 `validity`)
+    "soft-bounce": Status.EXPIRED,  # expiry is reported as a soft bounce (OAS1 send-sms `validity`)
     "hard-bounce": Status.FAILED,
 }
 
@@ -69,7 +73,7 @@ DEFAULT_EVENTS = ("SMS_STATUS", "SMS_INBOUND", "LINK_HIT", "OPT_OUT")
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 
 V2_CAPABILITIES = Capabilities(
-    bulk_max=1,  # §3.1: one recipient per call
+    bulk_max=1,  # https://developers.kudosity.com/openapi/public-openapi.yaml SendSMSRequest: one recipient per call
     concurrency=8,
     status_poll=True,
     dlr_push=True,
@@ -82,11 +86,11 @@ V2_CAPABILITIES = Capabilities(
     max_chars=1600,
     webhook_api=True,
     requires_sender=True,  # OAS2 SendSMSRequest: `sender` is required
-    sender_max_chars=11,  # kudosity.md §3.2: an alphanumeric sender is ≤ 11 characters
+    sender_max_chars=11,  # OAS2 SendSMSRequest.sender: an alphanumeric sender is ≤ 11 characters
 )
 
 V1_CAPABILITIES = Capabilities(
-    bulk_max=500,  # §3.8: up to 500 comma-separated numbers
+    bulk_max=500,  # OAS1 send-sms `to`: up to 500 comma-separated numbers
     concurrency=4,
     schedule=True,
     cancel=True,
@@ -98,10 +102,10 @@ V1_CAPABILITIES = Capabilities(
     follow_sends=True,
     balance=True,
     link_tracking=True,
-    max_chars=612,  # §3.8: message up to 612 characters
-    # §3.8 would fall back to a shared number, but the adapter writes `from` on every call.
+    max_chars=612,  # OAS1 send-sms `message`: up to 612 characters
+    # OAS1 send-sms would fall back to a shared number, but the adapter writes `from` on every call.
     requires_sender=True,
-    sender_max_chars=11,  # §3.8: "an 11-character alphanumeric" sender
+    sender_max_chars=11,  # OAS1 send-sms `from`: "an 11-character alphanumeric" sender
 )
 
 # An error response as a core error: by the V1 error code where there is one, else by status.

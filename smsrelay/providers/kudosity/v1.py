@@ -1,6 +1,10 @@
 """Kudosity V1, the classic "Transmit SMS" API: HTTP Basic ``api_key:api_secret``, form
 bodies, ``.json`` paths, up to 500 recipients per call, and signed GET callbacks.
 
+Citations: OAS2 is the V2 OpenAPI (https://developers.kudosity.com/openapi/public-openapi.yaml), OAS1 the V1
+OpenAPI (https://developers.kudosity.com/openapi/api_documentation.yml), "Kudosity docs" the docs' source
+(https://github.com/kudosity/kudosity-dev-docs); each with the fact it gives.
+
 >>> from smsrelay.config import ProviderSettings
 >>> p = KudosityProvider(ProviderSettings("kudosity", api_key="k", api_secret="s", options={"api": "v1"}))
 >>> p.capabilities.bulk_max, p.api
@@ -116,7 +120,7 @@ class KudosityV1(KudosityProvider):
         }
         now = self.clock.now()
         if m.send_at is not None and m.send_at > now:
-            form["send_at"] = _v1_time(m.send_at)  # §3.8: YYYY-MM-DD HH:MM:SS, UTC
+            form["send_at"] = _v1_time(m.send_at)  # OAS1 send-sms send_at: YYYY-MM-DD HH:MM:SS, UTC
         if m.validity is not None:
             form["validity"] = str(max(1, int(m.validity.total_seconds() // 60)))  # minutes
         for name in ("tracked_link_url", "countrycode", "list_id", "replies_to_email"):
@@ -128,7 +132,7 @@ class KudosityV1(KudosityProvider):
                 form[name] = str(value)
         if "tracked_link_url" in form and "[tracked-link]" not in first.body:
             raise InvalidRequest(
-                "tracked_link_url needs the placeholder [tracked-link] in the message (§3.8)",
+                "tracked_link_url needs the placeholder [tracked-link] in the message (OAS1 send-sms tracked_link_url)",
                 field="tracked_link_url",
                 provider=self.name,
             )
@@ -140,7 +144,7 @@ class KudosityV1(KudosityProvider):
         parts = int(resp.get("sms") or 0) // max(1, int(resp.get("recipients") or 1)) or first.parts
         accepted = {to_wire(p.to, "digits") for p in group}
         if int(resp.get("recipients") or 0) < len(group):
-            # §3.8: "invalid numbers will be ignored"; ask which ones were taken.
+            # OAS1 send-sms: "invalid numbers will be ignored"; ask which were taken.
             accepted = {r["msisdn"] for r in self._v1_recipients(message_id)}
         out = []
         for p in group:
@@ -192,7 +196,7 @@ class KudosityV1(KudosityProvider):
         message: dict[str, Any] = {}
         page = 1
         while True:
-            form = {"message_id": message_id, "page": str(page), "max": "100"}  # §3.9: max 100
+            form = {"message_id": message_id, "page": str(page), "max": "100"}  # OAS1 pagination: max ≤ 100
             if delivery:
                 form["delivery"] = delivery
             data = self.transport.request("POST", "/get-sms-sent.json", data=form, idempotent=True).json()
@@ -307,7 +311,7 @@ class KudosityV1(KudosityProvider):
             try:
                 message, rows = self._v1_sent(campaign)
             except (NotFound, InvalidRequest) as exc:
-                # The emulator and Kudosity answer FIELD_INVALID for an unknown message_id (§3.9).
+                # The emulator and Kudosity answer FIELD_INVALID for an unknown message_id (OAS1 error codes).
                 log.warning("kudosity: stopped following V1 send %s: %s", campaign, exc)
                 del watch[campaign]
                 continue
@@ -328,7 +332,7 @@ class KudosityV1(KudosityProvider):
                 reported[msisdn] = raw
             followed = parse_time(since) or now
             started = max(followed, send_at) if send_at is not None else followed
-            # §3.8: allow up to 72 h for a DLR; past poll_window a pending report will not come.
+            # OAS1 get-sms-sent: allow up to 72 h for a DLR; past poll_window none will come.
             if settled or now - started > self.poll_window:
                 del watch[campaign]
         return False
@@ -535,5 +539,5 @@ class KudosityV1(KudosityProvider):
         return number
 
     def check(self) -> None:
-        """``get-balance``, as Kudosity's plugins do (§4.4)."""
+        """``get-balance``, as https://github.com/kudosity/kudosity-claude-sms-plugin verifies V1 credentials."""
         self.transport.request("GET", "/get-balance.json")

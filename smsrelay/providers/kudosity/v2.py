@@ -1,6 +1,10 @@
 """Kudosity V2, the "Transmit Message" API: ``x-api-key``, JSON, one recipient per call,
 webhooks managed through ``/v2/webhook``.
 
+Citations: OAS2 is the V2 OpenAPI (https://developers.kudosity.com/openapi/public-openapi.yaml), OAS1 the V1
+OpenAPI (https://developers.kudosity.com/openapi/api_documentation.yml), "Kudosity docs" the docs' source
+(https://github.com/kudosity/kudosity-dev-docs); each with the fact it gives.
+
 >>> from smsrelay.config import ProviderSettings
 >>> KudosityProvider(ProviderSettings("kudosity", api_key="k")).api
 'v2'
@@ -75,7 +79,7 @@ class KudosityV2(KudosityProvider):
 
     def _send_one(self, sms: PreparedSms) -> RecipientResult:
         if sms.message.send_at is not None:
-            raise InvalidRequest("Kudosity's V2 API cannot schedule (§3.2); use api: v1", field="send_at")
+            raise InvalidRequest("Kudosity's V2 API cannot schedule; use api: v1", field="send_at")
         body = {
             "message": sms.body,
             "sender": self._sender(sms),
@@ -90,7 +94,7 @@ class KudosityV2(KudosityProvider):
     def _v2_result(self, to: str, key: str | None, data: Mapping[str, Any], parts: int = 0) -> RecipientResult:
         raw = str(data.get("status") or "PENDING")
         try:
-            count = int(data.get("sms_count") or parts)  # §3.2: sms_count is a string
+            count = int(data.get("sms_count") or parts)  # OAS2 SMSResponse: sms_count is a string
         except (TypeError, ValueError):
             count = parts
         status = V2_STATUS.get(raw.upper(), Status.QUEUED)
@@ -99,7 +103,7 @@ class KudosityV2(KudosityProvider):
     def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
         """V2: find messages by ``message_ref`` (the idempotency key), one ``GET /v2/sms`` each.
 
-        One pass: §3.3 lists a message only seconds after it was accepted, so "not
+        One pass: OAS2 ``GET /v2/sms`` lists a message only seconds after it was accepted, so "not
         found" is no proof by itself; the client asks again, with backoff, for its
         reconciliation window before it takes absence as proof.
         """
@@ -121,7 +125,7 @@ class KudosityV2(KudosityProvider):
         return [self._status_v2(mid) for mid in message_ids]
 
     def get_sms(self, message_id: str) -> dict[str, Any]:
-        """V2 ``GET /v2/sms/{id}``, retrying the documented read-after-write 404 (§3.3)."""
+        """V2 ``GET /v2/sms/{id}``, retrying the documented read-after-write 404 (OAS2)."""
         waited = 0.0
         step = 0.5
         while True:
@@ -167,7 +171,7 @@ class KudosityV2(KudosityProvider):
             ).json()
             chunk = [r for r in data.get("smses") or [] if isinstance(r, dict)]
             rows.extend(chunk)
-            total = _int(data.get("total_records")) or 0  # §3.2: a string
+            total = _int(data.get("total_records")) or 0  # OAS2 ListSMSResponse: a string
             if not chunk or len(rows) >= total:
                 return rows
             page += 1
@@ -179,7 +183,7 @@ class KudosityV2(KudosityProvider):
         and the ids already reported at or after it, so a resumed poll neither
         replays nor skips. The OUT watermark stays at the oldest message still in
         flight (for at most ``poll_window``), and neither passes ``now - read_lag``,
-        since rows younger than that may not be listed yet (§3.3).
+        since rows younger than that may not be listed yet (OAS2 ``GET /v2/sms/{id}``).
         """
         state = _Cursor.load(cursor)
         now = self.clock.now()
@@ -279,7 +283,7 @@ class KudosityV2(KudosityProvider):
                 status_code=401,
             )
         tokens = [v for k, v in request.params if k == "token"]
-        # Kudosity V2 does not sign webhooks (§3.7); the URL's token is the credential.
+        # Kudosity docs (about-webhooks): V2 signs no webhooks; the URL's token is the credential.
         if len(tokens) != 1 or not constant_time_equals(tokens[0], secret):
             raise WebhookError("missing or wrong webhook token", provider=self.name, status_code=401)
 
@@ -287,7 +291,7 @@ class KudosityV2(KudosityProvider):
         return self.parse_v2_event(json_body(request, self.name))
 
     def parse_v2_event(self, data: Any) -> list[Event]:
-        """Core events from one decoded V2 webhook body (kudosity.md §3.6)."""
+        """Core events from one decoded V2 webhook body (OAS2, webhooks)."""
         if not isinstance(data, dict) or not isinstance(data.get("event_type"), str):
             raise WebhookError("not a Kudosity V2 event: no event_type", provider=self.name, status_code=400)
         kind = data["event_type"].upper()
@@ -298,7 +302,7 @@ class KudosityV2(KudosityProvider):
             mid = _str(st, "id")
             return [
                 Delivery(
-                    # Redeliveries are byte-identical (§3.6), so id+status+time dedupes them.
+                    # Kudosity docs (about-webhooks): redeliveries are byte-identical, so id+status+time dedupes.
                     event_id_for(self.name, "delivery", mid, raw.upper(), data.get("timestamp")),
                     self.name,
                     from_wire(_str(st, "recipient")),
@@ -328,7 +332,7 @@ class KudosityV2(KudosityProvider):
                 text=text,
                 to=str(mo.get("recipient") or "") or None,
                 in_reply_to=str(last.get("id")) if last.get("id") else None,
-                # Replies thread through mo.last_message.message_ref (§3.6).
+                # OAS2 webhook SMS_INBOUND: replies thread through mo.last_message.message_ref.
                 message_ref=str(last.get("message_ref")) if last.get("message_ref") else None,
             )
             events: list[Event] = [reply]
@@ -460,7 +464,7 @@ class KudosityV2(KudosityProvider):
         name: str | None = None,
         rate_limit: int | None = None,
     ) -> Webhook:
-        """``PUT /v2/webhook/{id}``: a full replace, so every current field is sent again (§3.6)."""
+        """``PUT /v2/webhook/{id}``: a full replace, so every current field is sent again (OAS2 WebhookRequest)."""
         current = self.get_webhook(webhook_id).raw
         flt = dict(current.get("filter") or {})
         if events is not None:
@@ -478,5 +482,5 @@ class KudosityV2(KudosityProvider):
         self.transport.request("DELETE", f"/v2/webhook/{_path_id(webhook_id)}")
 
     def check(self) -> None:
-        """``GET /v2/sms?limit=1``, as Kudosity's plugins do (§4.4)."""
+        """``GET /v2/sms?limit=1``, as https://github.com/kudosity/kudosity-claude-sms-plugin verifies V2 keys."""
         self.transport.request("GET", "/v2/sms", params={"limit": "1"})
