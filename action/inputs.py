@@ -10,7 +10,6 @@ line), so the step fails with exit code 2 and sends nothing.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import re
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from action.runner import Runner
-from smsrelay import ReplyWords
+from smsrelay import ConfigError, ReplyWords, provider_names, read_recipients_csv
 
 __all__ = ["INPUT_NAMES", "InputError", "Inputs", "RecipientInput", "parse_duration", "parse_inputs", "secret_values"]
 
@@ -58,9 +57,6 @@ INPUT_NAMES = (
     "reveal-numbers",
     "message-ids",
 )
-PROVIDERS = ("kudosity", "smskit", "mesms", "kaleyra", "sandbox")
-# The CLI's phone columns, so a CSV that works with `smsrelay send --csv` works here.
-PHONE_COLUMNS = ("to", "phone", "mobile", "number", "msisdn")
 # Names the template context already uses; a CSV column may not hide them.
 RESERVED_VARS = ("github", "env", "vars", "row", "approval_code")
 MAX_RETRIES = 10
@@ -190,41 +186,18 @@ def split_numbers(value: str) -> list[str]:
 
 
 def read_csv(runner: Runner, value: str) -> list[RecipientInput]:
-    """Recipients from ``to-file``: a phone column, and every other column as a variable."""
-    path = _workspace_file(runner, "to-file", value)
+    """Recipients from ``to-file``: the core's CSV reader, told as the ``to-file`` input."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError("to-file", f"cannot read {value!r}: {exc.strerror}") from None
-    out: list[RecipientInput] = []
-    with handle:
-        reader = csv.DictReader(handle)
-        try:
-            header = [(f or "").strip().lower() for f in reader.fieldnames or []]
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError("to-file", f"{value!r} line 1 is not CSV text: {exc}") from None
-        column = next((c for c in PHONE_COLUMNS if c in header), None)
-        if column is None:
-            names = ", ".join(PHONE_COLUMNS)
-            raise InputError("to-file", f"{value!r} needs a header with a column named one of: {names}")
-        clash = sorted(set(header) & set(RESERVED_VARS))
-        if clash:
-            raise InputError("to-file", f"{value!r}: column {clash[0]!r} would hide the template's own {clash[0]!r}")
-        try:
-            for row in reader:
-                clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
-                number = clean.pop(column, "")
-                if not number and not any(clean.values()):
-                    continue  # a blank line
-                origin = f"to-file line {reader.line_num}"
-                if not number:
-                    raise InputError("to-file", f"{value!r} line {reader.line_num} has no phone number in {column!r}")
-                out.append(RecipientInput(number, origin, clean, from_file=True))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError("to-file", f"{value!r} line {reader.line_num} is not valid CSV: {exc}") from None
-    if not out:
+        rows = read_recipients_csv(_workspace_file(runner, "to-file", value), reserved=RESERVED_VARS)
+    except ConfigError as exc:
+        where = f" line {exc.line}" if exc.line else ""
+        raise InputError("to-file", f"{value!r}{where}: {exc.detail}") from None
+    if not rows:
         raise InputError("to-file", f"{value!r} lists no recipients")
-    return out
+    return [
+        RecipientInput(row.recipient.to, f"to-file line {row.line}", dict(row.recipient.vars), from_file=True)
+        for row in rows
+    ]
 
 
 def secret_values(runner: Runner) -> list[str]:
@@ -346,9 +319,9 @@ def parse_inputs(runner: Runner) -> Inputs:
     """Read and check every input; raise :class:`InputError` at the first problem."""
     provider = runner.input("provider").lower()
     if not provider:
-        raise InputError("provider", f"is required: one of {', '.join(PROVIDERS)}")
-    if provider not in PROVIDERS:
-        raise InputError("provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+        raise InputError("provider", f"is required: one of {', '.join(provider_names())}")
+    if provider not in provider_names():
+        raise InputError("provider", f"must be one of {', '.join(provider_names())}, got {provider!r}")
     settings = _settings(runner, provider)
     follow = message_ids(runner)
     if follow:

@@ -19,8 +19,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import fields
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 from typing import Any, TextIO
 
@@ -30,24 +29,36 @@ from action.inputs import InputError, Inputs, RecipientInput, parse_inputs, secr
 from action.report import Display, Row, mask_number, outputs, summary
 from action.runner import Runner
 from action.wait import ReplyOutcome, wait_for_delivery, wait_for_reply
-from smsrelay import Approval, Gate, ReplyWords, gate_code
-from smsrelay.client import Client
-from smsrelay.config import ProviderSettings, settings_from_mapping
-from smsrelay.errors import (
+from smsrelay import (
     AmbiguousSend,
+    Approval,
     AuthError,
+    Client,
     ConfigError,
+    Delivery,
+    Gate,
     InvalidRequest,
+    Message,
+    PreparedSms,
     ProviderServerError,
+    ProviderSettings,
     RateLimited,
+    Recipient,
+    Reply,
+    ReplyWords,
+    SendResult,
     SmsRelayError,
+    Status,
     TransportError,
+    analyse_segments,
+    gate_code,
+    known_settings,
+    missing_credentials,
+    normalize_phone,
+    redact,
+    register_secret,
+    settings_from_mapping,
 )
-from smsrelay.model import Delivery, Message, PreparedSms, Recipient, Reply, SendResult, Status
-from smsrelay.phone import normalize
-from smsrelay.providers import provider_class
-from smsrelay.redaction import redact, register_secret
-from smsrelay.segments import analyse
 
 __all__ = ["main"]
 
@@ -91,7 +102,7 @@ def _mask_everything(runner: Runner) -> None:
         runner.mask(value)
         register_secret(value)
         try:
-            e164 = normalize(value, region)
+            e164 = normalize_phone(value, region)
         except InvalidRequest:
             continue
         # Providers' wire formats drop the "+": mask both spellings.
@@ -100,7 +111,7 @@ def _mask_everything(runner: Runner) -> None:
             register_secret(spelling)
 
 
-def _env_options(env: Mapping[str, str], provider: str, known: set[str]) -> dict[str, str]:
+def _env_options(env: Mapping[str, str], provider: str, known: Collection[str]) -> dict[str, str]:
     """``SMSRELAY_<PROVIDER>_<SETTING>`` variables, for settings the inputs do not cover."""
     prefix = f"SMSRELAY_{provider.upper()}_"
     found = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
@@ -110,19 +121,18 @@ def _env_options(env: Mapping[str, str], provider: str, known: set[str]) -> dict
 def build_settings(runner: Runner, inputs: Inputs) -> ProviderSettings:
     """The core's settings from the inputs; a problem names the input that caused it."""
     try:
-        cls = provider_class(inputs.provider)
+        known = known_settings(inputs.provider)
     except ConfigError as exc:
-        raise InputError("provider", exc.message.split(": ", 1)[-1]) from None
-    common = {f.name for f in fields(ProviderSettings)} - {"provider", "options", "source"}
-    known = common | set(cls.options)
+        raise InputError("provider", exc.detail) from None
     data: dict[str, Any] = _env_options(runner.env, inputs.provider, known)
     data.update(inputs.settings)
     for key in ("sid", "region"):
         if key in inputs.settings and key not in known:
             raise InputError(key, f"does not apply to provider {inputs.provider}")
-    for req in cls.required:
-        if data.get(req) in (None, ""):
-            raise InputError(SETTING_INPUTS.get(req, "provider-options"), f"is required for provider {inputs.provider}")
+    missing = missing_credentials(inputs.provider, data)
+    if missing:
+        where = SETTING_INPUTS.get(missing[0], "provider-options")
+        raise InputError(where, f"is required for provider {inputs.provider}")
     try:
         return settings_from_mapping(data, inputs.provider, env=runner.env)
     except ConfigError as exc:
@@ -424,7 +434,7 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
     if inputs.wait_for == "reply":
         for i, number in enumerate(inputs.reply_from, 1):
             try:
-                allowed.add(normalize(number, client.settings.default_region))
+                allowed.add(normalize_phone(number, client.settings.default_region))
             except InvalidRequest as exc:
                 raise InputError("reply-from", f"item {i}: {exc.message}") from None
     context = template_context(runner.env, inputs.template_vars)
@@ -447,7 +457,7 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
         allowed = {s.to for _, s in ready}
     for dup in inputs.duplicates:
         runner.warning(f"{dup} repeats an earlier number; it is sent once")
-    sample = analyse(ready[0][1].body)
+    sample = analyse_segments(ready[0][1].body)
     runner.info(
         f"smsrelay: {len(ready)} message(s) via {client.provider.name}, "
         f"{sample.encoding}, {sample.parts} part(s) for the first"

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from action.ids import IdMask
-from smsrelay.model import Status
-from smsrelay.redaction import redact
+from smsrelay import Status, redact
 
 __all__ = ["Display", "Row", "mask_number", "outputs", "overall_status", "summary"]
 

@@ -23,7 +23,15 @@ from smsrelay.approval import (
 )
 from smsrelay.client import Client, Preview
 from smsrelay.clock import Clock, ManualClock, SystemClock
-from smsrelay.config import ProviderSettings, load_settings
+from smsrelay.config import (
+    ProviderSettings,
+    known_settings,
+    load_settings,
+    missing_credentials,
+    provider_names,
+    read_yaml,
+    settings_from_mapping,
+)
 from smsrelay.errors import (
     AmbiguousSend,
     AuthError,
@@ -40,7 +48,7 @@ from smsrelay.errors import (
     Unsupported,
     WebhookError,
 )
-from smsrelay.lifecycle import merge
+from smsrelay.lifecycle import merge, precedence, supersedes
 from smsrelay.model import (
     Capabilities,
     Delivery,
@@ -48,6 +56,7 @@ from smsrelay.model import (
     LinkHit,
     Message,
     OptOut,
+    PreparedSms,
     Recipient,
     RecipientResult,
     Reply,
@@ -59,7 +68,8 @@ from smsrelay.model import (
 from smsrelay.phone import mask as mask_phone
 from smsrelay.phone import normalize as normalize_phone
 from smsrelay.providers.base import Balance, EventPage, Quote
-from smsrelay.redaction import redact
+from smsrelay.recipients import CsvRecipient, read_recipients_csv
+from smsrelay.redaction import redact, register_secret
 from smsrelay.routing import (
     AmbiguousRoute,
     Refusal,
@@ -69,13 +79,22 @@ from smsrelay.routing import (
     RoutingConfig,
     load_routing,
 )
+from smsrelay.segments import Segments
+from smsrelay.segments import analyse as analyse_segments
+from smsrelay.templates import compile_template
+from smsrelay.templates import render as render_template
 
 if TYPE_CHECKING:
     from smsrelay.feed import Feed
-    from smsrelay.inbox import Inbox, open_inbox
+    from smsrelay.inbox import Inbox, InboxPage, open_inbox
 
 # The event feed and inbox (SQLite, psycopg) load on first use: a plain send needs neither.
-_LAZY = {"Feed": "smsrelay.feed", "Inbox": "smsrelay.inbox", "open_inbox": "smsrelay.inbox"}
+_LAZY = {
+    "Feed": "smsrelay.feed",
+    "Inbox": "smsrelay.inbox",
+    "InboxPage": "smsrelay.inbox",
+    "open_inbox": "smsrelay.inbox",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -99,6 +118,7 @@ __all__ = [
     "Client",
     "Clock",
     "ConfigError",
+    "CsvRecipient",
     "Delivery",
     "Event",
     "EventPage",
@@ -106,6 +126,7 @@ __all__ = [
     "Gate",
     "GateVerdict",
     "Inbox",
+    "InboxPage",
     "InsufficientCredit",
     "InvalidRequest",
     "LinkHit",
@@ -115,6 +136,7 @@ __all__ = [
     "NotFound",
     "OptOut",
     "Outbound",
+    "PreparedSms",
     "Preview",
     "ProviderServerError",
     "ProviderSettings",
@@ -129,6 +151,7 @@ __all__ = [
     "RoutedSend",
     "Router",
     "RoutingConfig",
+    "Segments",
     "SendResult",
     "SmsRelayError",
     "Status",
@@ -137,15 +160,27 @@ __all__ = [
     "TransportError",
     "Unsupported",
     "WebhookError",
+    "analyse_segments",
+    "compile_template",
     "decide_gate",
     "event_from_dict",
     "event_to_dict",
     "gate_code",
+    "known_settings",
     "load_routing",
     "load_settings",
     "mask_phone",
     "merge",
+    "missing_credentials",
     "normalize_phone",
     "open_inbox",
+    "precedence",
+    "provider_names",
+    "read_recipients_csv",
+    "read_yaml",
     "redact",
+    "register_secret",
+    "render_template",
+    "settings_from_mapping",
+    "supersedes",
 ]

@@ -14,7 +14,6 @@ Exit codes: 0 every message accepted, 1 some sends failed, 2 bad input or config
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import json
 import logging
@@ -29,11 +28,11 @@ from typing import Any, TextIO
 from smsrelay.client import Client
 from smsrelay.errors import AmbiguousSend, AuthError, ConfigError, InvalidRequest, SmsRelayError
 from smsrelay.model import Event, Message, Recipient, SendResult, Status, event_to_dict
+from smsrelay.recipients import read_recipients_csv
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-PHONE_COLUMNS = ("to", "phone", "mobile", "number", "msisdn")
 # The flag a user types for each settings or message field an error can name.
 FLAGS = {
     "sender": "--from",
@@ -69,33 +68,6 @@ class Progress:
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()
-
-
-def read_recipients_csv(path: str) -> list[Recipient]:
-    """Recipients from a CSV with a ``to`` column (or phone/mobile/number/msisdn).
-
-    Every other column becomes a template variable of that row's recipient.
-    """
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
-    except OSError as exc:
-        raise ConfigError(f"cannot read the recipients file: {exc.strerror}", file=path) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        column = next((c for c in PHONE_COLUMNS if c in fields), None)
-        if column is None:
-            raise ConfigError(f"the CSV needs a column named one of: {', '.join(PHONE_COLUMNS)}", file=path, line=1)
-        recipients = []
-        for row in reader:
-            clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-            number = clean.pop(column, "")
-            if not number and not any(clean.values()):
-                continue  # a blank line
-            if not number:
-                raise ConfigError(f"no phone number in column {column!r}", file=path, line=reader.line_num)
-            recipients.append(Recipient(number, vars=clean))
-    return recipients
 
 
 def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
@@ -185,7 +157,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     body = _message_text(args)
     recipients: list[Recipient | str] = [*args.to, *args.to_flag]
     if args.to_file:
-        recipients.extend(read_recipients_csv(args.to_file))
+        recipients.extend(row.recipient for row in read_recipients_csv(args.to_file))
     if not recipients:
         raise InvalidRequest("no recipients: give numbers or --to-file", field="to")
     send_at = None
@@ -331,7 +303,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     body = _message_text(args)
     recipients: list[Recipient | str] = [*args.to, *args.to_flag] or ["+61491570156"]
     if args.to_file:
-        recipients = list(read_recipients_csv(args.to_file))
+        recipients = [row.recipient for row in read_recipients_csv(args.to_file)]
     with _client(args) as client:
         p = client.preview(Message(body=body, sender=args.sender, vars=_parse_vars(args.var)), recipients)
     data = {

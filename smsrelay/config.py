@@ -33,7 +33,16 @@ from smsrelay.redaction import register_secret
 if TYPE_CHECKING:
     import yaml
 
-__all__ = ["ProviderSettings", "load_settings", "settings_from_env", "settings_from_file", "settings_from_mapping"]
+__all__ = [
+    "ProviderSettings",
+    "known_settings",
+    "load_settings",
+    "missing_credentials",
+    "provider_names",
+    "settings_from_env",
+    "settings_from_file",
+    "settings_from_mapping",
+]
 
 SECRET_FIELDS = ("api_key", "api_secret", "webhook_secret", "webhook_secret_previous")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -152,6 +161,44 @@ def _expand(value: Any, env: Mapping[str, str], where: dict[str, Any]) -> Any:
     return _ENV_REF.sub(sub, value)
 
 
+def provider_names() -> tuple[str, ...]:
+    """Every provider name a setting's ``provider`` accepts.
+
+    >>> "kudosity" in provider_names()
+    True
+    """
+    from smsrelay.providers import PROVIDERS
+
+    return tuple(PROVIDERS)
+
+
+def known_settings(provider: str) -> frozenset[str]:
+    """The settings ``provider`` accepts: the common ones and its own options.
+
+    Raises :class:`ConfigError` (``field='provider'``) for an unknown provider.
+
+    >>> "sid" in known_settings("kaleyra"), "sid" in known_settings("sandbox")
+    (True, False)
+    """
+    from smsrelay.providers import provider_class
+
+    return frozenset(_COMMON) | frozenset(provider_class(provider).options)
+
+
+def missing_credentials(provider: str, data: Mapping[str, Any]) -> list[str]:
+    """The settings ``provider`` requires that ``data`` leaves unset or empty, in its order.
+
+    Each integration words the error in its own terms (an input, a connection field);
+    the rule of what is required lives here, once.
+
+    >>> missing_credentials("kaleyra", {"api_key": "k"})
+    ['sid']
+    """
+    from smsrelay.providers import provider_class
+
+    return [req for req in provider_class(provider).required if data.get(req) in (None, "")]
+
+
 def settings_from_mapping(
     data: Mapping[str, Any],
     provider: str | None = None,
@@ -176,7 +223,7 @@ def settings_from_mapping(
     try:
         cls = provider_class(name)
     except ConfigError as exc:
-        raise ConfigError(exc.message.split(": ", 1)[-1], **where_p) from None
+        raise ConfigError(exc.detail, **where_p) from None
     merged: dict[str, tuple[Any, str]] = {}
     for key, value in data.items():
         if key == name and isinstance(value, Mapping):
@@ -206,15 +253,15 @@ def settings_from_mapping(
             common[key] = value
         else:
             options[key] = value
-    for req in cls.required:
-        value = common.get(req, options.get(req))
-        if value in (None, ""):
-            env_name = f"SMSRELAY_{name.upper()}_{req.upper()}"
-            raise ConfigError(
-                f"{name} needs {req}; set it in the config or as {env_name}",
-                field=f"{name}.{req}" if source else req,
-                file=source,
-            )
+    missing = missing_credentials(name, {**options, **common})
+    if missing:
+        req = missing[0]
+        env_name = f"SMSRELAY_{name.upper()}_{req.upper()}"
+        raise ConfigError(
+            f"{name} needs {req}; set it in the config or as {env_name}",
+            field=f"{name}.{req}" if source else req,
+            file=source,
+        )
     if common.get("default_region"):
         common["default_region"] = str(common["default_region"]).upper()
     return ProviderSettings(provider=name, options=options, source=source, **common)
@@ -267,6 +314,12 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
     """Parse a YAML file; return the data and a map of dotted key -> line number.
 
     Bad YAML raises ``ConfigError`` with the file and line of the problem.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "sms.yml"
+    >>> _ = path.write_text("provider: sandbox\\nsandbox:\\n  sender: Acme\\n")
+    >>> read_yaml(path)
+    ({'provider': 'sandbox', 'sandbox': {'sender': 'Acme'}}, {'provider': 1, 'sandbox': 2, 'sandbox.sender': 3})
     """
     import yaml  # only config files need it; a client built from settings does not
 
