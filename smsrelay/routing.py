@@ -238,16 +238,33 @@ def load_routing(path: str | Path, env: Mapping[str, str] | None = None) -> Rout
     """
     import yaml
 
-    data, _ = read_yaml(path)  # bad YAML: ConfigError with file and line
+    try:
+        data, _ = read_yaml(path)  # bad YAML: ConfigError with file and line
+    except ConfigError as exc:
+        raise _hint_quotes(exc, path) from None
     text = Path(path).read_text(encoding="utf-8")
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     lines = _node_lines(node) if node is not None else {}
     return routing_from_mapping(data, source=str(path), lines=lines, env=env)
 
 
+def _hint_quotes(exc: ConfigError, path: str | Path) -> ConfigError:
+    """``{api_key: ${KEY}}`` is not YAML (a ``{`` in a flow mapping): say to quote it."""
+    if exc.line is None:
+        return exc
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if exc.line <= len(lines) and "{" in lines[exc.line - 1] and "${" in lines[exc.line - 1]:
+        detail = exc.detail + '; a ${VAR} inside {…} must be quoted: quote it, as "${VAR}"'
+        return ConfigError(detail, file=exc.file, line=exc.line)
+    return exc
+
+
 def is_routing_file(path: str | Path) -> bool:
     """True when the YAML file is a routing config (it has ``accounts`` and ``routes``)."""
-    data, _ = read_yaml(path)
+    try:
+        data, _ = read_yaml(path)
+    except ConfigError as exc:
+        raise _hint_quotes(exc, path) from None
     return isinstance(data, Mapping) and "accounts" in data and "routes" in data
 
 
