@@ -21,7 +21,7 @@ def success_statuses(value: str | Iterable[str], *, field: str = "success_status
     >>> success_statuses(["Delivered", "sent"])
     ('delivered', 'sent')
     """
-    from smsrelay.model import Status
+    from smsrelay import Status
 
     names = [value] if isinstance(value, str) else list(value)
     known = {s.value for s in Status}
@@ -57,7 +57,7 @@ def judge(statuses: Mapping[str, Mapping[str, Any]], success: Sequence[str] = DE
     >>> judge({"m1": {"status": "delivered"}, "m2": {"status": "failed"}}).failures
     ('m2',)
     """
-    from smsrelay.model import Status
+    from smsrelay import Status
 
     pending: list[str] = []
     failures: list[str] = []

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from smsrelay.model import Delivery, Reply
+    from smsrelay import Delivery, Reply
     from smsrelay_airflow.hooks.sms import SmsHook
     from smsrelay_airflow.replies import ReplyRule
 
@@ -45,8 +45,7 @@ class DeliveryPoller:
         return {mid: _report(reports.get(mid)) for mid in self.message_ids}
 
     def _from_feed(self, hook: SmsHook) -> dict[str, Delivery]:
-        from smsrelay.lifecycle import merge
-        from smsrelay.model import Delivery
+        from smsrelay import Delivery, merge
 
         wanted = set(self.message_ids)
         while True:

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from smsrelay.errors import AuthError, ConfigError, SmsRelayError
-from smsrelay.redaction import redact
+from smsrelay import AuthError, ConfigError, SmsRelayError, redact
 
 __all__ = ["JsonFormatter", "main", "parse_interval"]
 

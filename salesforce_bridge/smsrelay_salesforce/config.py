@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from smsrelay.config import ProviderSettings, read_yaml, settings_from_mapping
-from smsrelay.errors import ConfigError
-from smsrelay.redaction import register_secret
+from smsrelay import ConfigError, ProviderSettings, read_yaml, register_secret, settings_from_mapping
 from smsrelay_salesforce.keys import KEYS, section_keys
 
 __all__ = [
@@ -444,7 +442,7 @@ def _sms(r: _Reader, data: Mapping[str, Any]) -> ProviderSettings:
         return settings_from_mapping(flat, name, source=r.source, lines=lines, env=r.env)
     except ConfigError as exc:
         if exc.field and not exc.field.startswith("sms."):
-            raise r.error(f"sms.{exc.field}", exc.message.split(": ", 1)[-1]) from None
+            raise r.error(f"sms.{exc.field}", exc.detail) from None
         raise
 
 
@@ -515,8 +513,7 @@ def _send(r: _Reader, data: Mapping[str, Any]) -> SendRules:
     if re.search(r"\b(ORDER\s+BY|LIMIT|OFFSET)\b", where, re.IGNORECASE):
         raise r.error("send.where", "is the WHERE clause only; the bridge orders and limits the query itself")
     template = r.text(s, "send.template", DEFAULT_TEMPLATE) or DEFAULT_TEMPLATE
-    from smsrelay.errors import TemplateError
-    from smsrelay.templates import compile_template
+    from smsrelay import TemplateError, compile_template
 
     try:
         compile_template(template)

@@ -32,9 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 import requests.adapters
 
-from smsrelay.clock import Clock, SystemClock
-from smsrelay.errors import AuthError, SmsRelayError
-from smsrelay.redaction import redact, register_secret
+from smsrelay import AuthError, Clock, SmsRelayError, SystemClock, redact, register_secret
 from smsrelay_salesforce.config import Limits, OrgAuth
 
 if TYPE_CHECKING:

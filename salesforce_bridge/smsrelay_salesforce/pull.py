@@ -25,10 +25,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from smsrelay import Client, Delivery, LinkHit, OptOut, Reply, Status
-from smsrelay.errors import InvalidRequest
-from smsrelay.lifecycle import precedence, supersedes
-from smsrelay.phone import normalize
+from smsrelay import (
+    Client,
+    Delivery,
+    InvalidRequest,
+    LinkHit,
+    OptOut,
+    Reply,
+    Status,
+    normalize_phone,
+    precedence,
+    supersedes,
+)
 from smsrelay_salesforce.config import BridgeConfig
 from smsrelay_salesforce.org import Org, parse_datetime
 from smsrelay_salesforce.push import DELIVERY_PICKLIST
@@ -384,7 +392,7 @@ class Puller:
                 soql = head + " OR ".join(clauses[i : i + 250]) + " ORDER BY Id"
                 for row in self.org.query_iter(soql):
                     try:
-                        phone = normalize(str(row.get(mobile) or ""), region)
+                        phone = normalize_phone(str(row.get(mobile) or ""), region)
                     except InvalidRequest:
                         continue
                     if phone in phones:

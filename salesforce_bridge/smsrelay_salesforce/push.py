@@ -22,11 +22,22 @@ from typing import Any
 
 from jinja2 import nodes
 
-from smsrelay import Client, Message, Recipient, RecipientResult, Status
-from smsrelay.errors import AmbiguousSend, AuthError, InsufficientCredit, InvalidRequest, SmsRelayError
-from smsrelay.phone import normalize
-from smsrelay.redaction import redact
-from smsrelay.templates import compile_template, render
+from smsrelay import (
+    AmbiguousSend,
+    AuthError,
+    Client,
+    InsufficientCredit,
+    InvalidRequest,
+    Message,
+    Recipient,
+    RecipientResult,
+    SmsRelayError,
+    Status,
+    compile_template,
+    normalize_phone,
+    redact,
+    render_template,
+)
 from smsrelay_salesforce.config import BridgeConfig
 from smsrelay_salesforce.org import Org, soql_datetime
 from smsrelay_salesforce.state import Applied, State
@@ -256,14 +267,14 @@ class Pusher:
         # To__c, then its Contact's mobile, then its Lead's.
         raw = next((v for v in (_path_value(rec, p) for p in self.m.paths("to")) if v), "")
         try:
-            job.phone = normalize(str(raw), country)
+            job.phone = normalize_phone(str(raw), country)
         except InvalidRequest as exc:
             job.outcome, job.error_code, job.error = "Rejected", "INVALID_NUMBER", exc.message
 
     def _render(self, job: _Job) -> None:
         rec = job.record
         try:
-            job.body = render(self.config.send.template, rec, recipient=job.phone)
+            job.body = render_template(self.config.send.template, rec, recipient=job.phone)
         except InvalidRequest as exc:
             job.outcome, job.error_code, job.error = "Rejected", "TEMPLATE_ERROR", exc.message
             return

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from smsrelay.errors import ConfigError
+from smsrelay import ConfigError
 
 __all__ = ["Applied", "State", "StateLocked"]
 

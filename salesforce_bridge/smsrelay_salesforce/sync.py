@@ -14,9 +14,7 @@ from typing import Any
 
 import requests
 
-from smsrelay import Client, Delivery
-from smsrelay.clock import Clock
-from smsrelay.errors import ConfigError, SmsRelayError, Unsupported
+from smsrelay import Client, Clock, ConfigError, Delivery, SmsRelayError, Unsupported
 from smsrelay_salesforce.config import EXTERNAL_IDS, FIELD_TYPES, BridgeConfig
 from smsrelay_salesforce.org import BudgetExceeded, Org, OrgError, soql_datetime
 from smsrelay_salesforce.pull import Puller

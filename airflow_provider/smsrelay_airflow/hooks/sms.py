@@ -15,8 +15,7 @@ from smsrelay_airflow._compat import BaseHook, mask_secret
 from smsrelay_airflow.connections import BACKENDS, backend_for_conn_type, ui_field_behaviour
 
 if TYPE_CHECKING:
-    from smsrelay import Client, EventPage, ProviderSettings, SendResult
-    from smsrelay.model import Delivery
+    from smsrelay import Client, Delivery, EventPage, ProviderSettings, SendResult
 
 __all__ = [
     "KaleyraSmsHook",
@@ -69,9 +68,7 @@ def settings_for_connection(
     >>> settings_for_connection(Connection(conn_id="sms", conn_type="smsrelay_sandbox")).provider  # doctest: +SKIP
     'sandbox'
     """
-    from smsrelay.config import settings_from_mapping
-    from smsrelay.errors import ConfigError
-    from smsrelay.providers import provider_class
+    from smsrelay import ConfigError, missing_credentials, settings_from_mapping
 
     source = f"Airflow connection {conn.conn_id!r}"
     extras = _extras(conn)
@@ -102,14 +99,13 @@ def settings_for_connection(
         if data.get(name):
             mask_secret(str(data[name]))
     try:
-        required = provider_class(provider).required
+        missing = missing_credentials(provider, data)
     except ConfigError as exc:
-        raise ConfigError(exc.message, field="provider", file=source) from None
-    for name in required:
-        if data.get(name) in (None, ""):
-            where = _FROM_CONN.get(name, f"extra {name!r}")
-            # No field= here: "field 'api_key': <text>" reads as a credential to the core's redaction.
-            raise ConfigError(f"{provider} needs {name}; put it in the connection's {where} field", file=source)
+        raise ConfigError(exc.detail, field="provider", file=source) from None
+    if missing:
+        where = _FROM_CONN.get(missing[0], f"extra {missing[0]!r}")
+        # No field= here: "field 'api_key': <text>" reads as a credential to the core's redaction.
+        raise ConfigError(f"{provider} needs {missing[0]}; put it in the connection's {where} field", file=source)
     return settings_from_mapping(data, provider, source=source, env={})
 
 
@@ -209,7 +205,7 @@ class SmsHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call, for the connection form's Test button."""
-        from smsrelay.errors import SmsRelayError
+        from smsrelay import SmsRelayError
 
         try:
             self.client.check()

@@ -69,7 +69,7 @@ def org_auth_from_connection(conn: Any) -> OrgAuth:
     """
     from smsrelay_salesforce.config import OrgAuth
 
-    from smsrelay.errors import ConfigError
+    from smsrelay import ConfigError
 
     extra = _extra(conn)
     where = f"Airflow connection {conn.conn_id!r}"
@@ -169,8 +169,7 @@ class SalesforceSmsSyncOperator(BaseOperator):
     def build_config(self, context: Mapping[str, Any]) -> BridgeConfig:
         from smsrelay_salesforce.config import config_from_mapping
 
-        from smsrelay.config import read_yaml
-        from smsrelay.errors import ConfigError
+        from smsrelay import ConfigError, read_yaml
         from smsrelay_airflow.hooks.sms import SmsHook
 
         data: dict[str, Any] = dict(self.bridge_config)
@@ -196,7 +195,7 @@ class SalesforceSmsSyncOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from smsrelay_salesforce.sync import Bridge
 
-        from smsrelay.errors import AuthError, ConfigError, SmsRelayError
+        from smsrelay import AuthError, ConfigError, SmsRelayError
 
         try:
             config = self.build_config(context)

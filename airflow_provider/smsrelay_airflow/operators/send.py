@@ -26,7 +26,7 @@ from smsrelay_airflow.outcomes import DEFAULT_SUCCESS, judge
 from smsrelay_airflow.outcomes import success_statuses as check_statuses
 
 if TYPE_CHECKING:
-    from smsrelay.model import Recipient
+    from smsrelay import Recipient
     from smsrelay_airflow.hooks.sms import SmsHook
 
 __all__ = ["STATE_KEY", "SendSmsOperator", "recipients_from"]
@@ -43,7 +43,7 @@ def recipients_from(to: Any) -> list[Recipient]:
     >>> [r.to for r in recipients_from(["+61491570156", {"to": "+61491570157", "name": "Ann"}])]
     ['+61491570156', '+61491570157']
     """
-    from smsrelay.model import Recipient
+    from smsrelay import Recipient
 
     if to is None:
         raise ValueError("to: no recipient given")
@@ -155,7 +155,7 @@ class SendSmsOperator(BaseOperator):
         return f"airflow/{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from smsrelay.errors import AmbiguousSend, AuthError, ConfigError, InsufficientCredit
+        from smsrelay import AmbiguousSend, AuthError, ConfigError, InsufficientCredit
 
         try:
             self.success_statuses = check_statuses(self.success_statuses)
@@ -223,8 +223,7 @@ class SendSmsOperator(BaseOperator):
         resume: bool,
         sent_at: str | None = None,
     ) -> dict[str, Any]:
-        from smsrelay.errors import AmbiguousSend
-        from smsrelay.model import Message
+        from smsrelay import AmbiguousSend, Message
 
         client = self.hook.client
         message = Message(body=body, sender=self.sender or None, vars=dict(self.vars or {}), ref=key)

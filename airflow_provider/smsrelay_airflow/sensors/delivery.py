@@ -85,7 +85,7 @@ class SmsDeliverySensor(BaseSensorOperator):
         return ids
 
     def poke(self, context: Any) -> bool:
-        from smsrelay.errors import ProviderServerError, RateLimited, SmsRelayError, TransportError
+        from smsrelay import ProviderServerError, RateLimited, SmsRelayError, TransportError
 
         try:
             self.statuses = self.poller.poll(self.hook)

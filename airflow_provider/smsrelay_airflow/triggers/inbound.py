@@ -36,8 +36,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from smsrelay_airflow.inbound import InboundRule
 
 if TYPE_CHECKING:
-    from smsrelay import Client, Feed, Reply
-    from smsrelay.inbox import InboxPage
+    from smsrelay import Client, Feed, InboxPage, Reply
     from smsrelay_airflow.hooks.sms import SmsHook
 
 try:  # Airflow >= 3.3: the persistence-gated cursor

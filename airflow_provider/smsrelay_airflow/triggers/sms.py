@@ -35,7 +35,7 @@ async def connect(sms_conn_id: str, hook_params: dict[str, Any] | None) -> Any:
 
 
 def _transient(exc: BaseException) -> bool:
-    from smsrelay.errors import ProviderServerError, RateLimited, TransportError
+    from smsrelay import ProviderServerError, RateLimited, TransportError
 
     return isinstance(exc, TransportError | ProviderServerError | RateLimited)
 
