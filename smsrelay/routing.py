@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
-from smsrelay.client import Client, OnDoubt, OnInvalid, _check_on_doubt
+from smsrelay.client import Client, OnDoubt, OnInvalid, _check_on_doubt, idempotency_key
 from smsrelay.clock import Clock
 from smsrelay.config import ProviderSettings, read_yaml, settings_from_mapping
 from smsrelay.errors import (
@@ -49,6 +49,7 @@ from smsrelay.errors import (
 from smsrelay.model import Message, Recipient, RecipientResult, Status
 from smsrelay.phone import normalize
 from smsrelay.preflight import unreachable
+from smsrelay.templates import render
 
 if TYPE_CHECKING:
     import yaml
@@ -545,6 +546,8 @@ class Router:
                 final[pos] = RoutedResult(dup, None, "duplicate")
                 continue
             seen.add(ident)
+            if msg.ref is not None or rcpt.key:
+                self._pin(msg, outcome)
             pending.append(outcome)
         while pending:
             pending = self._round(msg, pending, final, dry_run=dry_run, on_invalid=on_invalid)
@@ -580,6 +583,35 @@ class Router:
                 tuple(refused),
             )
         return _Pending(pos, e164, replace(rcpt, to=e164), region, candidates, refused)
+
+    def _pin(self, msg: Message, p: _Pending) -> None:
+        """Keep a re-sent key with the account that holds it, as the send journal records it.
+
+        A message moves on only after a definite refusal, and a refused key is released; so
+        a key the journal holds (accepted, or in flight) at a later account of the route was
+        taken there. Sending it from an earlier account, which may take it now, would deliver
+        it twice: the message goes back to that account alone, which returns or settles it.
+        """
+        if len(p.candidates) < 2:
+            return
+        try:
+            body = render(msg.body, {**msg.vars, **p.recipient.vars}, recipient=p.to)
+        except InvalidRequest:
+            return  # the first account refuses it, with the template error
+        key = p.recipient.key or idempotency_key(str(msg.ref), p.to, body)
+        for account, _ in p.candidates[1:]:
+            client = self.clients[account]
+            journal = client.journal
+            if journal is None:
+                continue
+            provider = client.provider.name
+            claim = journal.begin(provider, [key])
+            if claim.fresh:  # not there: give the probe's claim back at once
+                journal.finish(provider, [RecipientResult(p.to, Status.REJECTED, key=key)])
+                continue
+            p.candidates = [(account, f"pinned: the send journal holds this key at {account}")]
+            p.key = key
+            return
 
     def _round(
         self,

@@ -159,3 +159,26 @@ def test_a_connection_refused_before_sending_fails_over(
     [refusal] = item.refusals
     assert refusal.account == "au" and "not sent" in refusal.error
     assert len(smskit_emulator.received("POST", "/api/sms/send")) == 1
+
+
+def test_a_rerun_with_a_journal_keeps_each_key_with_the_account_that_took_it(
+    routes: Path,
+    clock: ManualClock,
+    tmp_path: Path,
+    kudosity_v2_emulator: KudosityV2Emulator,
+    smskit_emulator: SmsKitEmulator,
+) -> None:
+    journal = str(tmp_path / "journal.db")
+    ledger = json.dumps({"error": {"code": "LEDGER_ERROR", "description": "Insufficient funds"}})
+    kudosity_v2_emulator.inject("status", method="POST", path="/v2/sms", status=400, body=ledger, times=100)
+    with Router(load_routing(routes, env={}), clock=clock, env={}, journal=journal) as r:
+        first = r.send(AUSTRALIAN[0], "Your code is 4711", key="otp-43")
+    assert first.results[0].account == "phone"
+    kudosity_v2_emulator.reset()  # topped up: Kudosity would take it now
+    with Router(load_routing(routes, env={}), clock=clock, env={}, journal=journal) as r:
+        again = r.send(AUSTRALIAN[0], "Your code is 4711", key="otp-43")
+    [item] = again.results
+    assert item.account == "phone" and item.reason.startswith("pinned")
+    assert item.result.accepted and item.result.key == first.results[0].result.key
+    assert kudosity_v2_emulator.outbound == []  # never sent twice, from two accounts
+    assert len(smskit_emulator.received("POST", "/api/sms/send")) == 1
