@@ -99,13 +99,12 @@ class SmsReplySensor(BaseSensorOperator):
 
     def rule(self, context: Any) -> ReplyRule:
         """Validate the (rendered) arguments into a matching rule; bad input names the field."""
-        from smsrelay.errors import InvalidRequest
-        from smsrelay.phone import normalize
+        from smsrelay import InvalidRequest, normalize_phone
         from smsrelay_airflow.outcomes import message_ids_from
 
         try:
             region = self.hook.settings.default_region
-            numbers = frozenset(normalize(n, region) for n in _as_list(self.from_numbers))
+            numbers = frozenset(normalize_phone(n, region) for n in _as_list(self.from_numbers))
             approve = pattern_source(self.approve, field="approve")
             reject = pattern_source(self.reject, field="reject")
             after = self._after(context)
@@ -141,7 +140,7 @@ class SmsReplySensor(BaseSensorOperator):
         return ReplyPoller(self.rule(self._context))
 
     def poke(self, context: Any) -> bool:
-        from smsrelay.errors import ProviderServerError, RateLimited, SmsRelayError, TransportError
+        from smsrelay import ProviderServerError, RateLimited, SmsRelayError, TransportError
 
         self._context = context
         try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from smsrelay.clock import Clock
+from smsrelay import Clock
 from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_response
 from smsrelay_salesforce.schema import (
     UI_METADATA,
