@@ -28,6 +28,8 @@ a throttle. See ``docs/routing.md``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -68,6 +70,8 @@ __all__ = [
     "load_routing",
     "routing_from_mapping",
 ]
+
+log = logging.getLogger("smsrelay.routing")
 
 _ROUTE_KEYS = frozenset({"match", "accounts"})
 _MATCH_KEYS = frozenset({"country", "prefix", "tag"})
@@ -626,6 +630,12 @@ class Router:
         by_account: dict[str, list[_Pending]] = {}
         for p in pending:
             by_account.setdefault(p.candidates[0][0], []).append(p)
+        if on_invalid == "raise" and not dry_run:
+            # A template or length error stops the send before any account has sent anything.
+            for name, group in by_account.items():
+                # ConfigError: the account cannot send at all (no sender), a refusal handled below.
+                with contextlib.suppress(ConfigError):
+                    self.clients[name].prepare(msg, [p.recipient for p in group], on_invalid="raise")
         again: list[_Pending] = []
         for name, group in by_account.items():
             # A key once used stays with the message: the next account sends it under the same key.
@@ -640,6 +650,13 @@ class Router:
                 price = self.config.price(account, p.region)
                 cost = round(price * max(r.parts, 1), 6) if price is not None else None
                 final[p.pos] = RoutedResult(r, account, why, tuple(p.refusals), cost)
+        if again:
+            moved: dict[tuple[str, str], int] = {}
+            for p in again:
+                hop = (p.refusals[-1].account, p.candidates[0][0])
+                moved[hop] = moved.get(hop, 0) + 1
+            for (src, dst), n in moved.items():
+                log.warning("%s refused %d message(s); trying %s", src, n, dst)
         return again
 
     def _send_account(

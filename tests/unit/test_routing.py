@@ -158,3 +158,11 @@ def test_cli_refuses_a_bad_routing_file_with_exit_2(tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert code == 2
     assert f"{path}:4" in err and "routes.0.accounts.1" in err and "no account named 'b'" in err
+
+
+def test_a_template_error_stops_the_send_before_any_account_sends(router: Router) -> None:
+    from smsrelay import TemplateError
+
+    with pytest.raises(TemplateError) as info:
+        router.send(["+66812345678", "+61491570156"], "Hi {{ name }}")
+    assert "name" in str(info.value)
