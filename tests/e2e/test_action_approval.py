@@ -85,15 +85,15 @@ def test_two_gates_for_one_approver_a_bare_yes_decides_neither_a_coded_one_only_
     a = Gate(
         action_venv,
         tmp_path / "a",
-        kudosity_inputs(emu, message="Deploy api?", message_ref="gate-a", approval_code="true", wait_timeout="8"),
+        kudosity_inputs(emu, message="Deploy api?", message_ref="gate-a", approval_code="true", wait_timeout="60"),
     )
-    wait_until(lambda: len(emu.outbound) == 1)
+    wait_until(lambda: len(emu.outbound) == 1, timeout=60)
     b = Gate(
         action_venv,
         tmp_path / "b",
-        kudosity_inputs(emu, message="Deploy web?", message_ref="gate-b", approval_code="true", wait_timeout="30"),
+        kudosity_inputs(emu, message="Deploy web?", message_ref="gate-b", approval_code="true", wait_timeout="60"),
     )
-    wait_until(lambda: len(emu.outbound) == 2 and all(s["status"] == "delivered" for s in emu.outbound))
+    wait_until(lambda: len(emu.outbound) == 2 and all(s["status"] == "delivered" for s in emu.outbound), timeout=60)
     code_a, code_b = gate_code("gate-a"), gate_code("gate-b")
     assert code_a != code_b
     bodies = sorted(s["message"] for s in emu.outbound)
@@ -104,14 +104,16 @@ def test_two_gates_for_one_approver_a_bare_yes_decides_neither_a_coded_one_only_
 
     emu.inject_reply(LEAD, "YES")  # which deploy? neither gate may take it
     emu.inject_reply(LEAD, f"yes {code_b}")
-    run_b, run_a = b.result(), a.result()
+    run_b = b.result()
+    emu.inject_reply(LEAD, f"NO {code_a}")  # gate A is still open, and takes only its own code
+    run_a = a.result()
 
     assert run_b.code == 0, run_b.stdout + run_b.stderr
     assert run_b.outputs["decision"] == "approved" and run_b.outputs["reply"] == f"yes {code_b}"
     assert "carries no code, and another message went to that number" in run_b.stdout
     assert f"reply with the gate's code ({code_b})" in run_b.stdout
     assert run_a.code == 1
-    assert run_a.outputs["decision"] == "timeout"
+    assert run_a.outputs["decision"] == "rejected" and run_a.outputs["reply"] == f"NO {code_a}"
     assert f"reply with the gate's code ({code_a})" in run_a.stdout
     assert f"carries the code {code_b}, which is another gate's" in run_a.stdout
 
@@ -131,18 +133,20 @@ def test_a_threaded_reply_decides_its_own_gate_only(action_venv, tmp_path):
                 return []
 
     a = Gate(action_venv, tmp_path / "a", base | {"message": "Deploy api?", "wait-timeout": "20"}, extra)
-    wait_until(lambda: len(sent()) == 1)
-    b = Gate(action_venv, tmp_path / "b", base | {"message": "Deploy web?", "wait-timeout": "3"}, extra)
-    wait_until(lambda: len(sent()) == 2)
-    first, _ = sent()
+    wait_until(lambda: len(sent()) == 1, timeout=60)
+    b = Gate(action_venv, tmp_path / "b", base | {"message": "Deploy web?", "wait-timeout": "20"}, extra)
+    wait_until(lambda: len(sent()) == 2, timeout=60)
+    first, second = sent()
     sandbox = Client("sandbox", path=str(db), env={})
     try:
         sandbox.provider.inject_reply(LEAD, "YES", in_reply_to=first)  # the provider links it to gate A's SMS
+        run_a = a.result()
+        sandbox.provider.inject_reply(LEAD, "NO", in_reply_to=second)  # and this one to gate B's
+        run_b = b.result()
     finally:
         sandbox.close()
-    run_a, run_b = a.result(), b.result()
 
     assert run_a.code == 0, run_a.stdout + run_a.stderr
     assert run_a.outputs["decision"] == "approved" and run_a.outputs["reply"] == "YES"
-    assert run_b.code == 1 and run_b.outputs["decision"] == "timeout"
+    assert run_b.code == 1 and run_b.outputs["decision"] == "rejected" and run_b.outputs["reply"] == "NO"
     assert "is threaded by the provider to another message" in run_b.stdout
