@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,8 +47,9 @@ from smsrelay.errors import (
     ConfigError,
     InsufficientCredit,
     InvalidRequest,
+    Unsupported,
 )
-from smsrelay.model import Message, Recipient, RecipientResult, Status
+from smsrelay.model import Event, Message, Recipient, RecipientResult, Status
 from smsrelay.phone import normalize
 from smsrelay.preflight import unreachable
 from smsrelay.templates import render
@@ -62,6 +63,8 @@ __all__ = [
     "AmbiguousRoute",
     "Refusal",
     "Route",
+    "RoutedEvent",
+    "RoutedEventPage",
     "RoutedResult",
     "RoutedSend",
     "Router",
@@ -206,6 +209,29 @@ class RoutedSend:
             "unpriced": self.unpriced,
             "results": [r.to_dict() for r in self.results],
         }
+
+
+@dataclass(frozen=True)
+class RoutedEvent:
+    """An event from one account of a routing config."""
+
+    account: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class RoutedEventPage:
+    """Events from every account, oldest first; pass ``cursors`` to the next :meth:`Router.events`."""
+
+    events: tuple[RoutedEvent, ...]
+    cursors: Mapping[str, str | None]
+    more: bool = False
+
+    def __iter__(self) -> Iterator[RoutedEvent]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
 
 
 class AmbiguousRoute(AmbiguousSend):
@@ -464,6 +490,34 @@ class Router:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+
+    def events(self, since: Mapping[str, str | None] | None = None, *, limit: int = 500) -> RoutedEventPage:
+        """One page of events from every account that lists them, each naming its account.
+
+        ``since`` is the ``cursors`` of the page before (none: from each account's start).
+        An account whose provider cannot list events (Kaleyra follows messages by id) is
+        left out: read it through its own client's feed.
+
+        >>> page = router.events()  # doctest: +SKIP
+        >>> [(e.account, e.event.kind) for e in page]  # doctest: +SKIP
+        [('th', 'delivery'), ('au', 'reply')]
+        """
+        since = since or {}
+        merged: list[RoutedEvent] = []
+        cursors: dict[str, str | None] = dict(since)
+        more = False
+        for name, client in self.clients.items():
+            if not client.capabilities.event_poll:
+                continue
+            try:
+                page = client.events(since.get(name), limit=limit)
+            except Unsupported:
+                continue
+            merged.extend(RoutedEvent(name, e) for e in page)
+            cursors[name] = page.cursor
+            more = more or page.more
+        merged.sort(key=lambda e: e.event.occurred_at)
+        return RoutedEventPage(tuple(merged), cursors, more)
 
     def route_for(self, e164: str, tag: str | None = None) -> tuple[int, Route] | None:
         """The first route matching this (normalised) number and tag, with its index."""

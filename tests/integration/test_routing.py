@@ -182,3 +182,22 @@ def test_a_rerun_with_a_journal_keeps_each_key_with_the_account_that_took_it(
     assert item.result.accepted and item.result.key == first.results[0].result.key
     assert kudosity_v2_emulator.outbound == []  # never sent twice, from two accounts
     assert len(smskit_emulator.received("POST", "/api/sms/send")) == 1
+
+
+def test_events_from_every_account_come_merged_each_naming_its_account(
+    routes: Path,
+    clock: ManualClock,
+    mesms_emulator: MeSmsEmulator,
+    kudosity_v2_emulator: KudosityV2Emulator,
+) -> None:
+    with router(routes, clock) as r:
+        sent = r.send([THAI[0], AUSTRALIAN[0]], "Your parcel is on its way")
+        mesms_emulator.advance(120)  # the shared clock: both emulators' deliveries fall due
+        kudosity_v2_emulator.advance(0)
+        page = r.events()
+        final = {(e.account, e.event.phone) for e in page if e.event.kind == "delivery" and e.event.final}
+        assert final == {("th", THAI[0]), ("au", AUSTRALIAN[0])}
+        assert [e.event.occurred_at for e in page] == sorted(e.event.occurred_at for e in page)
+        assert set(page.cursors) == {"th", "au", "phone"}  # Kaleyra lists no events: read by id
+        assert len(r.events(page.cursors)) == 0  # from the cursors on, nothing new
+    assert sent.all_accepted
