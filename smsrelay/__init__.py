@@ -73,6 +73,8 @@ from smsrelay.redaction import redact, register_secret
 from smsrelay.routing import (
     AmbiguousRoute,
     Refusal,
+    RoutedEvent,
+    RoutedEventPage,
     RoutedResult,
     RoutedSend,
     Router,
@@ -147,6 +149,8 @@ __all__ = [
     "Refusal",
     "Reply",
     "ReplyWords",
+    "RoutedEvent",
+    "RoutedEventPage",
     "RoutedResult",
     "RoutedSend",
     "Router",
