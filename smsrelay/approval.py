@@ -273,9 +273,9 @@ def _rival(
     message reported after its start is presumed to be its question, and earlier ones
     are not looked at (their time may be off by the difference of the two clocks).
     """
-    mine = [o for o in others if o.to == reply.phone and o.at >= sent_at]
     if not gate.message_ids:
-        return sorted(mine, key=lambda o: o.at)[1] if len(mine) > 1 else None
+        later = sorted((o for o in others if o.to == reply.phone and o.at >= sent_at), key=lambda o: o.at)
+        return later[1] if len(later) > 1 else None
     for other in sorted(others, key=lambda o: o.at):
         if other.to != reply.phone or other.at < sent_at - open_for:
             continue
