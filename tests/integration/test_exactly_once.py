@@ -107,10 +107,10 @@ def test_only_a_lookup_asked_after_the_window_is_proof(
     kudosity_v2_emulator: KudosityV2Emulator, clock: ManualClock
 ) -> None:
     from smsrelay.config import load_settings
-    from smsrelay.providers.kudosity import KudosityV2
+    from smsrelay.providers.kudosity import KudosityProvider
     from tests.fixtures.kudosity import SENDER, V2_KEY
 
-    class SlowAnswers(KudosityV2):
+    class SlowAnswers(KudosityProvider):
         """Its lookups take a minute of the shared clock (other workers' waits move it meanwhile)."""
 
         def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:

@@ -142,3 +142,20 @@ def test_v1_parser_and_verifier_raise_only_webhook_error(query):
         assert exc.status_code in (400, 401)
     else:
         assert all(e.occurred_at.tzinfo is not None and e.event_id for e in events)
+
+
+def test_a_subclass_of_the_kudosity_base_still_gets_the_api_its_settings_name() -> None:
+    from smsrelay.providers.kudosity import KudosityV1, KudosityV2
+
+    class Audited(KudosityProvider):
+        def check(self) -> None:
+            raise RuntimeError("audited")
+
+    v2_settings = ProviderSettings("kudosity", api_key="k")
+    v1_settings = ProviderSettings("kudosity", api_key="k", api_secret="s", options={"api": "v1"})
+    v2, v1 = Audited(v2_settings), Audited(v1_settings)
+    assert isinstance(v2, Audited) and isinstance(v2, KudosityV2) and v2.capabilities.bulk_max == 1
+    assert isinstance(v1, Audited) and isinstance(v1, KudosityV1) and v1.capabilities.bulk_max == 500
+    with pytest.raises(RuntimeError, match="audited"):  # the subclass's override wins
+        v1.check()
+    assert type(Audited(v2_settings)) is type(v2)  # one class per pair, not one per instance

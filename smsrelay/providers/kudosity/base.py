@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -189,8 +190,13 @@ class KudosityProvider(Provider):
     default_rate_limit: ClassVar[float | None] = 15.0
 
     def __new__(cls, settings: Any, *, clock: Clock | None = None) -> KudosityProvider:
-        if cls is KudosityProvider:  # the registry's one name: the `api` option picks the class
+        # The registry's one name: the `api` option picks the class. A subclass of this
+        # base written before the split (overriding, say, `lookup`) gets the API's methods
+        # under its own: a class of both, made once per pair.
+        if cls is KudosityProvider:
             cls = api_class(settings)
+        elif not issubclass(cls, _api_classes()):
+            cls = _with_api(cls, api_class(settings))
         return super().__new__(cls)
 
     def __init__(self, settings: Any, *, clock: Clock | None = None) -> None:
@@ -311,6 +317,20 @@ class KudosityProvider(Provider):
     def format_number(self, msisdn: str, countrycode: str) -> dict[str, Any]:
         """V1 ``format-number``."""
         raise self._lacks("format-number")
+
+
+def _api_classes() -> tuple[type[KudosityProvider], ...]:
+    """The two API adapters (imported late: they import this module)."""
+    from smsrelay.providers.kudosity.v1 import KudosityV1
+    from smsrelay.providers.kudosity.v2 import KudosityV2
+
+    return (KudosityV1, KudosityV2)
+
+
+@functools.cache
+def _with_api(cls: type[KudosityProvider], api: type[KudosityProvider]) -> type[KudosityProvider]:
+    """``cls`` on top of ``api``: its overrides first, then the API adapter's methods."""
+    return type(cls.__name__, (cls, api), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
 
 
 def api_class(settings: Any) -> type[KudosityProvider]:
