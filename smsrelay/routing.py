@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,8 +142,9 @@ class Refusal:
 class RoutedResult:
     """One recipient of a routed send: the account that sent it and every refusal before.
 
-    ``account`` is None when no route matched or every account refused; ``reason``
-    says why the account was chosen; ``cost`` is the estimate where prices are given.
+    ``account`` gave this result: it sent the message, holds it in doubt, or refused it
+    last. It is None when no route matched or no account of the route reaches the number.
+    ``reason`` says why that account was chosen; ``cost`` is the estimate where prices are given.
     """
 
     result: RecipientResult
@@ -690,11 +692,23 @@ class Router:
                 # ConfigError: the account cannot send at all (no sender), a refusal handled below.
                 with contextlib.suppress(ConfigError):
                     self.clients[name].prepare(msg, [p.recipient for p in group], on_invalid="raise")
+        # The accounts send at once, each its own batch; the results are read in a fixed order.
+        with ThreadPoolExecutor(max_workers=len(by_account), thread_name_prefix="smsrelay-route") as pool:
+            futures = {
+                name: pool.submit(
+                    self._send_account,
+                    name,
+                    msg,
+                    # A key once used stays with the message: the next account sends it under the same key.
+                    [replace(p.recipient, key=p.key) if p.key else p.recipient for p in group],
+                    dry_run,
+                    on_invalid,
+                )
+                for name, group in by_account.items()
+            }
         again: list[_Pending] = []
         for name, group in by_account.items():
-            # A key once used stays with the message: the next account sends it under the same key.
-            rcpts = [replace(p.recipient, key=p.key) if p.key else p.recipient for p in group]
-            for p, r in zip(group, self._send_account(name, msg, rcpts, dry_run, on_invalid), strict=True):
+            for p, r in zip(group, futures[name].result(), strict=True):
                 p.key = p.key or r.key
                 account, why = p.candidates.pop(0)
                 if _definite_refusal(r) and p.candidates:
