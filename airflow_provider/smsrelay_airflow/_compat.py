@@ -9,9 +9,22 @@ notifier machinery (DAG-parse cost, issue 9).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import airflow
+
+if TYPE_CHECKING:
+    # The type checker sees Airflow 3's names (the version the locks install); at run time
+    # __getattr__ below picks whichever path the running Airflow has.
+    from airflow.sdk import BaseHook as BaseHook
+    from airflow.sdk import BaseNotifier as BaseNotifier
+    from airflow.sdk import BaseOperator as BaseOperator
+    from airflow.sdk import BaseSensorOperator as BaseSensorOperator
+    from airflow.sdk import Connection as Connection
+    from airflow.sdk.exceptions import AirflowException as AirflowException
+    from airflow.sdk.exceptions import AirflowFailException as AirflowFailException
+    from airflow.sdk.exceptions import TaskDeferred as TaskDeferred
+    from airflow.sdk.log import mask_secret as mask_secret
 
 # name -> (Airflow 3 module, Airflow 2 module)
 _PATHS: dict[str, tuple[str, str]] = {

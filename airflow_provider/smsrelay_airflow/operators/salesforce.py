@@ -161,7 +161,8 @@ class SalesforceSmsSyncOperator(BaseOperator):
         self.config_file = config_file
         self.bridge_config = dict(bridge_config or {})
         self.state_file = state_file
-        self.dry_run = dry_run
+        # Not self.dry_run: BaseOperator.dry_run() is a method (render the templates, run nothing).
+        self.sync_dry_run = dry_run
         self.push = push
         self.pull = pull
         self.fail_on_errors = fail_on_errors
@@ -203,7 +204,7 @@ class SalesforceSmsSyncOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
         with Bridge(config) as bridge:
             try:
-                summary = bridge.sync(dry_run=self.dry_run, push=self.push, pull=self.pull)
+                summary = bridge.sync(dry_run=self.sync_dry_run, push=self.push, pull=self.pull)
             except (AuthError, ConfigError) as exc:
                 raise AirflowFailException(str(exc)) from None
             except SmsRelayError as exc:

@@ -236,8 +236,9 @@ class SendSmsOperator(BaseOperator):
         if unsure and client.capabilities.lookup_by_ref:
             found = self._lookup([recipients[i] for i in unsure], message)
             for i, row in zip(unsure, found, strict=True):
-                rows[i] = row if row is not None else (None if rows[i] is None else {**rows[i], "status": "lost"})
-        still = [rows[i]["to"] for i in unsure if rows[i] and _ambiguous(rows[i])]  # type: ignore[index]
+                before = rows[i]
+                rows[i] = row if row is not None else (None if before is None else {**before, "status": "lost"})
+        still = [row["to"] for row in (rows[i] for i in unsure) if row and _ambiguous(row)]
         if still:
             from smsrelay import mask_phone
 

@@ -91,7 +91,7 @@ class SmsDeliveryTrigger(_PollingTrigger):
         success_statuses: Sequence[str] = DEFAULT_SUCCESS,
         hook_params: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ has no annotations
         self.sms_conn_id = sms_conn_id
         self.message_ids = list(message_ids)
         self.poll_interval = float(poll_interval)
@@ -143,7 +143,7 @@ class SmsReplyTrigger(_PollingTrigger):
         poll_interval: float = 30.0,
         hook_params: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ has no annotations
         self.sms_conn_id = sms_conn_id
         self.from_numbers = list(from_numbers)
         self.after = after
