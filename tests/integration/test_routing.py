@@ -17,7 +17,7 @@ from tests.fixtures.kaleyra import KALEYRA_SID
 from tests.fixtures.kudosity import SENDER, V2_KEY
 from tests.fixtures.smskit import SMSKIT_KEY
 
-THAI = ["+66812345678", "+66812345679", "+66812345680"]
+THAI = [f"+668123{i:05d}" for i in range(500)]
 INDIAN = ["+919876543210", "+919876543211", "+919876543212"]
 AUSTRALIAN = ["+61491570156", "+61491570157"]
 KALEYRA_SEND = rf"/v1/{KALEYRA_SID}/messages"
@@ -75,14 +75,15 @@ def test_a_mixed_batch_reaches_each_account_at_the_floor_request_count(
     kudosity_v2_emulator: KudosityV2Emulator,
     smskit_emulator: SmsKitEmulator,
 ) -> None:
-    batch = [THAI[0], INDIAN[0], AUSTRALIAN[0], THAI[1], INDIAN[1], THAI[2], AUSTRALIAN[1], INDIAN[2]]
+    batch = [INDIAN[0], AUSTRALIAN[0], *THAI[:250], INDIAN[1], AUSTRALIAN[1], *THAI[250:], INDIAN[2]]
     with router(routes, clock) as r:
         routed = r.send(batch, "Your parcel is on its way")
     assert [x.to for x in routed.results] == batch  # the caller's order
-    assert [x.account for x in routed.results] == ["th", "in", "au", "th", "in", "th", "au", "in"]
+    accounts = {"+66": "th", "+91": "in", "+61": "au"}
+    assert [x.account for x in routed.results] == [accounts[n[:3]] for n in batch]
     assert routed.all_accepted
     assert all(x.refusals == () for x in routed.results)
-    # One shared body: one ME-SMS request for the Thai numbers, one Kaleyra request for the Indian
+    # One shared body: one ME-SMS request for the 500 Thai numbers, one Kaleyra request for the Indian
     # ones, and one Kudosity V2 request per number (V2 takes one recipient per call).
     assert len(mesms_emulator.received("POST", "/api/v2/sms/send")) == 1
     assert len(kaleyra_emulator.received("POST", KALEYRA_SEND)) == 1

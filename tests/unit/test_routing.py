@@ -166,3 +166,35 @@ def test_a_template_error_stops_the_send_before_any_account_sends(router: Router
     with pytest.raises(TemplateError) as info:
         router.send(["+66812345678", "+61491570156"], "Hi {{ name }}")
     assert "name" in str(info.value)
+
+
+def test_an_account_without_the_sender_it_needs_is_a_refusal_and_the_next_one_sends(tmp_path: Path) -> None:
+    config = """\
+    accounts:
+      au: {provider: kudosity, api: v2, api_key: k, base_url: "http://127.0.0.1:9"}
+      phone: {provider: smskit, api_key: k, base_url: "http://127.0.0.1:9"}
+    routes:
+      - match: {prefix: "6149"}
+        accounts: [au, phone]
+    """
+    with Router(load_routing(write(tmp_path, config), env={}), env={}) as router:
+        [item] = router.send("+61491570156", "Hi", dry_run=True).results
+    assert item.account == "phone"
+    [refusal] = item.refusals
+    assert refusal.account == "au" and "needs a sender" in refusal.error
+
+
+def test_a_routed_send_refuses_on_doubt_resend(router: Router) -> None:
+    # Resending a message in doubt could deliver it twice; through another account, surely.
+    with pytest.raises(ConfigError) as info:
+        router.send("+61491570156", "Hi", on_doubt="resend")
+    assert info.value.field == "on_doubt"
+
+
+def test_a_plain_settings_file_is_not_a_routing_file(tmp_path: Path) -> None:
+    from smsrelay.routing import is_routing_file
+
+    plain = tmp_path / "sms.yaml"
+    plain.write_text("provider: sandbox\n", encoding="utf-8")
+    assert not is_routing_file(plain)
+    assert is_routing_file(write(tmp_path, ROUTES))
