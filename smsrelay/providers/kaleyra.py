@@ -62,9 +62,8 @@ from smsrelay.model import (
 from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, Provider
 from smsrelay.providers.batching import join_outcomes, plan_by_body
-from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
-from smsrelay.transport import Transport, json_object
+from smsrelay.transport import OTHER, SERVER_ERROR, ErrorRule, StatusTable, Transport, error_for_status, json_object
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 __all__ = ["HOSTS", "STATUS", "TOKEN_HEADER", "TRACE_STATUS", "KaleyraProvider", "map_status"]

@@ -50,9 +50,8 @@ from smsrelay.model import Capabilities, Delivery, PreparedSms, RecipientResult,
 from smsrelay.phone import to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Quote
 from smsrelay.providers.batching import join_outcomes, plan_by_body
-from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
-from smsrelay.transport import Transport, json_object
+from smsrelay.transport import OTHER, SERVER_ERROR, ErrorRule, StatusTable, Transport, error_for_status, json_object
 
 __all__ = ["MESSAGE_STATUS", "STATUS", "MeSmsBatch", "MeSmsProvider", "Sender"]
 

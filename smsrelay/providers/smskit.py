@@ -59,9 +59,17 @@ from smsrelay.model import (
 )
 from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, EventPage, Provider, Webhook
-from smsrelay.providers.errors import SERVER_ERROR, ErrorRule, StatusTable, error_for_status
 from smsrelay.redaction import redact
-from smsrelay.transport import RateLimiter, Transport, default_error, parse_retry_after
+from smsrelay.transport import (
+    SERVER_ERROR,
+    ErrorRule,
+    RateLimiter,
+    StatusTable,
+    Transport,
+    default_error,
+    error_for_status,
+    parse_retry_after,
+)
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
 
 if TYPE_CHECKING:

@@ -36,10 +36,9 @@ from smsrelay.model import (
     Status,
 )
 from smsrelay.providers.base import Balance, BatchOutcome, Provider, Webhook
-from smsrelay.providers.errors import error_for_status
 from smsrelay.providers.kudosity.tables import ERRORS, V2_BASE_URL, V2_CAPABILITIES
 from smsrelay.redaction import redact
-from smsrelay.transport import Transport
+from smsrelay.transport import Transport, error_for_status
 from smsrelay.webhooks import WebhookRequest
 
 log = logging.getLogger("smsrelay.providers.kudosity")

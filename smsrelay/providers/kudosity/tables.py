@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from smsrelay.errors import AuthError, InsufficientCredit, InvalidRequest, NotFound, ProviderServerError, RateLimited
 from smsrelay.model import Capabilities, Status
-from smsrelay.providers.errors import OTHER, SERVER_ERROR, ErrorRule, StatusTable
+from smsrelay.transport import OTHER, SERVER_ERROR, ErrorRule, StatusTable
 
 __all__ = [
     "DEFAULT_EVENTS",
