@@ -28,7 +28,6 @@ a throttle. See ``docs/routing.md``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -686,12 +685,17 @@ class Router:
         by_account: dict[str, list[_Pending]] = {}
         for p in pending:
             by_account.setdefault(p.candidates[0][0], []).append(p)
-        if on_invalid == "raise" and not dry_run:
+        if on_invalid == "raise":
             # A template or length error stops the send before any account has sent anything.
             for name, group in by_account.items():
-                # ConfigError: the account cannot send at all (no sender), a refusal handled below.
-                with contextlib.suppress(ConfigError):
+                try:
                     self.clients[name].prepare(msg, [p.recipient for p in group], on_invalid="raise")
+                except ConfigError:
+                    pass  # the account cannot send at all (no sender): its refusal, handled below
+                except InvalidRequest as exc:
+                    if exc.recipient is not None:
+                        raise
+                    # What the message asks and this account cannot do (track_links): its refusal.
         # The accounts send at once, each its own batch; the results are read in a fixed order.
         with ThreadPoolExecutor(max_workers=len(by_account), thread_name_prefix="smsrelay-route") as pool:
             futures = {
@@ -735,14 +739,17 @@ class Router:
             if dry_run:
                 return _dry_run(client, msg, rcpts, on_invalid)
             return list(client.send_many(msg, rcpts, on_invalid=on_invalid, on_doubt="report").results)
-        except (AuthError, InsufficientCredit, ConfigError) as exc:
-            # The account refused the whole request (credentials, credit) or cannot send it
-            # at all (no sender): nothing was taken, so each message may go elsewhere.
+        except (AuthError, InsufficientCredit, ConfigError, Unsupported, InvalidRequest) as exc:
+            # The account refused the whole request (credentials, credit) or cannot send it at
+            # all (no sender, no schedule, no link tracking): nothing was taken, so each message
+            # may go elsewhere. Template and length errors were raised before any send.
             return [RecipientResult(r.to, Status.REJECTED, key=r.key, error=f"{name}: {exc}") for r in rcpts]
 
 
 def _dry_run(client: Client, msg: Message, rcpts: list[Recipient], on_invalid: OnInvalid) -> list[RecipientResult]:
     """What the account would do, checked locally (render, length, preflight): no request at all."""
+    if msg.send_at is not None and not client.capabilities.schedule:
+        raise Unsupported(f"{client.provider.name} cannot schedule messages", provider=client.provider.name)
     ready, rejected = client.prepare(msg, rcpts, on_invalid=on_invalid)
     # The recipients are normalised already, so each outcome finds its recipient by number, in order.
     by_to: dict[str, list[RecipientResult]] = {}

@@ -198,3 +198,26 @@ def test_a_plain_settings_file_is_not_a_routing_file(tmp_path: Path) -> None:
     plain.write_text("provider: sandbox\n", encoding="utf-8")
     assert not is_routing_file(plain)
     assert is_routing_file(write(tmp_path, ROUTES))
+
+
+def test_what_an_account_cannot_do_for_the_message_is_its_refusal(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from smsrelay import Message
+
+    config = """\
+    accounts:
+      phone: {provider: smskit, api_key: k, base_url: "http://127.0.0.1:9"}
+      au: {provider: kudosity, api: v2, api_key: k, sender: "61481074185", base_url: "http://127.0.0.1:9"}
+      th: {provider: mesms, api_key: k, sender: ACME, base_url: "http://127.0.0.1:9"}
+    routes:
+      - accounts: [phone, au, th]
+    """
+    with Router(load_routing(write(tmp_path, config), env={}), env={}) as router:
+        [tracked] = router.send("+61491570156", Message("https://x.test", track_links=True), dry_run=True).results
+        later = Message("Hi", send_at=datetime(2030, 1, 1, tzinfo=UTC))
+        [scheduled] = router.send("+66812345678", later, dry_run=True).results
+    # th cannot reach AU (refused before any send), phone cannot track links.
+    assert tracked.account == "au" and [f.account for f in tracked.refusals] == ["th", "phone"]
+    assert "track links" in tracked.refusals[1].error
+    assert scheduled.account == "th" and [f.account for f in scheduled.refusals] == ["phone", "au"]
