@@ -1,13 +1,16 @@
 """Kaleyra (kaleyra.io) SMS API v1, as a local server.
 
-Built from the provider's documentation excerpt (``seeds/003_cc964279d74c48e6.txt``,
-cited as *seed*) and ``research/providers.md`` §3 (cited as §). Kaleyra publishes no
+Sources: Kaleyra's SMS API documentation, https://developers.kaleyra.io/docs/ (the pages
+send-your-first-sms, understand-route-types, sms-api-send-the-first-sms, sms-api-status,
+sms-callback, receive-message and sms-status-and-status-trace-codes; cited below by page
+name, or as *seed*), and Courier's Kaleyra handler (https://github.com/nyaruka/courier,
+handlers/kaleyra) for captured responses. Kaleyra publishes no
 OpenAPI spec, so every behaviour the documents leave open is marked ``ASSUMPTION``.
 
 Sends take a comma-separated ``to`` and answer a batch ``id`` with one
 ``<id>:<n>`` message id per recipient. Delivery runs on the emulator's clock: ``Sent``,
 then the final status; callbacks go to the send's ``callback`` object or callback
-profile, with its static ``header`` map (Kaleyra signs nothing, § 3.5). Inbound (MO)
+profile, with its static ``header`` map (Kaleyra signs nothing, sms-callback). Inbound (MO)
 messages go to the configured Receive Message URL (:meth:`KaleyraEmulator.configure_inbound`,
 or ``POST /_emulator/inbound``); :meth:`KaleyraEmulator.reply` (``POST /_emulator/reply``, or
 the kit's shared ``POST /_emulator/replies``) injects one.
@@ -36,10 +39,11 @@ from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_resp
 
 __all__ = ["KaleyraEmulator", "kaleyra_time"]
 
-ROUTES = ("OTP", "DEFAULT", "MKT", "DEFAULT/MKT", "TXN")  # § 3.2: route types
+ROUTES = ("OTP", "DEFAULT", "MKT", "DEFAULT/MKT", "TXN")  # understand-route-types: route types
 MAX_BODY = 4_000  # seed: "SMS length is exceeding 4000 characters" [SEED-ONLY]
 MAX_REF = 50  # seed: optional parameters, "each can have a maximum of 50 characters"
-# ASSUMPTION: no documented cap on comma-separated `to`; the JSON API's node limit is 1,000 (§ 3.2).
+# ASSUMPTION: no documented cap on comma-separated `to`; the JSON API's node limit is 1,000
+# (sms-api-send-the-first-sms).
 MAX_TO = 1_000
 NUMBER = re.compile(r"\+?\d{8,15}")
 # last four digits -> (poll status, status_details / trace, callback status)
@@ -75,7 +79,7 @@ class _Msg:
     created_at: datetime
     callback: dict[str, Any] | None
     # ASSUMPTION: before its first report a message polls as Sent/SUBMITTED (the poll
-    # documents only Delivered, UnDelivered, NotSent and Sent; § 3.7 lists SUBMITTED).
+    # documents only Delivered, UnDelivered, NotSent and Sent; api-evangelist's model lists SUBMITTED).
     status: str = "Sent"
     details: str = "SUBMITTED"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +89,7 @@ class KaleyraEmulator(Emulator):
     """The Kaleyra v1 SMS endpoints for the accounts in ``sids``, with the keys in ``api_keys``.
 
     ``zone`` is the account's zone: callback and MO timestamps are written in it with
-    no offset, as Kaleyra does (§ 3.6).
+    no offset, as Kaleyra does (receive-message).
     """
 
     name = "kaleyra"
@@ -107,7 +111,7 @@ class KaleyraEmulator(Emulator):
         self.api_keys = api_keys
         self.sids = sids
         self.zone = ZoneInfo(zone)
-        # § 3.5: callback profiles are made in the dashboard: url, method, static headers.
+        # sms-callback: callback profiles are made in the dashboard: url, method, static headers.
         self.profiles = {k: dict(v) for k, v in (profiles or {}).items()}
         self.vmn = vmn
         self.inbound: dict[str, Any] | None = None
@@ -121,7 +125,7 @@ class KaleyraEmulator(Emulator):
     # -- errors --------------------------------------------------------------------------
     @staticmethod
     def _field_error(name: str, message: str, status: int = 400) -> EmuResponse:
-        # § 3.3: field-keyed error objects, as in Courier's captures: {"error": {"to": "invalid number"}}.
+        # Courier's captures: field-keyed error objects, {"error": {"to": "invalid number"}}.
         return json_response({"error": {name: message}}, status)
 
     @staticmethod
@@ -133,13 +137,14 @@ class KaleyraEmulator(Emulator):
         return self._coded(404, "E404", "Resource not found.")
 
     def rate_limited(self, req: EmuRequest, headers: dict[str, str]) -> EmuResponse:
-        # § 3.8: Kaleyra throttles (≈ 50k requests / 5 min); the 429 body is an ASSUMPTION.
+        # Kaleyra's CleverTap integration page: Kaleyra throttles (≈ 50k requests / 5 min).
+        # ASSUMPTION: the 429 body.
         resp = self._coded(429, "E429", "Too many requests.")
         resp.headers.update(headers)
         return resp
 
     def _auth(self, req: EmuRequest, sid: str) -> EmuResponse | None:
-        # § 3.1: header `api-key`; the SID is in the path.
+        # send-your-first-sms: header `api-key`; the SID is in the path.
         if self.key_accepted(req.header("api-key"), self.api_keys) and sid in self.sids:
             return None
         # ASSUMPTION: the body of a refused key is not documented; a coded error with 401.
@@ -147,7 +152,7 @@ class KaleyraEmulator(Emulator):
 
     # -- set-up from tests and the control API -----------------------------------------------
     def configure_inbound(self, url: str, headers: Mapping[str, str] | None = None, method: str = "POST") -> None:
-        """Point Receive Message (§ 3.6, a dashboard setting) at ``url`` with static headers."""
+        """Point Receive Message (receive-message, a dashboard setting) at ``url`` with static headers."""
         self.inbound = {"url": url, "headers": dict(headers or {}), "method": method}
 
     def reply(self, from_number: str, text: str, *, to: str | None = None, keyword: str = "") -> dict[str, Any]:
@@ -155,10 +160,10 @@ class KaleyraEmulator(Emulator):
         now = self.clock.now()
         word = (text.split() or [""])[0].upper()
         if word in OPT_OUT_WORDS:
-            # § 3.6: sends to opted-out numbers fail with NOT-SENT / OPT-OUT.
+            # receive-message: sends to opted-out numbers fail with NOT-SENT / OPT-OUT.
             with self.lock:
                 self.opted_out.add(from_number.lstrip("+"))
-        # § 3.6: the incoming-profile JSON template, key for key; `source` is the
+        # receive-message: the incoming-profile JSON template, key for key; `source` is the
         # handset (ASSUMPTION: the sample leaves open which of source/recipient is).
         payload = {
             "source": from_number.lstrip("+"),
@@ -203,7 +208,7 @@ class KaleyraEmulator(Emulator):
         return self.reply(phone, text, to=to)
 
     def control_opt_out(self, phone: str) -> dict[str, Any]:
-        # § 3.6: an opt-out is a STOP reply; later sends to the number are NotSent/OPT-OUT.
+        # receive-message: an opt-out is a STOP reply; later sends to the number are NotSent/OPT-OUT.
         return self.reply(phone, "STOP")
 
     def control_messages(self) -> Iterable[dict[str, Any]]:
@@ -297,7 +302,7 @@ class KaleyraEmulator(Emulator):
             if len(str(fields.get(name) or "")) > MAX_REF:
                 return self._field_error(name, f"{name} can have a maximum of {MAX_REF} characters")
         if "callback" in fields and newer:
-            # § 3.2: the callback object appears only on /messages; /sms uses profiles.
+            # sms-callback: the callback object appears only on /messages; /sms uses profiles.
             return self._field_error("callback", "callback is not supported on /sms; use callback_profile_id")
         if "time" in fields and not newer:
             return self._field_error("time", "time (scheduling) is supported on /sms only")
@@ -345,7 +350,7 @@ class KaleyraEmulator(Emulator):
             resp["template_id"] = str(fields["template_id"])
         if fields.get("unicode"):
             resp["unicode"] = 1
-        # ASSUMPTION: 202, as third-party integration code checks (§ 3.3); /sms answers the same shape.
+        # ASSUMPTION: 202, as Courier's handler checks; /sms answers the same shape.
         return json_response(resp, 202)
 
     @route("POST", r"/v1/(?P<sid>[^/]+)/messages")
@@ -384,7 +389,7 @@ class KaleyraEmulator(Emulator):
             return
         # The event's own time (not when a manual clock's timers happened to run).
         at = m.created_at + timedelta(seconds=offset)
-        # ASSUMPTION: the SMS callback's variable names are not published (§ 3.5); these
+        # ASSUMPTION: the SMS callback's variable names are not published (sms-callback); these
         # mirror the incoming profile's (id, recipient, status, status_trace, timestamp) plus ref.
         payload = {
             "id": m.message_id,
@@ -398,7 +403,7 @@ class KaleyraEmulator(Emulator):
         url, method = m.callback["url"], m.callback["method"]
         headers = dict(m.callback.get("header") or {})
         if method == "GET":
-            # § 3.5: Kaleyra calls the URL with GET (query) or POST, as configured.
+            # sms-callback: Kaleyra calls the URL with GET (query) or POST, as configured.
             sep = "&" if "?" in url else "?"
             self.push(url + sep + urlencode(payload), method="GET", headers=headers)
         else:
@@ -413,7 +418,8 @@ class KaleyraEmulator(Emulator):
             return self._field_error("message_ids", "message_ids is required")
         with self.lock:
             found = [self.messages[i] for i in ids if i in self.messages]
-        # § 3.4: {"data":[{"campaign_id": "…:1", "status": "Delivered", "status_details": "DELIVERED"}], "error":{}}
+        # sms-api-status: {"data":[{"campaign_id": "…:1", "status": "Delivered", "status_details": "DELIVERED"}],
+        # "error":{}}
         data = [{"campaign_id": m.message_id, "status": m.status, "status_details": m.details} for m in found]
         return json_response({"data": data, "error": {}})
 
@@ -427,7 +433,7 @@ class KaleyraEmulator(Emulator):
 
     @route("GET", r"/v1/(?P<sid>[^/]+)/messages")
     def list_messages(self, req: EmuRequest, sid: str) -> EmuResponse:
-        # ASSUMPTION: the message log (§ 3.4, api-evangelist's model) filters by `ref`, the
+        # ASSUMPTION: the message log (api-evangelist's model of the Kaleyra API) filters by `ref`, the
         # column Kaleyra's reports show; smsrelay uses it to settle an ambiguous send.
         if denied := self._auth(req, sid):
             return denied

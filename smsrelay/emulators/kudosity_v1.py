@@ -1,7 +1,9 @@
 """Kudosity's V1 "Transmit SMS" API (``api.transmitsms.com``), as a local server.
 
-Built from ``transmit-sms-api-v1.openapi.json`` (OAS1) and the research notes
-``kudosity.md`` (cited as §). HTTP Basic ``api_key:api_secret``, form bodies (or a
+Citations: OAS1 is the V1 OpenAPI (https://developers.kudosity.com/openapi/api_documentation.yml),
+"signature page" https://developers.kudosity.com/docs/validating-webhook-signatures-from-kudosity,
+"Kudosity docs" the docs' source (https://github.com/kudosity/kudosity-dev-docs); each with the
+fact it gives. HTTP Basic ``api_key:api_secret``, form bodies (or a
 query string), ``.json`` paths, errors as ``{"error": {"code", "description"}}``.
 DLR, reply and link-hit callbacks are GET requests to the URLs given per send (or
 the account defaults given to the constructor), signed with
@@ -34,14 +36,14 @@ __all__ = ["KudosityV1Emulator"]
 
 OUTCOMES = {"0001": "hard-bounce", "0002": "soft-bounce", "0003": "hard-bounce", "0008": "pending"}
 REPLIES = {"0004": "YES", "0005": "NO", "0007": "STOP"}
-MAX_TO = 500  # §3.8: up to 500 comma-separated numbers
-MAX_CHARS = 612  # §3.8
-PRICE_PER_PART = Decimal("0.087")  # §3.8's sample send: one part cost 0.087
+MAX_TO = 500  # OAS1 send-sms `to`: up to 500 comma-separated numbers
+MAX_CHARS = 612  # OAS1 send-sms `message`: at most 612 characters
+PRICE_PER_PART = Decimal("0.087")  # OAS1 send-sms sample: one part cost 0.087
 OK = {"code": "SUCCESS", "description": "OK"}
 
 
 def _v1_time(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M:%S")  # §3.9: YYYY-MM-DD HH:MM:SS, UTC
+    return dt.strftime("%Y-%m-%d %H:%M:%S")  # Kudosity docs (timestamps): YYYY-MM-DD HH:MM:SS, UTC
 
 
 class KudosityV1Emulator(Emulator):
@@ -68,7 +70,7 @@ class KudosityV1Emulator(Emulator):
         self.senders = senders
         self.balance = Decimal(str(balance))
         self.user_id = user_id
-        # Account defaults (Settings); a send's own callback URLs override them (§3.8).
+        # Account defaults (Settings); a send's own callback URLs override them (OAS1 send-sms).
         self.defaults = {
             "dlr_callback": dlr_callback,
             "reply_callback": reply_callback,
@@ -85,7 +87,7 @@ class KudosityV1Emulator(Emulator):
     # -- envelope and errors --------------------------------------------------------
     @staticmethod
     def _error(code: str, description: str, status: int) -> EmuResponse:
-        # §3.9: the V1 error block, with the HTTP status as its `header`.
+        # OAS1 error responses: the error block, with the HTTP status as its `header`.
         return json_response({"error": {"code": code, "description": description, "header": status}}, status)
 
     def not_found(self, req: EmuRequest) -> EmuResponse:
@@ -95,7 +97,7 @@ class KudosityV1Emulator(Emulator):
         return self._error("NOT_IMPLEMENTED", "The requested method is not implemented", 404)
 
     def rate_limited(self, req: EmuRequest, headers: dict[str, str]) -> EmuResponse:
-        # §3.9: 429 with OVER_LIMIT; the request is dropped, not queued.
+        # Kudosity docs (rate limits): 429 with OVER_LIMIT; the request is dropped, not queued.
         resp = self._error("OVER_LIMIT", "You have exceeded the number of API calls per second", 429)
         resp.headers.update(headers)
         return resp
@@ -121,7 +123,7 @@ class KudosityV1Emulator(Emulator):
 
     @staticmethod
     def _params(req: EmuRequest) -> dict[str, str]:
-        # §3.8: form-encoded POST, some calls by GET with a query string.
+        # OAS1: form-encoded POST, some calls by GET with a query string.
         return {**req.params, **(req.form() if req.method == "POST" else {})}
 
     @staticmethod
@@ -146,7 +148,7 @@ class KudosityV1Emulator(Emulator):
             return self._invalid(f"'to' has more than {MAX_TO} numbers")
         sender = p.get("from", "")
         if sender and sender not in self.senders:
-            # §3.9 BAD_CALLER_ID: sender invalid, inactive or expired.
+            # Kudosity docs (V1 error codes), BAD_CALLER_ID: sender invalid, inactive or expired.
             alnum = sender.replace("_", "").replace("-", "").isalnum() and not sender.isdigit()
             if not (alnum and len(sender) <= 11):
                 return self._error("BAD_CALLER_ID", f"Caller ID '{sender}' is invalid or inactive", 400)
@@ -167,7 +169,7 @@ class KudosityV1Emulator(Emulator):
             try:
                 e164 = normalize(n, p.get("countrycode") or None) if p.get("countrycode") else normalize("+" + n)
             except InvalidRequest:
-                continue  # §3.8: "invalid numbers will be ignored"
+                continue  # OAS1 send-sms: "invalid numbers will be ignored"
             digits = e164.lstrip("+")
             if digits not in numbers:
                 numbers.append(digits)
@@ -227,7 +229,7 @@ class KudosityV1Emulator(Emulator):
         now = self.clock.now()
         with self.lock:
             msg["recipients"][number]["status"] = status
-        # §3.8 DLR params, in the order of the signature page's sample.
+        # OAS1 dlr_callback params, in the order of the signature page's sample.
         self._callback(
             msg,
             "dlr_callback",
@@ -248,7 +250,7 @@ class KudosityV1Emulator(Emulator):
         full = url + ("&" if "?" in url else "?") + urlencode(params)
         query = full.split("?", 1)[1]
         secret = next(iter(self.credentials.values()))
-        # §3.7: HMAC-SHA256 with the API secret over json_encode of the query, in order.
+        # Signature page: HMAC-SHA256 with the API secret over json_encode of the query, in order.
         self.push(full, method="GET", headers={"x-transmitsms-signature": v1_signature(query, secret)})
 
     def _reply_later(self, msg: dict[str, Any], number: str, text: str) -> None:
@@ -273,7 +275,7 @@ class KudosityV1Emulator(Emulator):
             self.responses.append(row)
             if msg and optout:
                 msg["recipients"][number]["optout"] = True
-        # §3.8 reply callback params.
+        # OAS1 reply_callback params.
         self._callback(
             msg,
             "reply_callback",
@@ -308,7 +310,7 @@ class KudosityV1Emulator(Emulator):
             rcpt = msg["recipients"][number]
             rcpt["hits"] += 1
             hits = rcpt["hits"]
-        # §3.8 link hits params.
+        # OAS1 link_hits_callback params.
         self._callback(
             msg,
             "link_hits_callback",
@@ -358,7 +360,7 @@ class KudosityV1Emulator(Emulator):
             size = int(p.get("max") or default_max)
         except ValueError:
             return self._invalid("'page' and 'max' must be numbers")
-        if page < 1 or not 1 <= size <= 100:  # §3.9: max is at most 100
+        if page < 1 or not 1 <= size <= 100:  # Kudosity docs (pagination): max is at most 100
             return self._invalid("'page' must be ≥ 1 and 'max' 1-100")
         return page, size
 
@@ -382,7 +384,7 @@ class KudosityV1Emulator(Emulator):
             rows = [(n, r) for n, r in rows if r["status"] == wanted or (wanted == "failed" and r["status"] in bounce)]
         total = len(rows)
         chunk = rows[(page - 1) * size : page * size]
-        # §3.8: a paginated `recipients` list with each one's delivery_status; OAS1's
+        # OAS1 get-sms-sent: a paginated `recipients` list with each one's delivery_status; OAS1's
         # example carries `total` and `page` at the top and `optout` as false/true.
         return json_response(
             {
@@ -539,7 +541,7 @@ class KudosityV1Emulator(Emulator):
             self.responses.clear()
             self.exchanges.clear()
 
-    # -- the kit's control API, in V1's terms (§3.8 callbacks) --------------------------------
+    # -- the kit's control API, in V1's terms (OAS1 callbacks) --------------------------------
     def _last_to(self, phone: str) -> dict[str, Any]:
         number = phone.lstrip("+")
         with self.lock:
@@ -552,13 +554,13 @@ class KudosityV1Emulator(Emulator):
         return self.inject_reply(phone, text)
 
     def control_link_hit(self, phone: str, url: str | None) -> dict[str, Any]:
-        # §3.8: the link is the send's tracked_link_url; a hit names no other URL.
+        # OAS1 link_hits_callback: the link is the send's tracked_link_url, no other URL.
         msg = self._last_to(phone)
         self.link_hit(msg["message_id"], phone.lstrip("+"))
         return {"message_id": msg["message_id"], "hits": msg["recipients"][phone.lstrip("+")]["hits"]}
 
     def control_opt_out(self, phone: str) -> dict[str, Any]:
-        # §3.8: an opt-out is a STOP reply, called back with is_optout=yes.
+        # OAS1 reply_callback: an opt-out is a STOP reply, called back with is_optout=yes.
         return self.inject_reply(phone, "STOP")
 
     def control_messages(self) -> Iterable[dict[str, Any]]:

