@@ -10,9 +10,9 @@ a throttle. See ``docs/routing.md``.
 ::
 
     accounts:
-      th: {provider: mesms, api_key: ${MESMS_KEY}, sender: ACME, prices: {TH: 0.012}}
-      au: {provider: kudosity, api: v2, api_key: ${KUDOSITY_KEY}, sender: "61481074185"}
-      phone: {provider: smskit, api_key: ${SMSKIT_KEY}}
+      th: {provider: mesms, api_key: "${MESMS_KEY}", sender: ACME, prices: {TH: 0.012}}
+      au: {provider: kudosity, api: v2, api_key: "${KUDOSITY_KEY}", sender: "61481074185"}
+      phone: {provider: smskit, api_key: "${SMSKIT_KEY}"}
     routes:
       - match: {country: TH}
         accounts: [th]
