@@ -1,8 +1,10 @@
 """Airflow imports that differ between Airflow 3 (``airflow.sdk``) and 2.10/2.11.
 
-research/airflow.md §2.4/§2.5: Airflow 2 has no ``airflow.sdk``; the old paths still
-import on 3.x but warn, so the new ones are tried first. Names resolve lazily, on
-first use, so a DAG file that uses only the operator does not load the sensor or
+Airflow 3 moved the authoring classes into the Task SDK, ``airflow.sdk``
+(https://airflow.apache.org/docs/task-sdk/stable/); Airflow 2 has none, and the old paths
+still import on 3.x but warn, so the new ones are tried first. The map mirrors the
+common-compat provider's ``sdk`` module (https://github.com/apache/airflow/tree/main/providers/common/compat).
+Names resolve lazily, on first use, so a DAG file that uses only the operator does not load the sensor or
 notifier machinery (DAG-parse cost, issue 9).
 """
 
@@ -71,5 +73,5 @@ AIRFLOW_V_3_1_PLUS = airflow_version() >= (3, 1)
 
 
 def notifier_init_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``BaseNotifier(context=...)`` exists only from 3.1 (research/airflow.md §2.6)."""
+    """``BaseNotifier(context=...)`` exists only from 3.1 (the Task SDK's ``bases/notifier.py``)."""
     return kwargs if AIRFLOW_V_3_1_PLUS else {}

@@ -1,7 +1,7 @@
 """The read-only calls sensors make (on the worker) and triggers make (in a thread).
 
 Nothing here sends: a trigger may be replayed after a triggerer restart, so it only
-reads delivery reports and the event feed (research/airflow.md §0.5).
+reads delivery reports and the event feed (https://github.com/apache/airflow/issues/67945).
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ __all__ = [
 AuthMethod = Literal["jwt", "client_credentials", "token"]
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
-# research/salesforce.md §2.1: SOAP login() is retired from API 65.0 and disabled in new orgs,
-# so username + password is not offered; these are the OAuth flows an External Client App has.
+# https://developer.salesforce.com/docs/platform/api/guide/api-eol-soap.html: SOAP login() is retired
+# from API 65.0 (and disabled in new orgs), so username + password is not offered; these are the
+# OAuth flows an External Client App has.
 AUTH_KEYS: dict[str, tuple[str, ...]] = {
     "jwt": ("consumer_key", "username", "private_key_file"),
     "client_credentials": ("consumer_key", "consumer_secret"),
@@ -403,7 +404,8 @@ def _org(r: _Reader, data: Mapping[str, Any]) -> OrgAuth:
             f"auth {method} needs your My Domain (e.g. acme.my or acme--uat.sandbox.my), or login_url",
         )
     if domain and not login_url:
-        # research/salesforce.md §2.1: External Client Apps want the My Domain as the JWT audience.
+        # https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm:
+        # an External Client App wants the My Domain login URL as the JWT audience.
         if domain in ("login", "test"):
             raise r.error("salesforce.domain", "use your My Domain (e.g. acme.my), not login or test")
         login_url = f"https://{domain}.salesforce.com"

@@ -53,7 +53,8 @@ __all__ = [
 log = logging.getLogger("smsrelay.salesforce.org")
 T = TypeVar("T")
 
-# research/salesforce.md §2.6: Airflow's bulk operator retries exactly these per-record codes.
+# Airflow's Salesforce bulk operator retries exactly these per-record codes:
+# https://github.com/apache/airflow/blob/main/providers/salesforce/src/airflow/providers/salesforce/operators/bulk.py
 TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE"})
 # ASSUMPTION: a SOQL query travels in the URL of a GET; Salesforce documents a 16,384-byte URI
 # limit for REST, so IN lists are cut well below it (quotes and "+" grow when URL-encoded).
@@ -324,8 +325,8 @@ class Org:
             key = a.private_key or Path(a.private_key_file or "").read_text(encoding="utf-8")
             # Wall time, not the injectable clock: Salesforce checks exp against its own real clock.
             now = int(time.time())
-            # research/salesforce.md §2.1: iss = consumer key, sub = user, aud = the (My Domain) login
-            # URL, exp within 3 minutes, RS256.
+            # https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm:
+            # iss = consumer key, sub = user, aud = the (My Domain) login URL, exp within 3 minutes, RS256.
             claims = {"iss": a.consumer_key, "sub": a.username, "aud": a.login_url, "exp": now + 180}
             assertion = jwt.encode(claims, key, algorithm="RS256")
             data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}

@@ -47,7 +47,8 @@ __all__ = ["STOP_WORDS", "Puller", "Window"]
 
 log = logging.getLogger("smsrelay.salesforce.pull")
 
-# research/salesforce.md §4.6: the opt-out keywords carriers and vendors honour.
+# The opt-out keywords carriers honour (https://help.twilio.com/articles/223134027: STOP, STOPALL,
+# UNSUBSCRIBE, CANCEL, END, QUIT), plus REMOVE and OPTOUT, which Salesforce SMS vendors add.
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REMOVE", "OPTOUT", "OPT-OUT"})
 # Delivery_Status__c picklist value -> core status ("Pending" is no report yet).
 PICKLIST_STATUS: dict[str, Status] = {v: s for s, v in DELIVERY_PICKLIST.items()}

@@ -37,7 +37,8 @@ def _extras(conn: Any) -> dict[str, Any]:
     prefix = f"extra__{conn.conn_type}__"
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        # research/airflow.md §2.3: the 2.x UI wrote extras as extra__<type>__<field>.
+        # The 2.x UI wrote extras as extra__<type>__<field>, which Slack's provider reads too:
+        # https://github.com/apache/airflow/blob/main/providers/slack/src/airflow/providers/slack/utils/__init__.py
         name = key[len(prefix) :] if key.startswith(prefix) else key
         if value is None or value == "":
             continue
@@ -50,7 +51,8 @@ def _base_url(conn: Any) -> str | None:
     if not host:
         return None
     if "://" not in host:
-        # research/airflow.md §4: a URI connection's host has no scheme; schema carries it.
+        # A URI connection's host has no scheme; schema carries it, as HttpHook reads it:
+        # https://airflow.apache.org/docs/apache-airflow-providers-http/stable/connections/http.html
         host = f"{conn.schema or 'https'}://{host}"
     if conn.port and host.count(":") < 2:
         host = f"{host}:{conn.port}"
@@ -149,7 +151,8 @@ class SmsHook(BaseHook):
         }
         self._connection = connection
         # Triggers pass False: a synchronous mask_secret call from the triggerer's loop can deadlock
-        # (research/airflow.md §2.5); the connection they fetch is masked by Airflow already.
+        # (common-compat's get_async_connection, https://github.com/apache/airflow/tree/main/providers/common/compat);
+        # the connection they fetch is masked by Airflow already.
         self.mask_secrets = mask_secrets
 
     def __repr__(self) -> str:

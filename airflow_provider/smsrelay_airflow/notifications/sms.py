@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MESSAGE", "SmsNotifier", "send_sms_notification"]
 
-# research/airflow.md §5: users want a sensible default body instead of a long Jinja string.
+# Users want a sensible default body instead of a long Jinja string:
+# https://github.com/apache/airflow/issues/35381 ("Extend Notifier interface").
 DEFAULT_MESSAGE = (
     "Airflow {{ (ti.state or 'callback') | string | upper }}: {{ dag.dag_id if dag else ti.dag_id }}"
     ".{{ ti.task_id if ti else '' }} run {{ run_id }} try {{ ti.try_number if ti else '' }}"

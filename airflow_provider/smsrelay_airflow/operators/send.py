@@ -1,6 +1,7 @@
 """``SendSmsOperator``: send a templated SMS to one number or many, exactly once per recipient.
 
-Retry safety, in three layers (research/airflow.md §0.5):
+Retry safety, in three layers (a triggerer restart replays a trigger, apache/airflow#67945,
+https://github.com/apache/airflow/issues/67945, so sends happen on the worker only):
 
 1. Every message carries an idempotency key derived from dag id, run id, task id,
    map index, recipient and body; providers with native keys dedupe on it.

@@ -35,9 +35,10 @@ response), :meth:`OrgEmulator.expire_sessions` (401 ``INVALID_SESSION_ID``) and
 Run standalone with ``python -m smsrelay_salesforce.testing`` (or
 ``smsrelay-salesforce emulate-org``): see :func:`main`.
 
-Sources: ``research/salesforce.md`` (§2 the REST API and simple-salesforce 1.12,
-§2.8 limits and ``Sforce-Limit-Info``, the appendix on HTTPS with trustme), and the
-Salesforce REST API Developer Guide pages named at each behaviour.
+Sources: simple-salesforce 1.12 (https://github.com/simple-salesforce/simple-salesforce),
+the Limit Info header (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm),
+trustme for loopback HTTPS (https://trustme.readthedocs.io), and the Salesforce REST API
+Developer Guide pages named at each behaviour.
 """
 
 from smsrelay_salesforce.testing.auth import JwtCredentials, TlsFiles, make_jwt_credentials, make_tls

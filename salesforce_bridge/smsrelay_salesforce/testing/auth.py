@@ -110,7 +110,7 @@ class AuthApi(OrgStore):
             return self._jwt_bearer(req, form.get("assertion", ""))
         if grant == "client_credentials":
             return self._client_credentials(req, form)
-        # Username-password and refresh flows are not offered: research/salesforce.md §2.1.
+        # Username-password and refresh flows are not offered: SOAP login() is retired, https://developer.salesforce.com/docs/platform/api/guide/api-eol-soap.html.
         return self._oauth_error("unsupported_grant_type", "grant type not supported")
 
     def _oauth_error(self, error: str, description: str, status: int = 400) -> EmuResponse:

@@ -715,7 +715,8 @@ class OrgStore(Emulator):
         return self._with_limit_header(resp)
 
     def _with_limit_header(self, resp: EmuResponse) -> EmuResponse:
-        # research/salesforce.md §2.8: every REST response carries Sforce-Limit-Info: api-usage=N/M.
+        # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm:
+        # every REST response carries Sforce-Limit-Info: api-usage=N/M.
         resp.headers["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{self.api_limit}"
         return resp
 
