@@ -1,4 +1,4 @@
-"""The Kaleyra emulator speaks the documented contract (seed 003, research § 3) over raw HTTP."""
+"""The Kaleyra emulator speaks the documented contract (https://developers.kaleyra.io/docs/) over raw HTTP."""
 
 from __future__ import annotations
 

@@ -93,15 +93,15 @@ def v1_spec_as_observed() -> dict[str, Any]:
     paths = spec["paths"]
     # OAS1 marks message_id, keyword_id, keyword and number all required, while its own
     # descriptions make them alternatives ("Required if keyword_id or keyword is not
-    # set"); kudosity.md §3.8 lists them as filters. We drop the impossible "required".
+    # set"); the Kudosity docs list them as filters. We drop the impossible "required".
     form = paths["/get-sms-responses.json"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
     form["schema"].pop("required", None)
     # OAS1 types get-sms-sent's `delivery` as boolean, yet documents the values
-    # delivered | failed | pending (kudosity.md §3.8).
+    # delivered | failed | pending (Kudosity docs, get-sms-sent).
     sent_form = paths["/get-sms-sent.json"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
     sent_form["schema"]["properties"]["delivery"] = {"type": "string", "enum": ["delivered", "failed", "pending"]}
     # OAS1 types `recipients` as one object with a `delivery_status` object; the docs and
-    # kudosity.md §3.8 describe a paginated list of recipients with a status string.
+    # https://github.com/kudosity/kudosity-dev-docs describe a paginated list of recipients with a status string.
     sent = paths["/get-sms-sent.json"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     sent["properties"]["recipients"] = {
         "type": "array",
@@ -126,7 +126,7 @@ def v1_spec_as_observed() -> dict[str, Any]:
     }
     sent["properties"]["total"] = {"type": "integer"}
     sent["additionalProperties"] = False
-    # §3.9: V1 timestamps are "YYYY-MM-DD HH:MM:SS" in UTC (the XML example and the
+    # Kudosity docs (timestamps): V1 timestamps are "YYYY-MM-DD HH:MM:SS" in UTC (the XML example and the
     # timestamps page); OAS1 declares RFC 3339 date-time for send_at.
     # Its own descriptions say so too ("Must be in ISO8601 format YYYY-MM-DD HH:MM:SS").
     v1_time = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"}
@@ -160,7 +160,7 @@ def check_exchanges(openapi: OpenAPI, spec: dict[str, Any], host: str, exchanges
         else:
             counts["undeclared"] += 1
             body = json.loads(resp.body)
-            # Undeclared errors keep the shapes kudosity.md §3.9 recorded: a plain string,
+            # Undeclared errors keep the shapes the Kudosity docs show: a plain string,
             # or the {code, description} block of the auth and rate-limit errors.
             assert isinstance(body.get("error"), str) or set(body["error"]) >= {"code", "description"}, body
     return counts
@@ -193,7 +193,7 @@ def test_v2_every_request_and_response_matches_the_spec(kudosity_v2_factory, kud
     counts = check_exchanges(openapi, V2_SPEC, V2_HOST, kudosity_v2_emulator.exchanges)
     assert counts["requests"] == len(kudosity_v2_emulator.exchanges)
     assert counts["responses"] >= 15
-    # POST /v2/sms declares no error response; its 400 is the plain string of §3.2.
+    # POST /v2/sms declares no error response; its 400 is the plain string of OAS2's error examples.
     assert counts["undeclared"] >= 1
 
 
@@ -234,7 +234,8 @@ def test_v2_status_table_covers_the_spec_enums():
 
 
 # -- the seed check: the research's printed examples and the live captures ----------------
-# kudosity.md §3.6, verbatim (so some lines are long).
+# The webhook payload examples of the Kudosity docs (https://github.com/kudosity/kudosity-dev-docs,
+# about-webhooks), verbatim (so some lines are long).
 KUDOSITY_MD_EXAMPLES = [
     """{ "event_type":"SMS_STATUS","timestamp":"2025-04-23T00:05:18.567890Z",
   "webhook_id":"fd0e6485-b905-44c1-bd55-fee1d0d6d864","webhook_name":"SMS Status Webhook",
@@ -329,6 +330,7 @@ def test_v1_polled_delivery_reports_use_get_sms_sent_as_specified(kudosity_v1_fa
     events = client.events(cursor="conformance").events
     assert sum(isinstance(e, Delivery) for e in events) == 131
     polls = [r.form() for r in kudosity_v1_emulator.received("POST", r"/get-sms-sent\.json")]
-    assert [(f["page"], f["max"]) for f in polls] == [("1", "100"), ("2", "100")]  # §3.9: max is at most 100
+    # Kudosity docs (pagination): max is at most 100.
+    assert [(f["page"], f["max"]) for f in polls] == [("1", "100"), ("2", "100")]
     counts = check_exchanges(openapi, V1_SPEC, V1_HOST, kudosity_v1_emulator.exchanges)
     assert counts["requests"] == len(kudosity_v1_emulator.exchanges) and counts["responses"] >= 4

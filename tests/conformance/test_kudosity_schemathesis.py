@@ -50,7 +50,8 @@ def v2_spec() -> dict[str, Any]:
 def v1_spec() -> dict[str, Any]:
     spec = v1_spec_as_observed()
     # With none of its alternative filters, get-sms-responses has no body at all: the last 30
-    # days are listed (kudosity.md §3.8), so the body cannot be required either.
+    # days are listed (Kudosity docs, https://github.com/kudosity/kudosity-dev-docs), so the body
+    # cannot be required either.
     spec["paths"]["/get-sms-responses.json"]["post"]["requestBody"]["required"] = False
     return spec
 

@@ -1,7 +1,7 @@
 """The V1 callback signature, checked against Kudosity's own construction run under PHP.
 
 Kudosity's sample signature cannot be reproduced (its account secret is not
-published), so the oracle is the reference script of kudosity.md §3.7:
+published), so the oracle is the reference script of https://developers.kudosity.com/docs/validating-webhook-signatures-from-kudosity:
 ``parse_url`` → ``parse_str`` → ``json_encode`` → ``hash_hmac('sha256', …)``, run
 by Debian's php-cli over hypothesis-generated callbacks. The Python verifier must
 agree byte for byte, and must refuse a reordered or altered query.
@@ -27,7 +27,7 @@ from smsrelay.webhooks import WebhookRequest
 
 pytestmark = pytest.mark.php
 
-# Kudosity's reference script (kudosity.md §3.7), as a loop over JSON lines so one
+# Kudosity's reference script (the signature page above), as a loop over JSON lines so one
 # PHP process serves every example.
 ORACLE = r"""<?php
 while (($line = fgets(STDIN)) !== false) {
@@ -149,7 +149,7 @@ def test_reordered_or_altered_query_is_refused(php: PhpOracle, query: str, data:
 @pytest.mark.parametrize(
     "query",
     [
-        # The worked example of the signature page (kudosity.md §3.7), with its real values.
+        # The worked example of the signature page, with its real values.
         "message_id=483979011&mobile=61429859724&datetime=2021-04-26+04%3A18%3A00&status=delivered&user_id=63935&rate=10",
         "myparameter=myvalue&message_id=331694668&mobile=61400000001&datetime=2020-05-16 12:10:00&status=delivered",
         "a.b=1&a_b=2&c=%zz&d=%2F%2f&e=&f",

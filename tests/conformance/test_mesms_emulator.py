@@ -1,4 +1,4 @@
-"""The ME-SMS emulator speaks the documented contract (seed 002, research § 2) over raw HTTP."""
+"""The ME-SMS emulator speaks the documented contract (https://me-sms.com/en/api-docs) over raw HTTP."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_errors_are_json_with_error_and_code(
 def test_send_answers_a_uuid_and_recipients_page_by_cursor(mesms_emulator: MeSmsEmulator) -> None:
     numbers = [f"6681234{i:04d}" for i in range(5)] + ["6612"]  # the last is outside Thai ranges
     resp = post(mesms_emulator, ok_body(msisdns=numbers))
-    assert resp.status_code == 200  # research § 2.3: 200, not 202
+    assert resp.status_code == 200  # ME-SMS docs, send: 200, not 202
     uuid = resp.json()["uuid"]
     url = f"{mesms_emulator.url}/api/v2/sms/{uuid}/recipients"
     first = requests.get(url, params={"after": 0, "limit": 4}, headers=KEY, timeout=10).json()

@@ -65,7 +65,7 @@ def test_send_and_wait_for_delivery(run_action, kudosity):
     )
     assert run.code == 0, run.stdout + run.stderr
     bodies = sent(kudosity)
-    assert sorted(b["recipient"] for b in bodies) == [OK[1:], OK_2[1:]]  # §3.2: digits, no "+"
+    assert sorted(b["recipient"] for b in bodies) == [OK[1:], OK_2[1:]]  # V2 OpenAPI SendSMSRequest: digits, no "+"
     assert {b["message"] for b in bodies} == {"Deployed acme/api"}
     assert all(r.header("x-api-key") == KEY for r in kudosity.received("POST", "/v2/sms"))
     assert run.outputs["status"] == "delivered"

@@ -39,7 +39,8 @@ for argv in {commands!r}:
 def cli(airflow_db_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     where = tmp_path_factory.mktemp("airflow-cli")
     af = new_airflow_home(airflow_db_template, where)
-    af.env["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"  # research/airflow.md §2.3: off by default
+    # Off by default: https://airflow.apache.org/docs/apache-airflow/stable/configurations-ref.html#test-connection
+    af.env["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
     extra = json.dumps({"path": str(where / "sandbox.db")})
     commands = [
         ["providers", "list", "-o", "json"],

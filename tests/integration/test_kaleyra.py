@@ -291,7 +291,7 @@ def wait_for(sink: HookSink, n: int) -> list:
 
 
 def test_the_documented_status_response_parses(kaleyra: Client, kaleyra_emulator: KaleyraEmulator) -> None:
-    # research/providers.md § 3.4: the status poll's documented response, verbatim.
+    # https://developers.kaleyra.io/docs/sms-api-status: the status poll's documented response, verbatim.
     doc = '{"data":[{"campaign_id":"507XXXX-…:1","status":"Delivered","status_details":"DELIVERED"}],"error":{}}'
     kaleyra_emulator.inject("status", status=200, method="GET", path=SEND + "/status", body=doc)
     (report,) = kaleyra.status("507XXXX-…:1").values()

@@ -27,7 +27,7 @@ PROBLEM = {
 @pytest.mark.parametrize(
     ("status", "body", "cls", "text", "field"),
     [
-        # V2 SMS and webhook endpoints: a plain string (kudosity.md §3.9).
+        # V2 SMS and webhook endpoints: a plain string (https://developers.kudosity.com/openapi/public-openapi.yaml).
         (400, {"error": "Validation Error: recipient: invalid phone number"}, InvalidRequest, "recipient", "recipient"),
         # V2 Problem Details wrapped in CommonErrorResponse (OAS2).
         (

@@ -45,7 +45,7 @@ def test_poll_yields_each_status_change_once_and_then_drops_settled_sends(kudosi
     provider = kudosity_v1.provider
 
     first, cursor = poll_all(provider, None)
-    # No DLR yet: get-sms-sent says pending, which is "sent" (§3.8).
+    # No DLR yet: get-sms-sent says pending, which is "sent" (OAS1 get-sms-sent, https://developers.kudosity.com/openapi/api_documentation.yml).
     assert statuses(first) == {(p, Status.SENT) for p in (DELIVERED, FAILED, REPLIES, SILENT)}
     assert all(e.message_id == f"{campaign}:{e.phone.lstrip('+')}" and e.batch_id == campaign for e in first)
     again, cursor = poll_all(provider, cursor)

@@ -47,7 +47,7 @@ def test_status_and_trace_map_onto_the_lifecycle(
 
 
 def test_the_documented_incoming_sample_is_a_reply_and_an_opt_out() -> None:
-    # research/providers.md § 3.6: Kaleyra's sample for the incoming-SMS callback profile, verbatim.
+    # https://developers.kaleyra.io/docs/receive-message: the incoming-SMS callback profile's sample, verbatim.
     sample = (
         '{"description":"Message has been sent","id":"90eX…48","kid":"90e7…08","recipient":"+91XXXXXXXXXX",'
         '"source":"91XXXXXXXXXX","status":"SENT","status_trace":"SENT","message":"UNSUBSCRIBE THE OFFER message",'

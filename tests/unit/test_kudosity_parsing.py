@@ -44,7 +44,7 @@ def test_v2_status_is_matched_case_insensitively_and_keeps_raw(raw):
 
 def test_status_tables_are_complete_and_sane():
     assert V2_STATUS["SOFT_BOUNCE"] is Status.EXPIRED and V2_STATUS["ACCEPTED"] is Status.SENT
-    assert not V2_STATUS["ACCEPTED"].final  # ACCEPTED ≠ delivered (kudosity.md §3.6)
+    assert not V2_STATUS["ACCEPTED"].final  # ACCEPTED ≠ delivered (the V2 OpenAPI's Status)
     assert V1_STATUS == {
         "delivered": Status.DELIVERED,
         "pending": Status.SENT,
