@@ -237,7 +237,8 @@ class Org:
             session.mount("http://", adapter)
         self.session = session
         if auth.ca_bundle:
-            # research/salesforce.md appendix: REQUESTS_CA_BUNDLE would override verify otherwise.
+            # REQUESTS_CA_BUNDLE would override verify otherwise (requests' docs, SSL Cert Verification:
+            # https://requests.readthedocs.io/en/latest/user/advanced/#ssl-cert-verification).
             self.session.verify = auth.ca_bundle
             self.session.trust_env = False
         self.session.hooks["response"].append(self._on_response)

@@ -1,6 +1,6 @@
 """The SMSKit emulator and adapter against the seed document's literal examples.
 
-The payloads below are copied verbatim from ``seeds/001_a5993eb8f6f0e983.txt``.
+The payloads below are copied verbatim from SMSKit's API reference (https://smskit.cloud/docs/api).
 """
 
 from __future__ import annotations
