@@ -41,6 +41,12 @@ print(json.dumps({"sdk_cpu": c1 - c0, "sdk_wall": w1 - w0, "cpu": c2 - c1, "wall
 """.replace("__HEAVY__", repr(HEAVY))
 
 
+def _cpu(timings: dict[str, float | list[str]]) -> float:
+    value = timings["cpu"]
+    assert not isinstance(value, list)
+    return float(value)
+
+
 def sample(modules: tuple[str, ...]) -> dict[str, float | list[str]]:
     """One fresh interpreter's timings (seconds) for importing ``modules`` after ``airflow.sdk``."""
     out = subprocess.run(
@@ -81,6 +87,6 @@ def run(smoke: bool) -> list[Figure]:
         ),
     ]
     for module in () if smoke else MODULES:
-        one = statistics.median(float(sample((module,))["cpu"]) for _ in range(3)) * 1000
+        one = statistics.median(_cpu(sample((module,))) for _ in range(3)) * 1000
         figures.append(Figure(BENCH, f"{module.split('.', 1)[1]} alone (CPU)", round(one, 1), "ms"))
     return figures

@@ -162,8 +162,9 @@ def _v1(n: int) -> list[Figure]:
         started = time.perf_counter()
         capacity(bulk, concurrency=min(8, len(bulk)))
         raw_rate = n / (time.perf_counter() - started)  # messages a second in 500-number calls
-        opts = {"api": "v1", "api_key": KEY, "api_secret": SECRET, "sender": SENDER, "base_url": url}
-        with Client("kudosity", rate_limit=1e9, env={}, **opts) as client:
+        with Client(
+            "kudosity", rate_limit=1e9, env={}, api="v1", api_key=KEY, api_secret=SECRET, sender=SENDER, base_url=url
+        ) as client:
             recipients = [Recipient(_number(i)) for i in range(n)]
             ours, made = _timed_send(client, Message(SHARED, ref="bench-v1"), recipients)
             personal_seconds, personal_made = _timed_send(
