@@ -17,10 +17,10 @@ from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import Unsupported
 from smsrelay.model import Capabilities, Delivery, Event, PreparedSms, RecipientResult
 from smsrelay.phone import WireFormat
-from smsrelay.transport import ErrorMapper, Limiter, RetryPolicy, Transport
 
 if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
+    from smsrelay.transport import ErrorMapper, Limiter, Transport
     from smsrelay.webhooks import WebhookRequest
 
 __all__ = ["Balance", "BatchOutcome", "EventPage", "Provider", "Quote", "Webhook"]
@@ -120,6 +120,9 @@ class Provider(abc.ABC):
         the adapter's documented ``default_rate_limit``) unless ``limiter`` is given,
         and pool a connection per concurrent worker.
         """
+        # Imported here: requests loads only when an adapter speaks HTTP (the sandbox does not).
+        from smsrelay.transport import RetryPolicy, Transport
+
         settings = self.settings
         concurrency = settings.concurrency or self.capabilities.concurrency
         return Transport(
