@@ -56,6 +56,7 @@ INPUT_NAMES = (
     "approval-code",
     "reveal-numbers",
     "message-ids",
+    "routing-file",
 )
 # Names the template context already uses; a CSV column may not hide them.
 RESERVED_VARS = ("github", "env", "vars", "row", "approval_code")
@@ -110,6 +111,8 @@ class Inputs:
     reveal_numbers: bool = False
     # Ids an earlier step sent (its message-id or message-ids output), to follow instead of sending.
     follow_ids: tuple[str, ...] = ()
+    # A routing file (accounts and routes) to send through instead of one provider.
+    routing_file: Path | None = None
 
 
 def parse_bool(runner: Runner, name: str, default: bool) -> bool:
@@ -315,12 +318,30 @@ def _follow_only(runner: Runner) -> None:
         raise InputError("wait-for", "must be delivery with message-ids: the step waits for their delivery reports")
 
 
+def _routing_file(runner: Runner) -> Path | None:
+    """``routing-file``: the accounts and routes to send through, instead of ``provider``."""
+    value = runner.input("routing-file")
+    if not value:
+        return None
+    # Each account's settings are in the file; an input beside it would be silently ignored.
+    for name in ("provider", "api-key", "api-secret", "api-url", "sid", "region", "default-region", "provider-options"):
+        if runner.input(name):
+            raise InputError("routing-file", f"names the accounts' settings, so it cannot be given with {name}")
+    if runner.input("message-ids"):
+        raise InputError("routing-file", "sends; following an earlier step's message-ids takes one provider")
+    if (runner.input("wait-for").lower() or "none") != "none":
+        raise InputError("wait-for", "must be none with routing-file: waits follow one provider's messages")
+    return _workspace_file(runner, "routing-file", value)
+
+
 def parse_inputs(runner: Runner) -> Inputs:
     """Read and check every input; raise :class:`InputError` at the first problem."""
+    routing = _routing_file(runner)
     provider = runner.input("provider").lower()
-    if not provider:
-        raise InputError("provider", f"is required: one of {', '.join(provider_names())}")
-    if provider not in provider_names():
+    # With a routing file, each of its accounts names its own provider.
+    if routing is None and not provider:
+        raise InputError("provider", f"is required (or routing-file): one of {', '.join(provider_names())}")
+    if routing is None and provider not in provider_names():
         raise InputError("provider", f"must be one of {', '.join(provider_names())}, got {provider!r}")
     settings = _settings(runner, provider)
     follow = message_ids(runner)
@@ -378,4 +399,5 @@ def parse_inputs(runner: Runner) -> Inputs:
         duplicates=tuple(duplicates),
         reveal_numbers=parse_bool(runner, "reveal-numbers", False),
         follow_ids=follow,
+        routing_file=routing,
     )

@@ -21,6 +21,7 @@ import sys
 from collections import Counter
 from collections.abc import Collection, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from action.context import template_context
@@ -46,6 +47,7 @@ from smsrelay import (
     Recipient,
     Reply,
     ReplyWords,
+    Router,
     SendResult,
     SmsRelayError,
     Status,
@@ -372,6 +374,8 @@ def _with_code(body: str, code: str, inputs: Inputs) -> str:
 def run(runner: Runner) -> int:
     """Everything after the masks; raises ``InputError`` for a bad input."""
     inputs = parse_inputs(runner)
+    if inputs.routing_file is not None:
+        return _run_routed(runner, inputs, inputs.routing_file)
     settings = build_settings(runner, inputs)
     try:
         client = Client(settings=settings)
@@ -381,6 +385,85 @@ def run(runner: Runner) -> int:
         return _run(runner, client, inputs)
     finally:
         client.close()
+
+
+def _router(runner: Runner, path: Path) -> Router:
+    """The routing file's accounts, their keys masked; an error names the file, line and key."""
+    shown = runner.input("routing-file")
+    try:
+        router = Router.from_file(path, env=runner.env, on_doubt="report")
+    except ConfigError as exc:
+        where = f"{shown}:{exc.line}" if exc.line else shown
+        field = f", field {exc.field!r}" if exc.field else ""
+        raise InputError("routing-file", f"{where}{field}: {exc.detail}") from None
+    for client in router.clients.values():
+        for secret in (client.settings.api_key, client.settings.api_secret):
+            if secret:
+                runner.mask(secret)
+                register_secret(secret)
+    return router
+
+
+def _run_routed(runner: Runner, inputs: Inputs, path: Path) -> int:
+    """Send through the routing file's accounts: each recipient by its route, failover on a definite refusal."""
+    with _router(runner, path) as router:
+        context = template_context(runner.env, inputs.template_vars)
+        message = Message(
+            body=inputs.message,
+            sender=inputs.sender,
+            vars=context,
+            ref=inputs.message_ref or default_ref(runner.env),
+            track_links=inputs.track_links,
+            priority=inputs.priority,
+        )
+        recipients = [Recipient(r.to, vars={**r.vars, "row": dict(r.vars)}) for r in inputs.recipients]
+        try:
+            routed = router.send(recipients, message, dry_run=inputs.dry_run, on_invalid="skip")
+        except InvalidRequest as exc:  # the message itself (template, length): nothing was sent
+            raise InputError(inputs.message_input, exc.message) from None
+        # An id that embeds the number is masked with its account's credentials, as a one-provider
+        # step does, so a later step with that account's settings can read it back.
+        masks = {name: IdMask([c.settings.api_key, c.settings.api_secret]) for name, c in router.clients.items()}
+        rows = []
+        for rcpt, item in zip(inputs.recipients, routed.results, strict=True):
+            res = item.result
+            shown_id = res.message_id
+            if shown_id and item.account and not inputs.reveal_numbers:
+                shown_id = masks[item.account].mask(shown_id, res.to)
+            status = "dry-run" if inputs.dry_run and res.accepted else res.status.value
+            error = "in doubt: the provider may have accepted it; not sent again" if res.in_doubt else res.error
+            rows.append(
+                Row(
+                    res.to or rcpt.to,
+                    rcpt.origin,
+                    status,
+                    res.parts,
+                    shown_id,
+                    error,
+                    key=res.key,
+                    in_doubt=res.in_doubt,
+                    account=item.account,
+                )
+            )
+    display = Display(reveal=inputs.reveal_numbers)
+    _log_rows(runner, rows, display)
+    failed = sum(1 for r in rows if not r.ok)
+    problems = [f"{failed} of {len(rows)} message(s) failed"] if failed and not inputs.dry_run else []
+    if routed.in_doubt:
+        runner.error(
+            f"{len(routed.in_doubt)} message(s) are in doubt: an account may have accepted them, so they were not "
+            "sent through another. Their keys are in the unresolved-keys output; settle each with its account.",
+            title="Send outcome unknown",
+        )
+    return _finish(
+        runner,
+        inputs,
+        "routing file " + runner.input("routing-file"),
+        rows,
+        problems=problems,
+        outcome=None,
+        display=display,
+    )
 
 
 def _check_capabilities(client: Client, inputs: Inputs) -> None:
@@ -429,7 +512,7 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
         rows = _follow(inputs, display.ids)
         runner.info(f"smsrelay: following {len(rows)} message(s) via {client.provider.name}")
         problems = _delivery_problems(runner, client, inputs, rows, display)
-        return _finish(runner, inputs, client, rows, problems=problems, outcome=None, display=display)
+        return _finish(runner, inputs, client.provider.name, rows, problems=problems, outcome=None, display=display)
     allowed: set[str] = set()
     if inputs.wait_for == "reply":
         for i, number in enumerate(inputs.reply_from, 1):
@@ -467,7 +550,7 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
 
     if inputs.dry_run:
         rows = _dry_run(runner, client, ready) + rejected
-        return _finish(runner, inputs, client, rows, problems=[], outcome=None, display=display)
+        return _finish(runner, inputs, client.provider.name, rows, problems=[], outcome=None, display=display)
 
     rows = _send(runner, client, message, ready) + rejected
     _log_rows(runner, rows, display)
@@ -490,13 +573,13 @@ def _run(runner: Runner, client: Client, inputs: Inputs) -> int:
             ids = [r.message_id for r in rows if r.message_id]
             with contextlib.suppress(SmsRelayError):
                 _apply_reports(rows, client.status(ids))
-    return _finish(runner, inputs, client, rows, problems=problems, outcome=outcome, display=display)
+    return _finish(runner, inputs, client.provider.name, rows, problems=problems, outcome=outcome, display=display)
 
 
 def _finish(
     runner: Runner,
     inputs: Inputs,
-    client: Client,
+    provider: str,
     rows: list[Row],
     *,
     problems: list[str],
@@ -526,7 +609,7 @@ def _finish(
         redact(
             summary(
                 rows,
-                provider=client.provider.name,
+                provider=provider,
                 dry_run=inputs.dry_run,
                 headline=headline,
                 notes=notes,

@@ -44,13 +44,15 @@ class Row:
     # The idempotency key: for a message in doubt, what the provider can be asked about.
     key: str | None = None
     in_doubt: bool = False
+    # With routing-file: the account that sent it (or would, in a dry run).
+    account: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "dry-run" or Status(self.status).ok
 
     def to_dict(self, display: Display) -> dict[str, object]:
-        return {
+        row: dict[str, object] = {
             "to": display.number(self.to),
             "origin": self.origin,
             "status": self.status,
@@ -59,6 +61,9 @@ class Row:
             # A provider's error text may quote the number; outputs travel beyond the log.
             "error": redact(self.error) if self.error else None,
         }
+        if self.account:
+            row["account"] = self.account
+        return row
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ def summary(
     lines += ["| # | Recipient | Status | Parts | Message id | Detail |", "|---:|---|---|---:|---|---|"]
     for i, r in enumerate(rows[:limit], 1):
         detail = r.error or (r.encoding or "")
+        if r.account:
+            detail = f"via {r.account}" + (f": {detail}" if detail else "")
         lines.append(
             f"| {i} | `{display.number(r.to)}` | {r.status} | {r.parts} | {_cell(display.message_id(r) or '')} "
             f"| {_cell(detail)} |"
