@@ -80,6 +80,7 @@ from smsrelay.routing import (
     Router,
     RoutingConfig,
     load_routing,
+    routing_from_mapping,
 )
 from smsrelay.segments import Segments
 from smsrelay.segments import analyse as analyse_segments
@@ -185,6 +186,7 @@ __all__ = [
     "redact",
     "register_secret",
     "render_template",
+    "routing_from_mapping",
     "settings_from_mapping",
     "supersedes",
 ]

@@ -49,7 +49,7 @@ from smsrelay.errors import (
     InvalidRequest,
     Unsupported,
 )
-from smsrelay.model import Event, Message, Recipient, RecipientResult, Status
+from smsrelay.model import Event, Message, Recipient, RecipientResult, SendResult, Status
 from smsrelay.phone import normalize
 from smsrelay.preflight import unreachable
 from smsrelay.templates import render
@@ -201,6 +201,14 @@ class RoutedSend:
         """Accepted messages whose account gives no price for their country: not in ``total_cost``."""
         return sum(1 for r in self.results if r.result.accepted and r.cost is None)
 
+    def as_send_result(self) -> SendResult:
+        """The core's ``SendResult`` of this send (provider ``"routing"``), for code written for a ``Client``.
+
+        >>> RoutedSend(()).as_send_result().provider
+        'routing'
+        """
+        return SendResult("routing", None, tuple(r.result for r in self.results), dry_run=self.dry_run)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict, e.g. for the CLI's ``--json``; each result names its ``account``."""
         return {
@@ -240,7 +248,8 @@ class AmbiguousRoute(AmbiguousSend):
 
     def __init__(self, message: str, *, keys: list[str], routed: RoutedSend) -> None:
         self.routed = routed
-        super().__init__(message, keys=keys)
+        # ``result``, as on every AmbiguousSend: the whole send in the caller's order.
+        super().__init__(message, keys=keys, result=routed.as_send_result())
 
 
 # -- loading ---------------------------------------------------------------------

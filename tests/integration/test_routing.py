@@ -202,3 +202,16 @@ def test_events_from_every_account_come_merged_each_naming_its_account(
         assert set(page.cursors) == {"th", "au", "phone"}  # Kaleyra lists no events: read by id
         assert len(r.events(page.cursors)) == 0  # from the cursors on, nothing new
     assert sent.all_accepted
+
+
+def test_an_ambiguous_route_carries_the_whole_send_as_every_ambiguous_send_does(
+    routes: Path, clock: ManualClock, kudosity_v2_emulator: KudosityV2Emulator, mesms_emulator: MeSmsEmulator
+) -> None:
+    kudosity_v2_emulator.inject("reset_after", method="POST", path="/v2/sms")
+    kudosity_v2_emulator.inject("status", method="GET", path="/v2/sms", status=503, times=1000)
+    with router(routes, clock) as r, pytest.raises(AmbiguousRoute) as info:
+        r.send([THAI[0], AUSTRALIAN[0]], "Hi")
+    result = info.value.result
+    assert result is not None and result.provider == "routing"
+    assert [(x.to, x.status) for x in result.results] == [(THAI[0], Status.QUEUED), (AUSTRALIAN[0], Status.UNKNOWN)]
+    assert result.results[1].in_doubt
