@@ -15,7 +15,7 @@ from smsrelay_airflow._compat import BaseHook, mask_secret
 from smsrelay_airflow.connections import BACKENDS, backend_for_conn_type, ui_field_behaviour
 
 if TYPE_CHECKING:
-    from smsrelay import Client, Delivery, EventPage, ProviderSettings, SendResult
+    from smsrelay import Client, Delivery, EventPage, ProviderSettings, Router, RoutingConfig, SendResult
 
 __all__ = [
     "KaleyraSmsHook",
@@ -24,6 +24,7 @@ __all__ = [
     "SandboxSmsHook",
     "SmsHook",
     "SmsKitSmsHook",
+    "routing_for_connection",
     "settings_for_connection",
 ]
 
@@ -111,6 +112,43 @@ def settings_for_connection(
     return settings_from_mapping(data, provider, source=source, env={})
 
 
+def routing_for_connection(conn: Any) -> RoutingConfig | None:
+    """The routing config a connection's extra holds (``routing``) or names (``routing_file``), if any.
+
+    ``${VAR}``s in it are read from the worker's environment. Raises ``smsrelay.ConfigError``
+    naming the connection (or the file), the line and the key.
+
+    >>> routing = {"accounts": {"s": {"provider": "sandbox"}}, "routes": [{"accounts": ["s"]}]}  # doctest: +SKIP
+    >>> extra = json.dumps({"routing": routing})  # doctest: +SKIP
+    >>> conn = Connection(conn_id="sms", conn_type="smsrelay_sandbox", extra=extra)  # doctest: +SKIP
+    >>> routing_for_connection(conn).routes[0].accounts  # doctest: +SKIP
+    ('s',)
+    """
+    import json
+
+    from smsrelay import ConfigError, load_routing, routing_from_mapping
+
+    extras = _extras(conn)
+    inline, path = extras.get("routing"), extras.get("routing_file")
+    if inline is None and path is None:
+        return None
+    source = f"Airflow connection {conn.conn_id!r}"
+    if inline is not None and path is not None:
+        raise ConfigError("give the extra 'routing' or 'routing_file', not both", file=source)
+    if path is not None:
+        from pathlib import Path
+
+        return load_routing(Path(str(path)).expanduser())
+    if isinstance(inline, str):  # the extra's field holds the config as JSON text
+        try:
+            inline = json.loads(inline)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"is not valid JSON: {exc.msg} at line {exc.lineno}", field="routing", file=source
+            ) from None
+    return routing_from_mapping(inline, source=f"{source}, extra 'routing'")
+
+
 class SmsHook(BaseHook):
     """Send SMS and read reports and replies through an smsrelay connection.
 
@@ -163,7 +201,30 @@ class SmsHook(BaseHook):
         return self._connection if self._connection is not None else self.get_connection(self.sms_conn_id)
 
     @cached_property
+    def router(self) -> Router | None:
+        """A ``Router`` when the connection's extra holds a routing config (``routing`` or ``routing_file``)."""
+        from smsrelay import Router
+
+        config = routing_for_connection(self.connection)
+        if config is None:
+            return None
+        for settings in config.accounts.values() if self.mask_secrets else ():
+            for value in (settings.api_key, settings.api_secret, settings.webhook_secret):
+                if value:
+                    mask_secret(value)
+        return Router(config)
+
+    @cached_property
     def settings(self) -> ProviderSettings:
+        if self.router is not None:
+            from smsrelay import ConfigError
+
+            # Reports and replies are read from one account; a routed send names the account of each message.
+            raise ConfigError(
+                "routes through several accounts (extra 'routing'); it sends only: read reports and replies "
+                "through a connection for one account",
+                file=f"Airflow connection {self.connection.conn_id!r}",
+            )
         return settings_for_connection(self.connection, self.overrides, mask=self.mask_secrets)
 
     @cached_property
@@ -177,6 +238,9 @@ class SmsHook(BaseHook):
         return self.client
 
     def close(self) -> None:
+        if self.__dict__.get("router") is not None:
+            self.router.close()  # type: ignore[union-attr]
+            del self.__dict__["router"]
         if "client" in self.__dict__:
             self.client.close()
             del self.__dict__["client"]
@@ -196,6 +260,9 @@ class SmsHook(BaseHook):
         >>> SmsHook().send("+61491570156", "Hi", key="dag/run/task/-1").all_accepted  # doctest: +SKIP
         True
         """
+        if self.router is not None:
+            routed = self.router.send(to, message, sender=sender, vars=vars, key=key, on_invalid=on_invalid)  # type: ignore[arg-type]
+            return routed.as_send_result()
         return self.client.send(to, message, sender=sender, vars=vars, key=key, on_invalid=on_invalid)  # type: ignore[arg-type]
 
     def status(self, message_ids: Sequence[str]) -> dict[str, Delivery]:
@@ -211,6 +278,10 @@ class SmsHook(BaseHook):
         from smsrelay import SmsRelayError
 
         try:
+            if self.router is not None:
+                for client in self.router.clients.values():
+                    client.check()
+                return True, f"Connected to every account: {', '.join(self.router.clients)}."
             self.client.check()
         except SmsRelayError as exc:
             return False, str(exc)

@@ -27,7 +27,7 @@ from smsrelay_airflow.outcomes import DEFAULT_SUCCESS, judge
 from smsrelay_airflow.outcomes import success_statuses as check_statuses
 
 if TYPE_CHECKING:
-    from smsrelay import Recipient
+    from smsrelay import Message, Recipient, Router
     from smsrelay_airflow.hooks.sms import SmsHook
 
 __all__ = ["STATE_KEY", "SendSmsOperator", "recipients_from"]
@@ -226,9 +226,11 @@ class SendSmsOperator(BaseOperator):
     ) -> dict[str, Any]:
         from smsrelay import AmbiguousSend, Message
 
-        client = self.hook.client
         message = Message(body=body, sender=self.sender or None, vars=dict(self.vars or {}), ref=key)
         rows: list[dict[str, Any] | None] = list(previous) if previous is not None else [None] * len(recipients)
+        if self.hook.router is not None:
+            return self._send_routed(self.hook.router, recipients, message, rows, sent_at)
+        client = self.hook.client
         done = sum(1 for r in rows if r and r.get("message_id"))
         if done:
             self.log.info("Found %d message(s) sent by an earlier try; not sending them again.", done)
@@ -270,6 +272,54 @@ class SendSmsOperator(BaseOperator):
             "batch_id": batch_id,
             "key": key,
             "sent_at": sent_at,
+            "results": rows,
+        }
+
+    def _send_routed(
+        self,
+        router: Router,
+        recipients: list[Recipient],
+        message: Message,
+        rows: list[dict[str, Any] | None],
+        sent_at: str | None,
+    ) -> dict[str, Any]:
+        """Through the connection's routes (extra ``routing``); each row names its ``account``.
+
+        A retry sends what has no id yet, under the same keys, so each account's lookup by key
+        guards it; what an earlier try left in doubt is never offered to any account again.
+        """
+        from smsrelay import AmbiguousRoute, mask_phone
+
+        if self.wait_for_delivery:
+            # Checked before sending: the delivery trigger reads one account's reports.
+            raise AirflowFailException(
+                f"{self.task_id}: wait_for_delivery needs a connection for one account; "
+                f"{self.sms_conn_id!r} routes through several"
+            )
+        still = [r for r in rows if r and _ambiguous(r)]
+        if still:
+            shown = ", ".join(f"{mask_phone(r['to'])} at {r.get('account')}" for r in still[:20])
+            raise AirflowFailException(
+                f"{self.task_id}: {len(still)} message(s) may or may not have been accepted by an earlier try "
+                f"({shown}); not sending them again. Check that account's log, then clear the task state to resend."
+            )
+        todo = [i for i, r in enumerate(rows) if not (r and r.get("message_id"))]
+        if rows and len(todo) < len(rows):
+            self.log.info("Found %d message(s) sent by an earlier try; not sending them again.", len(rows) - len(todo))
+        try:
+            routed = router.send([recipients[i] for i in todo], message, on_invalid="skip")
+        except AmbiguousRoute as exc:
+            for i, item in zip(todo, exc.routed.results, strict=True):
+                rows[i] = {**_row(item.result), "account": item.account}
+            exc.rows = rows  # type: ignore[attr-defined]  # for the task state, in input order
+            raise
+        for i, item in zip(todo, routed.results, strict=True):
+            rows[i] = {**_row(item.result), "account": item.account}
+        return {
+            "provider": "routing",
+            "batch_id": None,
+            "key": message.ref,
+            "sent_at": sent_at or datetime.now(UTC).isoformat(),
             "results": rows,
         }
 
