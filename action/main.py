@@ -416,6 +416,13 @@ def _run_routed(runner: Runner, inputs: Inputs, path: Path) -> int:
             track_links=inputs.track_links,
             priority=inputs.priority,
         )
+        for rcpt in inputs.recipients:
+            if rcpt.from_file:
+                continue  # a bad CSV row is reported on its row, as without routing
+            try:
+                normalize_phone(rcpt.to, router.config.default_region)
+            except InvalidRequest as exc:
+                raise InputError("to", f"{rcpt.origin}: {exc.message}") from None
         recipients = [Recipient(r.to, vars={**r.vars, "row": dict(r.vars)}) for r in inputs.recipients]
         try:
             routed = router.send(recipients, message, dry_run=inputs.dry_run, on_invalid="skip")

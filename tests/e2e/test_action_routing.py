@@ -82,3 +82,11 @@ def test_routing_file_cannot_be_given_with_a_providers_own_inputs(run_action, st
     assert run.code == 2
     assert "cannot be given with api-key" in run.errors[0]
     assert mesms.received("POST") == [] and smskit.received("POST") == []
+
+
+def test_a_bad_number_in_to_exits_2_naming_its_item(run_action, start_emulator):
+    mesms, smskit = start_emulator("mesms"), start_emulator("smskit")
+    run = run_routed(run_action, mesms, smskit, to=f"{THAI}, nonsense")
+    assert run.code == 2
+    assert "Invalid input%3A to" in run.errors[0] and "to item 2" in run.errors[0]
+    assert mesms.received("POST") == [] and smskit.received("POST") == []
