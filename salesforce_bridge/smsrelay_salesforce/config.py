@@ -423,6 +423,13 @@ def _sms(r: _Reader, data: Mapping[str, Any]) -> ProviderSettings:
     sms = r.section(data, "sms")
     if not sms:
         return settings_from_mapping({"provider": "sandbox"}, env=r.env)
+    if "accounts" in sms and "routes" in sms:
+        # Said plainly, rather than "unknown key 'accounts'" from the one-provider settings.
+        raise r.error(
+            "sms.routes",
+            "a routing config (accounts and routes) is not supported by the bridge yet; "
+            "give one provider's settings here (see docs/routing.md)",
+        )
     name = str(sms.get("provider") or "sandbox").lower()
     flat: dict[str, Any] = {}
     for key, value in sms.items():
