@@ -71,8 +71,8 @@ def venv(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def test_twine_accepts_the_wheels(wheels):
-    # Not --strict yet: smsrelay-airflow and smsrelay-salesforce declare no readme (a warning).
-    done = run(sys.executable, "-m", "twine", "check", *wheels.values())
+    # --strict: a missing or unrenderable readme (an empty PyPI page) fails too.
+    done = run(sys.executable, "-m", "twine", "check", "--strict", *wheels.values())
     assert done.stdout.count("PASSED") == 3
 
 
