@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from smsrelay import ConfigError, ProviderSettings, read_yaml, register_secret, settings_from_mapping
+from smsrelay import (
+    ConfigError,
+    ProviderSettings,
+    RoutingConfig,
+    read_yaml,
+    register_secret,
+    routing_from_mapping,
+    settings_from_mapping,
+)
 from smsrelay_salesforce.keys import KEYS, section_keys
 
 __all__ = [
@@ -290,6 +298,8 @@ class BridgeConfig:
     state_file: Path
     source: str | None = None
     inbox: str | None = None
+    # ``sms:`` given as a routing config; then ``sms`` is its first account's settings.
+    routing: RoutingConfig | None = None
 
 
 class _Reader:
@@ -419,17 +429,32 @@ def _org(r: _Reader, data: Mapping[str, Any]) -> OrgAuth:
     return OrgAuth(method=method, login_url=login_url, api_version=version, timeout=timeout, **values)  # type: ignore[arg-type]
 
 
+def _routing(r: _Reader, data: Mapping[str, Any]) -> RoutingConfig | None:
+    """``sms:`` as a routing config (accounts and routes), or None for one provider's settings."""
+    sms = r.section(data, "sms")
+    if not ("accounts" in sms or "routes" in sms):
+        return None
+    if "inbox" in sms:
+        # The router reads each account's own feed; one inbox cannot be split between accounts.
+        raise r.error("sms.inbox", "not read with a routing config: each account's events are polled from its provider")
+    routing = dict(sms)
+    lines = {k.removeprefix("sms."): v for k, v in r.lines.items() if k.startswith("sms.")}
+    try:
+        return routing_from_mapping(routing, source=r.source, lines=lines, env=r.env)
+    except ConfigError as exc:
+        if not exc.field:
+            raise
+        # bridge.yaml's line map stops at lists: name the line of the nearest key it has.
+        key = field = f"sms.{exc.field}"
+        while key not in r.lines and "." in key:
+            key = key.rsplit(".", 1)[0]
+        raise ConfigError(exc.detail, field=field, file=r.source, line=exc.line or r.lines.get(key)) from None
+
+
 def _sms(r: _Reader, data: Mapping[str, Any]) -> ProviderSettings:
     sms = r.section(data, "sms")
     if not sms:
         return settings_from_mapping({"provider": "sandbox"}, env=r.env)
-    if "accounts" in sms and "routes" in sms:
-        # Said plainly, rather than "unknown key 'accounts'" from the one-provider settings.
-        raise r.error(
-            "sms.routes",
-            "a routing config (accounts and routes) is not supported by the bridge yet; "
-            "give one provider's settings here (see docs/routing.md)",
-        )
     name = str(sms.get("provider") or "sandbox").lower()
     flat: dict[str, Any] = {}
     for key, value in sms.items():
@@ -598,6 +623,9 @@ def config_from_mapping(
             raise r.error(str(key), f"unknown key; known keys: {', '.join(sorted(known))}")
     state = r.text(data, "state_file") or "smsrelay-salesforce.db"
     base = Path(source).parent if source else Path.cwd()
+    routing = None if sms else _routing(r, data)
+    if routing is not None:
+        sms = next(iter(routing.accounts.values()))
     return BridgeConfig(
         org=org or _org(r, data),
         sms=sms or _sms(r, data),
@@ -607,6 +635,7 @@ def config_from_mapping(
         state_file=(base / state) if not Path(state).is_absolute() else Path(state),
         source=source,
         inbox=r.text(r.section(data, "sms"), "sms.inbox"),
+        routing=routing,
     )
 
 

@@ -31,6 +31,7 @@ from smsrelay import (
     Message,
     Recipient,
     RecipientResult,
+    Router,
     SmsRelayError,
     Status,
     compile_template,
@@ -153,9 +154,14 @@ class Pusher:
         *,
         dry_run: bool = False,
         progress: Progress | None = None,
+        router: Router | None = None,
     ) -> None:
         self.org = org
         self.client = client
+        # A routing config: each record goes through its route's account (failover only on a
+        # definite refusal); ``account`` names the account that sent each send key.
+        self.router = router
+        self.account: dict[str, str] = {}
         self.config = config
         self.state = state
         self.dry_run = dry_run
@@ -256,12 +262,15 @@ class Pusher:
     def _prepare(self, job: _Job) -> None:
         rec = job.record
         user = self.config.send.users.get(str(rec.get(self.config.send.user_field) or ""))
-        country = (user.country if user else None) or self.config.send.country or self.client.settings.default_region
+        routing = self.config.routing
+        default_region = routing.default_region if routing else self.client.settings.default_region
+        country = (user.country if user else None) or self.config.send.country or default_region
         job.sender = (
             rec.get(self.m.f("sender"))
             or (user.sender if user else None)
             or self.config.send.sender
-            or self.client.settings.sender
+            # Routed, no sender is named here: each account sends from its own.
+            or (None if routing else self.client.settings.sender)
         )
         # The first field of the fallback order that holds a number: e.g. the record's own
         # To__c, then its Contact's mobile, then its Lead's.
@@ -368,10 +377,14 @@ class Pusher:
                     self.progress("sending", base + n, len(jobs))
 
             try:
-                result = self.client.send_many(
-                    message, recipients, dry_run=self.dry_run, on_invalid="skip", on_progress=progress
-                )
-                items = result.results
+                if self.router is not None:
+                    items = self._route(message, recipients)
+                    progress(len(items), len(items))
+                else:
+                    result = self.client.send_many(
+                        message, recipients, dry_run=self.dry_run, on_invalid="skip", on_progress=progress
+                    )
+                    items = result.results
             except AmbiguousSend as exc:
                 # Settled ones are written back; the rest stay Sending for the next run.
                 items = exc.result.results if exc.result is not None else ()
@@ -382,6 +395,25 @@ class Pusher:
             for j, r in zip(group, items, strict=False):
                 results[j.key] = r
         return results
+
+    def _route(self, message: Message, recipients: list[Recipient]) -> tuple[RecipientResult, ...]:
+        """Send through the router; an outcome in doubt comes back as such, never sent elsewhere."""
+        assert self.router is not None
+        routed = self.router.send(recipients, message, dry_run=self.dry_run, on_invalid="skip", on_doubt="report")
+        counts: dict[str, int] = {}
+        for rcpt, r in zip(recipients, routed.results, strict=True):
+            if r.account is not None and rcpt.key:
+                self.account[rcpt.key] = r.account
+                counts[r.account] = counts.get(r.account, 0) + 1
+        for name, n in sorted(counts.items()):
+            log.info("account %s sent or refused %d record(s)", name, n)
+        return routed.as_send_result().results
+
+    def _provider(self, key: str) -> str:
+        """The provider that sent this send key: its account's, when routed."""
+        if self.router is not None and key in self.account:
+            return self.router.clients[self.account[key]].provider.name
+        return self.client.provider.name
 
     def _release(self, jobs: list[_Job], exc: SmsRelayError) -> None:
         """The provider refused the whole send: nothing went out, so the claims go back to Queued."""
@@ -403,7 +435,6 @@ class Pusher:
         now = self.clock.now()
         updates: list[dict[str, Any]] = []
         written: list[tuple[_Job, RecipientResult]] = []
-        provider = self.client.provider.name
         doubtful: list[_Job] = []
         unsent: list[tuple[_Job, RecipientResult]] = []
         for j in jobs:
@@ -422,7 +453,7 @@ class Pusher:
                 summary.ambiguous += 1
                 continue
             handoff = HANDOFF.get(r.status, "Failed")
-            rec: dict[str, Any] = {"Id": j.id, f("status"): handoff, f("provider"): provider}
+            rec: dict[str, Any] = {"Id": j.id, f("status"): handoff, f("provider"): self._provider(j.key)}
             if r.accepted:
                 summary.sent += fresh
                 rec.update(
@@ -467,12 +498,15 @@ class Pusher:
                 )
         if doubtful:
             summary.ambiguous += len(doubtful)
-            if not self.dry_run:
+            by_provider: dict[str, list[_Job]] = {}
+            for j in doubtful if not self.dry_run else []:
+                by_provider.setdefault(self._provider(j.key), []).append(j)
+            for provider, group in by_provider.items():
                 why = (
-                    f"in doubt: {self.client.provider.name} may or may not have accepted this message and could "
+                    f"in doubt: {provider} may or may not have accepted this message and could "
                     "not be asked; not resent. Check the provider's log, then set Status to Queued to send again."
                 )
-                self._mark_ambiguous(doubtful, "IN_DOUBT", why)
+                self._mark_ambiguous(group, "IN_DOUBT", why)
         if self.dry_run or not updates:
             return
         # No budget check here: a claimed record must leave Sending once its SMS went out.
@@ -515,8 +549,14 @@ class Pusher:
         with_key = [j for j in jobs if j.key]
         lost = [j for j in jobs if not j.key]
         found: dict[str, RecipientResult] = {}
-        if with_key and self.client.capabilities.lookup_by_ref:
-            found = self.client.lookup([j.key for j in with_key])
+        # Routed, a key is resent only if every account can be asked for it and none has it.
+        clients = list(self.router.clients.values()) if self.router else [self.client]
+        if with_key and all(c.capabilities.lookup_by_ref for c in clients):
+            for c in clients:
+                for key, r in c.lookup([j.key for j in with_key if j.key not in found]).items():
+                    found[key] = r
+                    if self.router is not None:
+                        self.account[key] = next(n for n, cc in self.router.clients.items() if cc is c)
         elif with_key:
             lost += with_key
             with_key = []

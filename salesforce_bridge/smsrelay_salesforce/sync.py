@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from smsrelay import Client, Clock, ConfigError, Delivery, SmsRelayError, Unsupported
+from smsrelay import Client, Clock, ConfigError, Delivery, Router, SmsRelayError, Unsupported
 from smsrelay_salesforce.config import EXTERNAL_IDS, FIELD_TYPES, BridgeConfig
 from smsrelay_salesforce.org import BudgetExceeded, Org, OrgError, soql_datetime
 from smsrelay_salesforce.pull import Puller
@@ -41,6 +41,11 @@ class Bridge:
         bulk_poll: float = 2.0,
     ) -> None:
         self.config = config
+        # With a routing config the push sends through the router, and the pull reads every
+        # account's feed; ``client`` is then the first account's, for what needs just one.
+        self.router = Router(config.routing, clock=clock) if config.routing and client is None else None
+        if self.router is not None:
+            client = next(iter(self.router.clients.values()))
         self.client = client or Client(settings=config.sms, clock=clock, inbox=config.inbox)
         self.clock = clock or self.client.provider.clock
         self.org = Org(config.org, limits=config.limits, clock=self.clock, session=session, bulk_poll=bulk_poll)
@@ -59,6 +64,8 @@ class Bridge:
     def close(self) -> None:
         self.state.close()
         self.client.close()
+        if self.router is not None:
+            self.router.close()
         self.org.session.close()
 
     # -- a cycle ----------------------------------------------------------------------------
@@ -77,9 +84,26 @@ class Bridge:
         try:
             self.preflight()
             if push:
-                Pusher(self.org, self.client, self.config, self.state, dry_run=dry_run, progress=progress).run(summary)
+                Pusher(
+                    self.org,
+                    self.client,
+                    self.config,
+                    self.state,
+                    dry_run=dry_run,
+                    progress=progress,
+                    router=self.router,
+                ).run(summary)
             if pull:
-                Puller(self.org, self.client, self.config, self.state, dry_run=dry_run, progress=progress).run(summary)
+                for cursor, client in self.feeds():
+                    Puller(
+                        self.org,
+                        client,
+                        self.config,
+                        self.state,
+                        dry_run=dry_run,
+                        progress=progress,
+                        cursor_name=cursor,
+                    ).run(summary)
         except BudgetExceeded as exc:
             summary.paused = exc.message
             log.warning("%s", exc.message)
@@ -92,6 +116,16 @@ class Bridge:
             self.state.unlock()
         return summary
 
+    def feeds(self) -> list[tuple[str, Client]]:
+        """Each event feed to read, with the name of its cursor in the state file.
+
+        One provider: its feed under ``events``. A routing config: every account whose
+        provider lists events, each under its own cursor ``events:<account>``.
+        """
+        if self.router is None:
+            return [("events", self.client)]
+        return [(f"events:{name}", c) for name, c in self.router.clients.items() if c.capabilities.event_poll]
+
     def _account(self, summary: Summary, before: dict[str, int]) -> None:
         for phase, n in self.org.phase_calls.items():
             summary.add_calls(phase, n - before.get(phase, 0))
@@ -102,6 +136,12 @@ class Bridge:
         """Ask the provider for the current delivery status of every message sent since
         ``since`` whose status is not final, and apply them under the merge rule (e.g.
         after webhooks were down)."""
+        if self.router is not None:
+            raise Unsupported(
+                "backfill reads one provider's status lookup; with a routing config in sms: the "
+                "delivery reports of every account are read by sync's event pull instead",
+                provider=self.client.provider.name,
+            )
         if not self.client.capabilities.status_poll:
             raise Unsupported(
                 f"{self.client.provider.name} has no status lookup, so there is nothing to backfill from; "
@@ -161,7 +201,8 @@ class Bridge:
             raise ConfigError(
                 f"{where} does not match the org; nothing was claimed or changed:\n  - " + "\n  - ".join(problems)
             )
-        self.client.check()
+        for client in self.clients():
+            client.check()
         self._preflight_done = True
 
     def check(self) -> list[str]:
@@ -171,11 +212,18 @@ class Bridge:
         Returns the problems (empty when all is well); raises on a Salesforce sign-in failure.
         """
         problems = self.org_problems()
-        try:
-            self.client.check()
-        except SmsRelayError as exc:
-            problems.append(f"sms: {self.client.provider.name} refused the check: {exc}")
+        accounts = self.router.clients.items() if self.router else [(None, self.client)]
+        for name, client in accounts:
+            try:
+                client.check()
+            except SmsRelayError as exc:
+                who = f"account {name!r} ({client.provider.name})" if name else client.provider.name
+                problems.append(f"sms: {who} refused the check: {exc}")
         return problems
+
+    def clients(self) -> list[Client]:
+        """The SMS client, or with a routing config each account's."""
+        return list(self.router.clients.values()) if self.router else [self.client]
 
     def org_problems(self) -> list[str]:
         """What in the mapping, the template and ``send.where`` the org does not have."""
