@@ -125,16 +125,11 @@ class Client:
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
         inbox: str | Inbox | None = None,
-        reconcile_window: float | timedelta = DEFAULT_RECONCILE_WINDOW,
-        on_doubt: OnDoubt = "raise",
+        reconcile_window: float | timedelta | None = None,
+        on_doubt: OnDoubt | None = None,
         journal: str | SendJournal | bool | None = None,
         **options: Any,
     ) -> None:
-        window = reconcile_window if isinstance(reconcile_window, timedelta) else timedelta(seconds=reconcile_window)
-        if window < timedelta(0):
-            raise ConfigError("reconcile_window cannot be negative", field="reconcile_window")
-        self.reconcile_window = window
-        self.on_doubt = _check_on_doubt(on_doubt)
         self._journal_spec = journal
         # env= stands for the whole environment: SMSRELAY_JOURNAL and SMSRELAY_INBOX come from it alone.
         self._env: Mapping[str, str] = env if env is not None else os.environ
@@ -153,6 +148,17 @@ class Client:
                 settings = load_settings(provider, config_file=config_file, env=env, **options)
             self.provider = provider_class(settings.provider)(settings, clock=clock)
         self.settings = self.provider.settings
+        # Given here, else the provider's settings (SMSRELAY_RECONCILE_WINDOW, a YAML key, a connection extra).
+        if reconcile_window is None:
+            reconcile_window = self.settings.reconcile_window
+        if reconcile_window is None:
+            reconcile_window = DEFAULT_RECONCILE_WINDOW
+        window = reconcile_window if isinstance(reconcile_window, timedelta) else timedelta(seconds=reconcile_window)
+        if window < timedelta(0):
+            self.provider.close()
+            raise ConfigError("reconcile_window cannot be negative", field="reconcile_window")
+        self.reconcile_window = window
+        self.on_doubt = _check_on_doubt(on_doubt or self.settings.on_doubt or "raise")
 
     def __repr__(self) -> str:
         return f"Client(provider={self.provider.name!r})"

@@ -4,8 +4,9 @@ Every value is validated before anything is sent; an error names the field, the
 file and, for YAML, the line. A YAML value may reference the environment as
 ``${NAME}``, so secrets need not be written into files.
 
-Environment variables: ``SMSRELAY_PROVIDER``, ``SMSRELAY_DEFAULT_REGION``, and per
-provider ``SMSRELAY_<PROVIDER>_<FIELD>`` (e.g. ``SMSRELAY_KUDOSITY_API_KEY``).
+Environment variables: ``SMSRELAY_PROVIDER``, ``SMSRELAY_DEFAULT_REGION``,
+``SMSRELAY_RECONCILE_WINDOW``, ``SMSRELAY_ON_DOUBT``, and per provider
+``SMSRELAY_<PROVIDER>_<FIELD>`` (e.g. ``SMSRELAY_KUDOSITY_API_KEY``), which wins.
 
 A YAML file::
 
@@ -73,6 +74,10 @@ class ProviderSettings:
     timeout: float = 30.0
     retries: int = 5
     concurrency: int | None = None
+    # How long (seconds) a send that ended without an answer is looked up before it is in
+    # doubt, and what then; None leaves the client's default (60 s, "raise").
+    reconcile_window: float | None = None
+    on_doubt: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
 
@@ -107,6 +112,16 @@ _COMMON: dict[str, type] = {
     "timeout": float,
     "retries": int,
     "concurrency": int,
+    "reconcile_window": float,
+    "on_doubt": str,
+}
+# The same choices as the client's OnDoubt (client imports this module, not the reverse).
+ON_DOUBT_CHOICES = ("raise", "report", "resend")
+# Settings one variable sets for whichever provider is chosen; SMSRELAY_<PROVIDER>_<FIELD> still wins.
+_GLOBAL_ENV = {
+    "default_region": "SMSRELAY_DEFAULT_REGION",
+    "reconcile_window": "SMSRELAY_RECONCILE_WINDOW",
+    "on_doubt": "SMSRELAY_ON_DOUBT",
 }
 
 
@@ -249,6 +264,8 @@ def settings_from_mapping(
         if key in ("api_key", "api_secret") and isinstance(value, str) and not value.isascii():
             # Keys travel in HTTP headers, which are Latin-1 at most; a docs placeholder (…) left in?
             raise ConfigError("must be plain ASCII, as every provider's keys are; a placeholder left in?", **where)
+        if key == "on_doubt" and value not in ON_DOUBT_CHOICES:
+            raise ConfigError(f"must be one of {', '.join(ON_DOUBT_CHOICES)}, got {value!r}", **where)
         if key in _COMMON:
             common[key] = value
         else:
@@ -279,22 +296,24 @@ def settings_from_env(env: Mapping[str, str] | None = None, provider: str | None
     name = (provider or env.get("SMSRELAY_PROVIDER") or "sandbox").lower()
     cls = provider_class(name)
     data: dict[str, Any] = {"provider": name}
-    if env.get("SMSRELAY_DEFAULT_REGION"):
-        data["default_region"] = env["SMSRELAY_DEFAULT_REGION"]
+    # Which variable set each setting, so that an error names the one the user wrote.
+    var_of: dict[str, str] = {}
+    for opt, var in _GLOBAL_ENV.items():
+        if env.get(var):
+            data[opt], var_of[opt] = env[var], var
     prefix = f"SMSRELAY_{name.upper()}_"
     known = set(_COMMON) | set(cls.options)
     for key, value in env.items():
         if key.startswith(prefix):
             opt = key[len(prefix) :].lower()
             if opt in known:
-                data[opt] = value
+                data[opt], var_of[opt] = value, key
     try:
         return settings_from_mapping(data, name, source="environment", env=env)
     except ConfigError as exc:
-        if exc.field not in data or exc.field == "provider":
+        if exc.field not in var_of:
             raise
-        # Name the variable the user set, not the setting it feeds.
-        var = "SMSRELAY_DEFAULT_REGION" if exc.field == "default_region" else prefix + exc.field.upper()
+        var = var_of[exc.field]
         raise ConfigError(exc.detail, field=var, file="environment", provider=exc.provider) from None
 
 
