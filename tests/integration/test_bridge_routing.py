@@ -54,24 +54,28 @@ def routed_bridge(
     mesms_emulator: MeSmsEmulator,
     kudosity_v2_emulator: KudosityV2Emulator,
 ) -> Any:
-    """A bridge whose ``sms:`` routes Thai numbers to ME-SMS and Australian ones to Kudosity V2."""
+    """A bridge whose ``sms:`` routes Thai numbers to ME-SMS and Australian ones to Kudosity V2, then
+    to a spare Kudosity account on the same emulator (so a message sent twice would show there)."""
+    kudosity = {
+        "provider": "kudosity",
+        "api": "v2",
+        "api_key": "${KUDOSITY_KEY}",
+        "sender": SENDER,
+        "base_url": kudosity_v2_emulator.url,
+        "timeout": 5,
+        "retries": 0,
+    }
     data = bridge_mapping(sf_org, sf_tls.ca_path, tmp_path)
     data["send"] = {"country": "AU"}  # no sender here: each account sends from its own
     data["sms"] = {
         "accounts": {
             "th": {"provider": "mesms", "api_key": "${MESMS_KEY}", "sender": "Acme", "base_url": mesms_emulator.url},
-            "au": {
-                "provider": "kudosity",
-                "api": "v2",
-                "api_key": "${KUDOSITY_KEY}",
-                "sender": SENDER,
-                "base_url": kudosity_v2_emulator.url,
-                "timeout": 5,
-            },
+            "au": kudosity,
+            "spare": kudosity,
         },
         "routes": [
             {"match": {"country": "TH"}, "accounts": ["th"]},
-            {"match": {"country": "AU"}, "accounts": ["au"]},
+            {"match": {"country": "AU"}, "accounts": ["au", "spare"]},
         ],
     }
     env = {"SF_TEST_TOKEN": sf_org.issue_token(), "MESMS_KEY": "test-key", "KUDOSITY_KEY": V2_KEY}
@@ -110,3 +114,39 @@ def test_a_mixed_batch_is_sent_per_account_and_each_accounts_reports_are_written
     assert routed_bridge.sync().updated == 0
     assert len(mesms_emulator.received("POST", "/api/v2/sms/send")) == 1
     assert len(kudosity_v2_emulator.received("POST", "/v2/sms")) == 2
+
+
+def test_a_record_in_doubt_is_left_for_review_and_never_offered_to_the_next_account(
+    routed_bridge: Bridge, sf_org: Any, kudosity_v2_emulator: KudosityV2Emulator
+) -> None:
+    sf_org.insert(MSG, [{"To__c": AUSTRALIAN[0], "Body__c": "Hi", "Status__c": "Queued"}])
+    routed_bridge.preflight()
+    # The send is accepted, then the connection drops; every lookup by key fails: in doubt.
+    kudosity_v2_emulator.inject("reset_after", path="/v2/sms", method="POST")
+    kudosity_v2_emulator.inject("status", status=503, body='{"error":"down"}', path="/v2/sms", method="GET", times=100)
+    summary = routed_bridge.sync(pull=False)
+    assert summary.ambiguous == 1 and summary.sent == 0
+    [row] = sf_org.records(MSG)
+    assert row["Status__c"] == "Ambiguous" and row["Error_Code__c"] == "IN_DOUBT"
+    assert row["Error_Message__c"].startswith("in doubt: kudosity ")
+    kudosity_v2_emulator.faults.clear()
+    assert routed_bridge.sync(pull=False).sent == 0
+    # The one message the first account took; the spare account was never asked to send it.
+    assert len(kudosity_v2_emulator.outbound) == 1
+
+
+def test_a_definite_refusal_moves_the_record_to_the_routes_next_account(
+    routed_bridge: Bridge, sf_org: Any, kudosity_v2_emulator: KudosityV2Emulator
+) -> None:
+    sf_org.insert(MSG, [{"To__c": AUSTRALIAN[0], "Body__c": "Hi", "Status__c": "Queued"}])
+    routed_bridge.preflight()
+    # Kudosity answers a send it cannot pay for with LEDGER_ERROR (Kudosity API error codes:
+    # https://developers.kudosity.com/reference, "LEDGER_ERROR: insufficient funds"); once only.
+    ledger = '{"error": {"code": "LEDGER_ERROR", "description": "Insufficient funds"}}'
+    kudosity_v2_emulator.inject("status", method="POST", path="/v2/sms", status=400, body=ledger, times=1)
+    summary = routed_bridge.sync(pull=False)
+    assert summary.sent == 1 and not summary.failures, summary.errors
+    [row] = sf_org.records(MSG)
+    assert row["Status__c"] == "Sent"
+    assert len(kudosity_v2_emulator.received("POST", "/v2/sms")) == 2  # refused at au, then sent by spare
+    assert len(kudosity_v2_emulator.outbound) == 1  # once
