@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
+from smsrelay import ConfigError
 from smsrelay_salesforce.org import BudgetExceeded
 from smsrelay_salesforce.pull import Puller, Window
 from smsrelay_salesforce.summary import Summary
@@ -52,6 +53,14 @@ class Follower:
         idle: float = 0.2,
         on_batch: Callable[[Summary], None] | None = None,
     ) -> None:
+        if bridge.router is not None:
+            # Routed, each account's events are polled by sync; there is no one inbox to follow.
+            raise ConfigError(
+                "sync --follow reads the receiver's inbox, which a routing config does not have; "
+                "run sync on a schedule: it reads every account's events",
+                field="sms.accounts",
+                file=bridge.config.source,
+            )
         self.bridge = bridge
         self.feed = bridge.client.feed(cursor)
         self.inbox = bridge.client.inbox

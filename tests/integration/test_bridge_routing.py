@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from smsrelay_salesforce.config import config_from_mapping, load_config
+from smsrelay_salesforce.follow import Follower
 from smsrelay_salesforce.sync import Bridge
 
 from smsrelay import ConfigError, ManualClock
@@ -150,3 +151,8 @@ def test_a_definite_refusal_moves_the_record_to_the_routes_next_account(
     assert row["Status__c"] == "Sent"
     assert len(kudosity_v2_emulator.received("POST", "/v2/sms")) == 2  # refused at au, then sent by spare
     assert len(kudosity_v2_emulator.outbound) == 1  # once
+
+
+def test_follow_is_refused_plainly_when_routed(routed_bridge: Bridge) -> None:
+    with pytest.raises(ConfigError, match="routing config does not have"):
+        Follower(routed_bridge)
