@@ -456,6 +456,9 @@ class Pusher:
             rec: dict[str, Any] = {"Id": j.id, f("status"): handoff, f("provider"): self._provider(j.key)}
             if r.accepted:
                 summary.sent += fresh
+                if fresh and j.key in self.account:
+                    account = self.account[j.key]
+                    summary.sent_by[account] = summary.sent_by.get(account, 0) + 1
                 rec.update(
                     {
                         f("provider_message_id"): r.message_id,

@@ -39,6 +39,7 @@ class Summary:
     event_write_failed: int = 0
     paused: str | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    sent_by: dict[str, int] = field(default_factory=dict)  # a routing config: records sent, per account
     api_usage: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -75,6 +76,8 @@ class Summary:
                 setattr(self, f.name, mine + getattr(other, f.name))
         for phase, n in other.calls.items():
             self.add_calls(phase, n)
+        for account, n in other.sent_by.items():
+            self.sent_by[account] = self.sent_by.get(account, 0) + n
         self.errors.extend(other.errors)
         self.paused = other.paused or self.paused
 
@@ -99,6 +102,7 @@ class Summary:
         rows: list[tuple[str, object]] = [
             ("records due", self.due),
             ("sent", self.sent),
+            *((f"sent by account {a}", n) for a, n in self.sent_by.items()),
             ("reconciled after a crash", self.reconciled),
             ("failed", self.failed),
             ("rejected (invalid number or template)", self.rejected),

@@ -96,6 +96,8 @@ def test_a_mixed_batch_is_sent_per_account_and_each_accounts_reports_are_written
     sf_org.insert(MSG, [{"To__c": n, "Body__c": "Your parcel is on its way", "Status__c": "Queued"} for n in numbers])
     summary = routed_bridge.sync()
     assert summary.sent == 5 and not summary.failures, summary.errors
+    assert summary.sent_by == {"th": 3, "au": 2}
+    assert "sent by account th" in summary.table()
     rows = {r["To__c"]: r for r in sf_org.records(MSG, "Direction__c = 'Outbound'")}
     assert {r["Status__c"] for r in rows.values()} == {"Sent"}
     assert {n: rows[n]["Provider__c"] for n in numbers} == {n: "mesms" if n in THAI else "kudosity" for n in numbers}
