@@ -580,8 +580,9 @@ class Pusher:
     def _ambiguous(self, jobs: list[_Job], summary: Summary) -> None:
         if self.dry_run:
             return
+        who = "not every account of the routing config can" if self.router else f"{self.client.provider.name} cannot"
         why = (
-            f"{self.client.provider.name} cannot be asked whether it took this message; "
+            f"{who} be asked whether it took this message; "
             "not resending. Check the provider's log, then set Status to Queued to send again."
         )
         self._mark_ambiguous(jobs, "AMBIGUOUS", why)

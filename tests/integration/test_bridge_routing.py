@@ -158,3 +158,17 @@ def test_a_definite_refusal_moves_the_record_to_the_routes_next_account(
 def test_follow_is_refused_plainly_when_routed(routed_bridge: Bridge) -> None:
     with pytest.raises(ConfigError, match="routing config does not have"):
         Follower(routed_bridge)
+
+
+def test_a_crash_left_in_sending_is_not_resent_when_an_account_cannot_be_asked(
+    routed_bridge: Bridge, sf_org: Any, mesms_emulator: MeSmsEmulator, kudosity_v2_emulator: KudosityV2Emulator
+) -> None:
+    # ME-SMS has no lookup by key, so no account can be ruled out as the one that took it.
+    record = {"To__c": AUSTRALIAN[0], "Body__c": "a", "Status__c": "Sending", "Send_Key__c": "k-1", "Attempts__c": 1}
+    sf_org.insert(MSG, [record])
+    summary = routed_bridge.sync(pull=False)
+    assert summary.ambiguous == 1 and summary.resent == 0
+    [row] = sf_org.records(MSG)
+    assert row["Status__c"] == "Ambiguous" and row["Error_Code__c"] == "AMBIGUOUS"
+    assert row["Error_Message__c"].startswith("not every account of the routing config can be asked")
+    assert kudosity_v2_emulator.received("POST") == [] and mesms_emulator.received("POST") == []
