@@ -53,6 +53,8 @@ class Bridge:
         self._preflight_done = False
 
     def __repr__(self) -> str:
+        if self.router is not None:
+            return f"Bridge(org={self.org!r}, accounts={list(self.router.clients)!r})"
         return f"Bridge(org={self.org!r}, provider={self.client.provider.name!r})"
 
     def __enter__(self) -> Bridge:

@@ -97,6 +97,7 @@ def test_a_mixed_batch_is_sent_per_account_and_each_accounts_reports_are_written
     summary = routed_bridge.sync()
     assert summary.sent == 5 and not summary.failures, summary.errors
     assert summary.sent_by == {"th": 3, "au": 2}
+    assert "accounts=['th', 'au', 'spare']" in repr(routed_bridge)
     assert "sent by account th" in summary.table()
     rows = {r["To__c"]: r for r in sf_org.records(MSG, "Direction__c = 'Outbound'")}
     assert {r["Status__c"] for r in rows.values()} == {"Sent"}
