@@ -1,12 +1,16 @@
-"""``SendSmsOperator`` through a routing connection: its extra holds the routes, or names their file.
+"""A routing connection: its extra holds the routes, or names their file.
 
-Real Airflow connections (``AIRFLOW_CONN_*``), the operator executed, the ME-SMS and
-SMSKit emulators over loopback HTTP.
+``SendSmsOperator`` sends through it; the delivery and reply sensors and triggers follow
+each message on the account that sent it, and read every account's replies. Real Airflow
+connections (``AIRFLOW_CONN_*``), the operator executed, the triggers run with asyncio,
+the ME-SMS, SMSKit and Kudosity V2 emulators over loopback HTTP on one manual clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +19,42 @@ import pytest
 pytest.importorskip("airflow")
 
 from airflow.sdk import Connection
-from smsrelay_airflow._compat import AirflowException, AirflowFailException
+from smsrelay_airflow._compat import AirflowException, AirflowFailException, TaskDeferred
 from smsrelay_airflow.hooks.sms import SmsHook
 from smsrelay_airflow.operators.send import STATE_KEY, SendSmsOperator
+from smsrelay_airflow.sensors.delivery import SmsDeliverySensor
+from smsrelay_airflow.sensors.reply import SmsReplySensor
+from smsrelay_airflow.triggers.sms import SmsDeliveryTrigger, SmsReplyTrigger
 
-from smsrelay import ConfigError
+from smsrelay import ConfigError, ManualClock
+from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from smsrelay.emulators.mesms import MeSmsEmulator
 from smsrelay.emulators.smskit import SmsKitEmulator
+from tests.fixtures.kudosity import SENDER, V2_KEY
 from tests.fixtures.smskit import SMSKIT_KEY
 from tests.unit.test_airflow_provider import TI, StateStore, context
 
 THAI, AUSTRALIAN = "+66812345678", "+61491570156"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The emulators' one manual clock, started at the real now.
+
+    A routed connection's clients keep real time, and the Kudosity feed reads only its
+    recent window (``poll_window``), so the emulators' clock must start where the clients' is.
+    """
+    return ManualClock(datetime.now(UTC))
+
+
+def fire(trigger: Any) -> dict[str, Any]:
+    """The trigger's first event, as the triggerer would run it (bounded, so a bug fails instead of hanging)."""
+
+    async def first() -> dict[str, Any]:
+        event = await asyncio.wait_for(anext(trigger.run()), timeout=30)
+        return dict(event.payload)
+
+    return asyncio.run(first())
 
 
 def routing(mesms: MeSmsEmulator, smskit: SmsKitEmulator) -> dict[str, Any]:
@@ -104,11 +133,100 @@ def test_a_bad_routing_extra_fails_the_task_naming_the_connection_and_key(
     assert "routes.0.accounts.1" in text and "no account named 'nope'" in text
 
 
-def test_a_routed_connection_sends_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    routes = {"accounts": {"a": {"provider": "sandbox"}}, "routes": [{"accounts": ["a"]}]}
-    connect(monkeypatch, {"routing": routes})
-    with pytest.raises(ConfigError, match="through a connection for one account"):
-        SmsHook().status(["m-1"])
-    op = SendSmsOperator(task_id="send", to=[THAI], message="hi", wait_for_delivery=True)
-    with pytest.raises(AirflowFailException, match="wait_for_delivery needs a connection for one account"):
+def kudosity_routing(mesms: MeSmsEmulator, kudosity: KudosityV2Emulator) -> dict[str, Any]:
+    """Thai numbers through ME-SMS, Australian ones through Kudosity V2: both on the test's manual clock."""
+    return {
+        "accounts": {
+            "th": {"provider": "mesms", "api_key": "test-key", "sender": "Acme", "base_url": mesms.url},
+            "au": {
+                "provider": "kudosity",
+                "api": "v2",
+                "api_key": V2_KEY,
+                "sender": SENDER,
+                "base_url": kudosity.url,
+                "read_lag": 0,
+            },
+        },
+        "routes": [{"match": {"country": "TH"}, "accounts": ["th"]}, {"match": {"country": "AU"}, "accounts": ["au"]}],
+    }
+
+
+def test_the_delivery_trigger_follows_each_message_on_the_account_that_sent_it(
+    monkeypatch: pytest.MonkeyPatch,
+    mesms_emulator: MeSmsEmulator,
+    kudosity_v2_emulator: KudosityV2Emulator,
+) -> None:
+    connect(monkeypatch, {"routing": kudosity_routing(mesms_emulator, kudosity_v2_emulator)})
+    op = SendSmsOperator(task_id="send", to=[THAI, AUSTRALIAN], message="Deploy done", wait_for_delivery=True)
+    with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
+    output = deferred.value.kwargs["output"]
+    [th_id, au_id] = output["message_ids"]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SmsDeliveryTrigger)
+    # Serialisable: {account: [ids]}, so the triggerer asks each account about its own messages.
+    _, kwargs = trigger.serialize()
+    assert kwargs["message_ids"] == {"th": [th_id], "au": [au_id]}
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    rebuilt = SmsDeliveryTrigger(**kwargs)
+    kudosity_v2_emulator.advance(2.5)  # one clock for both emulators: listed, not yet delivered
+    assert rebuilt.check(SmsHook()) is None
+    kudosity_v2_emulator.advance(5)  # past both emulators' delivery delays
+
+    event = fire(rebuilt)
+
+    assert event["status"] == "done"
+    assert {mid: (s["account"], s["status"]) for mid, s in event["statuses"].items()} == {
+        th_id: ("th", "delivered"),
+        au_id: ("au", "delivered"),
+    }
+    done = op.execute_complete(context(), event=event, output=output)
+    assert [(r["account"], r["status"]) for r in done["results"]] == [("th", "delivered"), ("au", "delivered")]
+
+
+def test_the_delivery_sensor_takes_the_operators_rows_or_ids_by_account(
+    monkeypatch: pytest.MonkeyPatch,
+    mesms_emulator: MeSmsEmulator,
+    kudosity_v2_emulator: KudosityV2Emulator,
+) -> None:
+    connect(monkeypatch, {"routing": kudosity_routing(mesms_emulator, kudosity_v2_emulator)})
+    sent = SendSmsOperator(task_id="send", to=[THAI, AUSTRALIAN], message="hi").execute(context())
+    kudosity_v2_emulator.advance(5)
+    by_rows = SmsDeliverySensor(task_id="rows", message_ids=sent, poke_interval=0.1, timeout=10)
+    assert {s["status"] for s in by_rows.execute(context())["statuses"].values()} == {"delivered"}
+    th_id, au_id = sent["message_ids"]
+    by_account = SmsDeliverySensor(task_id="ids", message_ids={"au": [au_id]}, poke_interval=0.1, timeout=10)
+    assert by_account.execute(context())["statuses"][au_id]["status"] == "delivered"
+    # Bare ids do not say which account sent them: the task fails saying how to name it.
+    with pytest.raises(AirflowFailException, match="name the account of these messages"):
+        SmsDeliverySensor(task_id="bare", message_ids=[th_id], poke_interval=0.1, timeout=10).execute(context())
+    with pytest.raises(ConfigError, match="no account named 'nz'; its accounts are th, au"):
+        SmsHook().status([au_id], account="nz")
+
+
+def test_a_reply_to_the_kudosity_message_approves_the_reply_sensor_on_the_routed_connection(
+    monkeypatch: pytest.MonkeyPatch,
+    mesms_emulator: MeSmsEmulator,
+    kudosity_v2_emulator: KudosityV2Emulator,
+) -> None:
+    connect(monkeypatch, {"routing": kudosity_routing(mesms_emulator, kudosity_v2_emulator)})
+    asked = SendSmsOperator(task_id="ask", to=[THAI, AUSTRALIAN], message="Deploy? Reply YES").execute(context())
+    kudosity_v2_emulator.advance(5)
+    sensor = SmsReplySensor(
+        task_id="approval", from_numbers=[AUSTRALIAN], in_reply_to=asked, poke_interval=0.1, deferrable=True
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context())
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SmsReplyTrigger)
+    _, kwargs = trigger.serialize()
+    assert kwargs["in_reply_to"] == {"th": [asked["message_ids"][0]], "au": [asked["message_ids"][1]]}
+    rebuilt = SmsReplyTrigger(**kwargs)
+    kudosity_v2_emulator.inject_reply(AUSTRALIAN, "yes, ship it")
+    kudosity_v2_emulator.advance(3)  # past the emulator's read-after-write lag, so the list shows it
+
+    event = fire(rebuilt)
+
+    assert event["status"] == "reply"
+    reply = sensor.execute_complete(context(), event=event)
+    assert (reply["decision"], reply["text"], reply["account"]) == ("approve", "yes, ship it", "au")

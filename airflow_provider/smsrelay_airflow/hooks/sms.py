@@ -219,13 +219,18 @@ class SmsHook(BaseHook):
         if self.router is not None:
             from smsrelay import ConfigError
 
-            # Reports and replies are read from one account; a routed send names the account of each message.
+            # Each account has its own settings block; hook.router holds a client per account.
             raise ConfigError(
-                "routes through several accounts (extra 'routing'); it sends only: read reports and replies "
-                "through a connection for one account",
+                "routes through several accounts (extra 'routing'), each with its own settings: "
+                "use hook.router, or name the account (status(ids, account=...))",
                 file=f"Airflow connection {self.connection.conn_id!r}",
             )
         return settings_for_connection(self.connection, self.overrides, mask=self.mask_secrets)
+
+    @property
+    def default_region(self) -> str | None:
+        """The region for numbers written without a country code: the routing config's, or the connection's."""
+        return self.router.config.default_region if self.router is not None else self.settings.default_region
 
     @cached_property
     def client(self) -> Client:
@@ -236,6 +241,30 @@ class SmsHook(BaseHook):
     def get_conn(self) -> Client:
         """The core client (built on first use)."""
         return self.client
+
+    def client_for(self, account: str | None = None) -> Client:
+        """The client of ``account`` on a routed connection; the connection's one client when None.
+
+        Raises ``smsrelay.ConfigError`` naming the connection when the account is unknown,
+        or when a routed connection is asked without naming one.
+        """
+        from smsrelay import ConfigError
+
+        source = f"Airflow connection {self.connection.conn_id!r}"
+        if self.router is None:
+            if account is not None:
+                raise ConfigError(f"has no account {account!r}: it does not route (no extra 'routing')", file=source)
+            return self.client
+        if account is None:
+            raise ConfigError(
+                "routes through several accounts: name the account of these messages "
+                "(pass SendSmsOperator results, whose rows name it, or {account: [ids]})",
+                file=source,
+            )
+        if account not in self.router.clients:
+            names = ", ".join(self.router.clients)
+            raise ConfigError(f"has no account named {account!r}; its accounts are {names}", file=source)
+        return self.router.clients[account]
 
     def close(self) -> None:
         if self.__dict__.get("router") is not None:
@@ -265,13 +294,16 @@ class SmsHook(BaseHook):
             return routed.as_send_result()
         return self.client.send(to, message, sender=sender, vars=vars, key=key, on_invalid=on_invalid)  # type: ignore[arg-type]
 
-    def status(self, message_ids: Sequence[str]) -> dict[str, Delivery]:
-        """The latest delivery report of each message."""
-        return self.client.status(list(message_ids))
+    def status(self, message_ids: Sequence[str], *, account: str | None = None) -> dict[str, Delivery]:
+        """The latest delivery report of each message; on a routed connection, of ``account``'s messages."""
+        return self.client_for(account).status(list(message_ids))
 
-    def events(self, since: str | None = None, *, limit: int = 500) -> EventPage:
-        """One page of events (reports, replies, opt-outs) after the cursor ``since``."""
-        return self.client.events(since, limit=limit)
+    def events(self, since: str | None = None, *, limit: int = 500, account: str | None = None) -> EventPage:
+        """One page of events (reports, replies, opt-outs) after the cursor ``since``.
+
+        On a routed connection, of one ``account``; ``hook.router.events()`` merges every account's.
+        """
+        return self.client_for(account).events(since, limit=limit)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call, for the connection form's Test button."""

@@ -207,7 +207,7 @@ class SendSmsOperator(BaseOperator):
             raise AirflowException(self._rejections(output))
         if self.wait_for_delivery and output["message_ids"]:
             self.defer(
-                trigger=self._trigger(output["message_ids"]),
+                trigger=self._trigger(output),
                 method_name="execute_complete",
                 kwargs={"output": output},
                 timeout=self.delivery_timeout,
@@ -290,12 +290,6 @@ class SendSmsOperator(BaseOperator):
         """
         from smsrelay import AmbiguousRoute, mask_phone
 
-        if self.wait_for_delivery:
-            # Checked before sending: the delivery trigger reads one account's reports.
-            raise AirflowFailException(
-                f"{self.task_id}: wait_for_delivery needs a connection for one account; "
-                f"{self.sms_conn_id!r} routes through several"
-            )
         still = [r for r in rows if r and _ambiguous(r)]
         if still:
             shown = ", ".join(f"{mask_phone(r['to'])} at {r.get('account')}" for r in still[:20])
@@ -367,12 +361,14 @@ class SendSmsOperator(BaseOperator):
         )
 
     # -- waiting for delivery -------------------------------------------------------
-    def _trigger(self, message_ids: list[str]) -> Any:
+    def _trigger(self, output: Mapping[str, Any]) -> Any:
+        from smsrelay_airflow.polling import for_trigger, ids_by_account
         from smsrelay_airflow.triggers.sms import SmsDeliveryTrigger
 
+        # A routed send's rows name their account: each message is followed on the account that sent it.
         return SmsDeliveryTrigger(
             self.sms_conn_id,
-            message_ids,
+            for_trigger(ids_by_account(output)),
             poll_interval=self.poll_interval,
             success_statuses=list(self.success_statuses),
             hook_params=self.hook_params,

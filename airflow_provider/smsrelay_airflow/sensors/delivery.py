@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from smsrelay_airflow._compat import AirflowException, AirflowFailException, BaseSensorOperator
-from smsrelay_airflow.outcomes import DEFAULT_SUCCESS, judge, message_ids_from, success_statuses
+from smsrelay_airflow.outcomes import DEFAULT_SUCCESS, judge, success_statuses
 
 if TYPE_CHECKING:
     from smsrelay_airflow.hooks.sms import SmsHook
@@ -31,6 +31,9 @@ def _default_deferrable() -> bool:
 
 class SmsDeliverySensor(BaseSensorOperator):
     """Wait for ``message_ids`` (ids, or ``SendSmsOperator`` results) to settle.
+
+    On a routing connection each message is followed on the account that sent it: pass
+    the operator's results (each row names its ``account``) or ``{account: [ids]}``.
 
     Succeeds when every message is in ``success_statuses`` (default ``delivered``);
     fails, naming each message, its status and the provider's reason, as soon as one
@@ -74,10 +77,13 @@ class SmsDeliverySensor(BaseSensorOperator):
 
         return DeliveryPoller(self._ids())
 
-    def _ids(self) -> list[str]:
+    def _ids(self) -> dict[str | None, list[str]]:
+        """The ids to follow, by the account that sent each (None: the connection's one account)."""
+        from smsrelay_airflow.polling import ids_by_account
+
         try:
             self.success_statuses = success_statuses(self.success_statuses)
-            ids = message_ids_from(self.message_ids)
+            ids = ids_by_account(self.message_ids)
         except (TypeError, ValueError) as exc:
             raise AirflowFailException(f"{self.task_id}: {exc}") from None
         if not ids:
@@ -110,12 +116,13 @@ class SmsDeliverySensor(BaseSensorOperator):
             return {"statuses": self.statuses}
         if self.poke(context):
             return {"statuses": self.statuses}
+        from smsrelay_airflow.polling import for_trigger
         from smsrelay_airflow.triggers.sms import SmsDeliveryTrigger
 
         self.defer(
             trigger=SmsDeliveryTrigger(
                 self.sms_conn_id,
-                self.poller.message_ids,
+                for_trigger(self.poller.by_account),
                 poll_interval=float(self.poke_interval),
                 success_statuses=list(self.success_statuses),
                 hook_params=self.hook_params,

@@ -44,7 +44,9 @@ class SmsReplySensor(BaseSensorOperator):
     counts. Without it, ``after`` (a datetime or ISO text, templated; default: when the
     sensor started) is, by this worker's clock. ``code`` is the per-gate code the question
     offered ("Reply YES 4821"): when several gates are open for one approver, only a
-    reply with the code (or threaded by the provider) decides. Returns ``{"text", "from",
+    reply with the code (or threaded by the provider) decides. On a routing connection
+    the replies are every account's, merged, so a reply to a question any account sent is
+    seen; the result then names the ``account`` it came in on. Returns ``{"text", "from",
     "occurred_at", "decision", "reason", ...}``.
 
     >>> SmsReplySensor(task_id="approval", from_numbers=["+61491570156"], approve=["YES", "APPROVE"],
@@ -103,7 +105,7 @@ class SmsReplySensor(BaseSensorOperator):
         from smsrelay_airflow.outcomes import message_ids_from
 
         try:
-            region = self.hook.settings.default_region
+            region = self.hook.default_region
             numbers = frozenset(normalize_phone(n, region) for n in _as_list(self.from_numbers))
             approve = pattern_source(self.approve, field="approve")
             reject = pattern_source(self.reject, field="reject")
@@ -135,9 +137,14 @@ class SmsReplySensor(BaseSensorOperator):
 
     @cached_property
     def poller(self) -> ReplyPoller:
-        from smsrelay_airflow.polling import ReplyPoller
+        from smsrelay_airflow.polling import ReplyPoller, ids_by_account
 
-        return ReplyPoller(self.rule(self._context))
+        rule = self.rule(self._context)
+        try:  # the account of each question message, where its rows name it (a routed send)
+            asks = ids_by_account(self.in_reply_to)
+        except (TypeError, ValueError) as exc:
+            raise AirflowFailException(f"{self.task_id}: in_reply_to: {exc}") from None
+        return ReplyPoller(rule, None if None in asks else asks)
 
     def poke(self, context: Any) -> bool:
         from smsrelay import ProviderServerError, RateLimited, SmsRelayError, TransportError
@@ -177,9 +184,11 @@ class SmsReplySensor(BaseSensorOperator):
         if self.poke(context):
             assert self.reply is not None
             return self.reply
+        from smsrelay_airflow.polling import for_trigger
         from smsrelay_airflow.triggers.sms import SmsReplyTrigger
 
         rule = self.poller.rule
+        asks = self.poller.asks
         self.defer(
             trigger=SmsReplyTrigger(
                 self.sms_conn_id,
@@ -187,7 +196,7 @@ class SmsReplySensor(BaseSensorOperator):
                 after=rule.after.isoformat() if rule.after else None,
                 approve=rule.approve,
                 reject=rule.reject,
-                in_reply_to=sorted(rule.in_reply_to),
+                in_reply_to=for_trigger(asks) if asks else sorted(rule.in_reply_to),
                 code=rule.code,
                 open_for=rule.open_for.total_seconds(),
                 poll_interval=float(self.poke_interval),

@@ -8,7 +8,7 @@ so the triggerer's event loop never blocks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,13 +79,28 @@ class _PollingTrigger(BaseTrigger):
             hook.close()  # quick, and must not await: this may run while the generator is closed
 
 
+def _ids(value: Sequence[str] | Mapping[str, Sequence[str]]) -> list[str] | dict[str, list[str]]:
+    """JSON-safe: a list of ids (the connection's one account), or ``{account: [ids]}`` (a routed one)."""
+    if isinstance(value, Mapping):
+        return {str(account): list(ids) for account, ids in value.items()}
+    return list(value)
+
+
+def _by_account(ids: list[str] | dict[str, list[str]]) -> dict[str | None, list[str]]:
+    return {None: ids} if isinstance(ids, list) else {account: list(v) for account, v in ids.items()}
+
+
 class SmsDeliveryTrigger(_PollingTrigger):
-    """Fires when every message is settled (successful or final); polls ``status()``/``events()``."""
+    """Fires when every message is settled (successful or final); polls ``status()``/``events()``.
+
+    ``message_ids`` is a list of ids, or on a routed connection ``{account: [ids]}``: each
+    message is followed on the account that sent it.
+    """
 
     def __init__(
         self,
         sms_conn_id: str,
-        message_ids: Sequence[str],
+        message_ids: Sequence[str] | Mapping[str, Sequence[str]],
         *,
         poll_interval: float = 30.0,
         success_statuses: Sequence[str] = DEFAULT_SUCCESS,
@@ -93,7 +108,7 @@ class SmsDeliveryTrigger(_PollingTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ has no annotations
         self.sms_conn_id = sms_conn_id
-        self.message_ids = list(message_ids)
+        self.message_ids = _ids(message_ids)
         self.poll_interval = float(poll_interval)
         self.success_statuses = list(success_statuses)
         self.hook_params = hook_params or {}
@@ -114,7 +129,7 @@ class SmsDeliveryTrigger(_PollingTrigger):
 
     def check(self, hook: Any) -> dict[str, Any] | None:
         if "_poller" not in self.__dict__:
-            self._poller = DeliveryPoller(self.message_ids)
+            self._poller = DeliveryPoller(_by_account(self.message_ids))
             self._pending: tuple[str, ...] = ()
         statuses = self._poller.poll(hook)
         verdict = judge(statuses, self.success_statuses)
@@ -127,7 +142,11 @@ class SmsDeliveryTrigger(_PollingTrigger):
 
 
 class SmsReplyTrigger(_PollingTrigger):
-    """Fires when the core's approval rule decides the gate; polls the event feed."""
+    """Fires when the core's approval rule decides the gate; polls the event feed.
+
+    On a routed connection the feed is every account's, merged, and ``in_reply_to`` may be
+    ``{account: [ids]}`` so each account is asked for its own question's first report.
+    """
 
     def __init__(
         self,
@@ -137,7 +156,7 @@ class SmsReplyTrigger(_PollingTrigger):
         after: str | None = None,
         approve: str | None = None,
         reject: str | None = None,
-        in_reply_to: Sequence[str] = (),
+        in_reply_to: Sequence[str] | Mapping[str, Sequence[str]] = (),
         code: str | None = None,
         open_for: float = 3600.0,
         poll_interval: float = 30.0,
@@ -149,7 +168,7 @@ class SmsReplyTrigger(_PollingTrigger):
         self.after = after
         self.approve = approve
         self.reject = reject
-        self.in_reply_to = list(in_reply_to)
+        self.in_reply_to = _ids(in_reply_to)
         self.code = code
         self.open_for = float(open_for)
         self.poll_interval = float(poll_interval)
@@ -178,7 +197,11 @@ class SmsReplyTrigger(_PollingTrigger):
             after=datetime.fromisoformat(self.after) if self.after else None,
             approve=self.approve,
             reject=self.reject,
-            in_reply_to=frozenset(self.in_reply_to),
+            in_reply_to=frozenset(
+                self.in_reply_to
+                if isinstance(self.in_reply_to, list)
+                else (mid for ids in self.in_reply_to.values() for mid in ids)
+            ),
             code=self.code,
             open_for=timedelta(seconds=self.open_for),
         )
@@ -187,7 +210,8 @@ class SmsReplyTrigger(_PollingTrigger):
 
     def check(self, hook: Any) -> dict[str, Any] | None:
         if "_poller" not in self.__dict__:
-            self._poller = ReplyPoller(self.rule())
+            asks = None if isinstance(self.in_reply_to, list) else _by_account(self.in_reply_to)
+            self._poller = ReplyPoller(self.rule(), asks)
         found = self._poller.poll(hook, self._passed)
         return None if found is None else {"status": "reply", "reply": found}
 
