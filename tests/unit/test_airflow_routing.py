@@ -22,6 +22,7 @@ from airflow.sdk import Connection
 from smsrelay_airflow._compat import AirflowException, AirflowFailException, TaskDeferred
 from smsrelay_airflow.hooks.sms import SmsHook
 from smsrelay_airflow.operators.send import STATE_KEY, SendSmsOperator
+from smsrelay_airflow.polling import for_trigger, ids_by_account
 from smsrelay_airflow.sensors.delivery import SmsDeliverySensor
 from smsrelay_airflow.sensors.reply import SmsReplySensor
 from smsrelay_airflow.triggers.sms import SmsDeliveryTrigger, SmsReplyTrigger
@@ -230,3 +231,15 @@ def test_a_reply_to_the_kudosity_message_approves_the_reply_sensor_on_the_routed
     assert event["status"] == "reply"
     reply = sensor.execute_complete(context(), event=event)
     assert (reply["decision"], reply["text"], reply["account"]) == ("approve", "yes, ship it", "au")
+
+
+def test_ids_name_their_account_for_all_or_for_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"message_id": "m1", "account": "th"}, {"message_id": "m2", "account": "au"}]
+    assert ids_by_account({"results": rows}) == {"th": ["m1"], "au": ["m2"]}
+    assert for_trigger(ids_by_account(["m1", "m2"])) == ["m1", "m2"]  # one account: the list, as before
+    with pytest.raises(ValueError, match="some ids name their account and some do not"):
+        ids_by_account([*rows, "m3"])
+    # A connection that does not route has no accounts to name.
+    connect(monkeypatch, {})
+    with pytest.raises(ConfigError, match="has no account 'au': it does not route"):
+        SmsHook().status(["m1"], account="au")
