@@ -154,3 +154,10 @@ def test_rerunning_the_step_with_the_same_message_ref_sends_nothing_twice(
     # And a third run, everything settled, sends nothing either.
     third = run_action(step(kudosity, **{"message-ref": "deploy-42"}), extra=ENV)
     assert third.code == 0 and stored(kudosity) == Counter(dict.fromkeys(NUMBERS, 1)), third.stdout
+
+
+def test_a_window_that_is_not_a_number_fails_the_step_naming_it(run_action, kudosity: KudosityV2Emulator) -> None:
+    run = run_action(step(kudosity), extra={"SMSRELAY_KUDOSITY_RECONCILE_WINDOW": "a minute"})
+    assert run.code == 2, run.stdout + run.stderr
+    assert any("reconcile_window: expected a number, got 'a minute'" in e for e in run.errors), run.stdout
+    assert kudosity.outbound == []
