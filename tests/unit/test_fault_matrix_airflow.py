@@ -23,7 +23,7 @@ pytest.importorskip("airflow")
 pytestmark = pytest.mark.airflow
 
 from airflow.sdk import Connection  # noqa: E402
-from smsrelay_airflow._compat import AirflowException  # noqa: E402
+from smsrelay_airflow._compat import AirflowException, AirflowFailException  # noqa: E402
 from smsrelay_airflow.operators.send import STATE_KEY, SendSmsOperator  # noqa: E402
 
 from smsrelay.client import idempotency_key  # noqa: E402
@@ -164,3 +164,15 @@ def test_in_doubt_messages_stay_in_the_task_state_and_no_retry_resends_them(kudo
     assert third is not None and t["accepted"] == len(NUMBERS), store.data
     assert t["duplicates"] == 0 and stored(kudosity) == Counter(dict.fromkeys(NUMBERS, 1))
     assert sorted(third["message_ids"]) == sorted(m["id"] for m in kudosity.outbound)
+
+
+def test_a_window_that_is_not_a_number_fails_the_task_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {"api": "v2", "sender": SENDER, "reconcile_window": "a minute"}
+    conn = Connection(conn_id="slow_sms", conn_type="smsrelay_kudosity", password=V2_KEY, extra=json.dumps(extra))
+    monkeypatch.setenv("AIRFLOW_CONN_SLOW_SMS", conn.as_json())
+    op = SendSmsOperator(task_id="send", sms_conn_id="slow_sms", to=list(NUMBERS), message=BODY)
+    # A bad setting is not worth a retry: the task fails for good, naming the connection and field.
+    with pytest.raises(
+        AirflowFailException, match=r"connection 'slow_sms', field 'reconcile_window': expected a number"
+    ):
+        op.execute(context(TI(), StateStore()))
