@@ -65,12 +65,19 @@ _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?
 
 
 class InputError(Exception):
-    """An input is missing or invalid; ``input`` names it."""
+    """An input is missing or invalid; ``input`` names it (or the step's ``env:`` variable,
+    with ``kind="environment variable"``, for a setting only the environment gave)."""
 
-    def __init__(self, input: str, message: str) -> None:
+    def __init__(self, input: str, message: str, *, kind: str = "input") -> None:
         self.input = input
         self.message = message
-        super().__init__(f"Input '{input}': {message}")
+        self.kind = kind
+        super().__init__(f"{self.label}: {message}")
+
+    @property
+    def label(self) -> str:
+        """``Input 'from'``, or ``Environment variable 'SMSRELAY_…'``."""
+        return f"{self.kind.capitalize()} '{self.input}'"
 
 
 @dataclass(frozen=True)

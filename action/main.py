@@ -113,11 +113,16 @@ def _mask_everything(runner: Runner) -> None:
             register_secret(spelling)
 
 
-def _env_options(env: Mapping[str, str], provider: str, known: Collection[str]) -> dict[str, str]:
-    """``SMSRELAY_<PROVIDER>_<SETTING>`` variables, for settings the inputs do not cover."""
-    prefix = f"SMSRELAY_{provider.upper()}_"
-    found = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
-    return {k: v for k, v in found.items() if k in known}
+def _env_options(env: Mapping[str, str], provider: str, known: Collection[str]) -> dict[str, tuple[str, str]]:
+    """``SMSRELAY_<SETTING>`` and ``SMSRELAY_<PROVIDER>_<SETTING>`` variables (the latter wins,
+    as in the core's config), for settings the inputs do not cover: setting -> (variable, value)."""
+    found: dict[str, tuple[str, str]] = {}
+    for prefix in ("SMSRELAY_", f"SMSRELAY_{provider.upper()}_"):
+        for var, value in env.items():
+            name = var[len(prefix) :].lower()
+            if var.startswith(prefix) and name in known:
+                found[name] = (var, value)
+    return found
 
 
 def build_settings(runner: Runner, inputs: Inputs) -> ProviderSettings:
@@ -126,8 +131,10 @@ def build_settings(runner: Runner, inputs: Inputs) -> ProviderSettings:
         known = known_settings(inputs.provider)
     except ConfigError as exc:
         raise InputError("provider", exc.detail) from None
-    data: dict[str, Any] = _env_options(runner.env, inputs.provider, known)
+    from_env = _env_options(runner.env, inputs.provider, known)
+    data: dict[str, Any] = {setting: value for setting, (_, value) in from_env.items()}
     data.update(inputs.settings)
+    env_vars = {setting: var for setting, (var, _) in from_env.items() if setting not in inputs.settings}
     for key in ("sid", "region"):
         if key in inputs.settings and key not in known:
             raise InputError(key, f"does not apply to provider {inputs.provider}")
@@ -138,10 +145,10 @@ def build_settings(runner: Runner, inputs: Inputs) -> ProviderSettings:
     try:
         return settings_from_mapping(data, inputs.provider, env=runner.env)
     except ConfigError as exc:
-        raise _input_error(exc) from None
+        raise _input_error(exc, env_vars) from None
 
 
-def _input_error(exc: ConfigError) -> InputError:
+def _input_error(exc: ConfigError, env_vars: Mapping[str, str] | None = None) -> InputError:
     """A core settings error, told as the input that carries the setting.
 
     The core names its field (``sender``); the user typed an input (``from``), so the error
@@ -150,6 +157,8 @@ def _input_error(exc: ConfigError) -> InputError:
     if not exc.field:
         return InputError("provider-options", exc.message)
     field = exc.field.split(".")[-1]
+    if env_vars and field in env_vars:  # only the step's env: set it, so name that variable
+        return InputError(env_vars[field], exc.detail, kind="environment variable")
     name = SETTING_INPUTS.get(field)
     if name is None:  # a setting only provider-options can carry: name it inside that input
         return InputError("provider-options", f"{field}: {exc.detail}")
@@ -652,8 +661,8 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
     try:
         return run(runner)
     except InputError as exc:
-        runner.error(redact(exc.message), title=f"Invalid input: {exc.input}")
-        runner.info(redact(f"Input '{exc.input}': {exc.message}"))
+        runner.error(redact(exc.message), title=f"Invalid {exc.kind}: {exc.input}")
+        runner.info(redact(f"{exc.label}: {exc.message}"))
         return EXIT_BAD_INPUT
     except Exception as exc:  # a bug or an unexpected provider answer: fail, redacted
         runner.error(redact(f"{type(exc).__name__}: {exc}"), title="smsrelay action failed")

@@ -159,5 +159,14 @@ def test_rerunning_the_step_with_the_same_message_ref_sends_nothing_twice(
 def test_a_window_that_is_not_a_number_fails_the_step_naming_it(run_action, kudosity: KudosityV2Emulator) -> None:
     run = run_action(step(kudosity), extra={"SMSRELAY_KUDOSITY_RECONCILE_WINDOW": "a minute"})
     assert run.code == 2, run.stdout + run.stderr
-    assert any("reconcile_window: expected a number, got 'a minute'" in e for e in run.errors), run.stdout
+    assert any("expected a number, got 'a minute'" in e for e in run.errors), run.stdout
+    # The step's env: set it, so the error names that variable, not the provider-options input.
+    assert "Environment variable 'SMSRELAY_KUDOSITY_RECONCILE_WINDOW'" in run.stdout, run.stdout
+    assert kudosity.outbound == []
+
+
+def test_the_provider_independent_variable_sets_the_window_too(run_action, kudosity: KudosityV2Emulator) -> None:
+    # SMSRELAY_RECONCILE_WINDOW, as the core reads it; SMSRELAY_KUDOSITY_… would win over it.
+    run = run_action(step(kudosity), extra={"SMSRELAY_RECONCILE_WINDOW": "a minute"})
+    assert run.code == 2 and "Environment variable 'SMSRELAY_RECONCILE_WINDOW'" in run.stdout, run.stdout
     assert kudosity.outbound == []
