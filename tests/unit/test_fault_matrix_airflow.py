@@ -107,9 +107,9 @@ def tally(emu: KudosityV2Emulator, store: StateStore) -> Counter[str]:
             t["losses"] += n != 1
         elif row["status"] == "unknown":
             t["in doubt"] += 1
-            # Its key follows from the state (the task's key, the number, the body): the one the provider holds.
-            key = idempotency_key(state["key"], row["to"], BODY)
-            t["losses"] += n == 1 and refs[row["to"].lstrip("+")] != key
+            # Its key is in the task state, and is the one the provider holds.
+            assert row["key"] == idempotency_key(state["key"], row["to"], BODY)
+            t["losses"] += n == 1 and refs[row["to"].lstrip("+")] != row["key"]
         else:
             t["failed"] += 1
             t["losses"] += n != 0 or not row["error"]

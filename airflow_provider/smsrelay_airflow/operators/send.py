@@ -80,12 +80,15 @@ def _ambiguous(row: Mapping[str, Any]) -> bool:
 
 
 def _row(r: Any) -> dict[str, Any]:
+    # The key goes into the task state with the rest, so a message left in doubt can be
+    # settled later (smsrelay reconcile KEY) and a retry looks it up by that key.
     return {
         "to": r.to,
         "message_id": r.message_id,
         "status": r.status.value,
         "parts": r.parts,
         "error": r.error,
+        "key": r.key,
     }
 
 
