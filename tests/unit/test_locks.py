@@ -84,3 +84,23 @@ def test_the_build_lock_satisfies_every_build_backend(pyproject: str) -> None:
     for raw in tomllib.loads((ROOT / pyproject).read_text())["build-system"]["requires"]:
         req = Requirement(raw)
         assert req.specifier.contains(pins[canonicalize_name(req.name)]), f"{pyproject}: {req}"
+
+
+def test_airflow_constraints_apply_less_our_own_pins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # make lock reads Airflow's constraints file (a URL or a path); the pins our pyprojects
+    # make themselves (pytest, mypy, …: Airflow's file pins dev tools too) are dropped from it.
+    import sys
+
+    sys.path.insert(0, str(ROOT / "locks"))
+    try:
+        import lock
+    finally:
+        sys.path.remove(str(ROOT / "locks"))
+    theirs = tmp_path / "constraints-3.11.txt"
+    theirs.write_text("# generated\nPyYAML==6.0.2\nmypy==1.9.0\npytest==8.3.5\nSQLAlchemy==1.4.54\nrich==13.9.4\n")
+    monkeypatch.setenv("AIRFLOW_CONSTRAINTS", str(theirs))
+    path = lock.airflow_constraints("AIRFLOW_CONSTRAINTS", tmp_path)
+    assert path is not None
+    assert path.read_text().split() == ["SQLAlchemy==1.4.54", "rich==13.9.4"]
+    monkeypatch.setenv("AIRFLOW_CONSTRAINTS", "")
+    assert lock.airflow_constraints("AIRFLOW_CONSTRAINTS", tmp_path) is None
