@@ -187,12 +187,15 @@ class FaultCase:
     lag: float = 0.0
 
 
-def fault_matrix(*, lags: Sequence[float] = (0, 3, 8, 30), timeout: float = 0.5) -> list[FaultCase]:
+def fault_matrix(
+    *, lags: Sequence[float] = (0, 3, 8, 30), timeout: float = 0.5, retry_after: float = 7
+) -> list[FaultCase]:
     """Every network fault a send can meet, at each list lag (seconds on the emulator's clock).
 
     ``timeout`` is how long ``timeout_after`` holds an answer: longer than the client's
-    read timeout. Run each case on a fresh emulator with :meth:`Emulator.inject_case`, send,
-    then count the messages per recipient: none twice, and none lost without a word.
+    read timeout; ``retry_after`` is the 429's hint (short where the wait is real). Run each
+    case on a fresh emulator with :meth:`Emulator.inject_case`, send, then count the messages
+    per recipient: none twice, and none lost without a word.
 
     >>> [c.name for c in fault_matrix(lags=[0])][:3]
     ['no fault, lag 0 s', 'reset before the request is handled, lag 0 s', 'reset after accept, lag 0 s']
@@ -203,7 +206,7 @@ def fault_matrix(*, lags: Sequence[float] = (0, 3, 8, 30), timeout: float = 0.5)
         ("reset after accept", (("reset_after", {}),)),
         ("timeout after accept", (("timeout_after", {"seconds": timeout}),)),
         ("5xx after accept", (("status_after", {"status": 503}),)),
-        ("429 with Retry-After", (("rate_limit", {"retry_after": 7}),)),
+        ("429 with Retry-After", (("rate_limit", {"retry_after": retry_after}),)),
         ("429 beyond the client's wait", (("rate_limit", {"retry_after": 600, "times": 50}),)),
     ]
     return [FaultCase(f"{name}, lag {lag:g} s", fs, lag) for lag in lags for name, fs in faults]

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from smsrelay.emulators.base import Fault, FaultCase
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from tests.fixtures.action import ActionRun
+from tests.fixtures.faults import print_matrix, real_time_cases
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +29,7 @@ SENDER = "61481074185"
 NUMBERS = ("+61491570160", "+61491570161", "+61491570162")
 READ_TIMEOUT = 1  # the step's timeout input (whole seconds); timeout_after holds an answer longer
 WINDOW = 2  # seconds the step looks a lost answer up: longer than every lag below
-FAULTS: list[tuple[str, tuple[tuple[str, dict[str, Any]], ...]]] = [
-    ("reset before the request is handled", (("reset_before", {}),)),
-    ("reset after accept", (("reset_after", {}),)),
-    ("timeout after accept", (("timeout_after", {"seconds": 2 * READ_TIMEOUT}),)),
-    ("5xx after accept", (("status_after", {"status": 503}),)),
-    # Retry-After of 1 s rather than the core matrix's 7: here the wait is real.
-    ("429 with Retry-After", (("rate_limit", {"retry_after": 1}),)),
-]
-CASES = [FaultCase(f"{name}, lag {lag:g} s", faults, lag) for lag in (0, 1) for name, faults in FAULTS]
+CASES = real_time_cases(READ_TIMEOUT)
 
 MATRIX: dict[str, Counter[str]] = {}
 
@@ -45,14 +37,7 @@ MATRIX: dict[str, Counter[str]] = {}
 @pytest.fixture(scope="module", autouse=True)
 def _print_matrix() -> Iterator[None]:
     yield
-    if not MATRIX:
-        return
-    print("\nfault matrix through the Action (accepted / failed / in doubt; duplicates, losses)")
-    for case, c in sorted(MATRIX.items()):
-        print(
-            f"  {case:56} accepted {c['accepted']} · failed {c['failed']} · in doubt {c['in doubt']}"
-            f" · duplicates {c['duplicates']} · silent losses {c['losses']}"
-        )
+    print_matrix("fault matrix through the Action", MATRIX, ["accepted", "failed", "in doubt", "duplicates", "losses"])
 
 
 @pytest.fixture

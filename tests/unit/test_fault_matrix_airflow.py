@@ -30,6 +30,7 @@ from smsrelay.client import idempotency_key  # noqa: E402
 from smsrelay.emulators.base import Fault, FaultCase  # noqa: E402
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator  # noqa: E402
 from smsrelay.errors import ProviderServerError  # noqa: E402
+from tests.fixtures.faults import print_matrix, real_time_cases  # noqa: E402
 from tests.fixtures.kudosity import SENDER, V2_KEY  # noqa: E402
 from tests.unit.test_airflow_provider import TI, StateStore, context  # noqa: E402
 
@@ -37,15 +38,7 @@ NUMBERS = ("+61491575100", "+61491575101", "+61491575102")
 BODY = "Nightly load finished"
 READ_TIMEOUT = 0.5  # the connection's; timeout_after holds an answer twice as long
 WINDOW = 2  # the connection's reconcile_window: longer than every lag below
-FAULTS: list[tuple[str, tuple[tuple[str, dict[str, Any]], ...]]] = [
-    ("reset before the request is handled", (("reset_before", {}),)),
-    ("reset after accept", (("reset_after", {}),)),
-    ("timeout after accept", (("timeout_after", {"seconds": 2 * READ_TIMEOUT}),)),
-    ("5xx after accept", (("status_after", {"status": 503}),)),
-    # Retry-After of 1 s rather than the core matrix's 7: here the wait is real.
-    ("429 with Retry-After", (("rate_limit", {"retry_after": 1}),)),
-]
-CASES = [FaultCase(f"{name}, lag {lag:g} s", faults, lag) for lag in (0, 1) for name, faults in FAULTS]
+CASES = real_time_cases(READ_TIMEOUT)
 
 MATRIX: dict[str, Counter[str]] = {}
 
@@ -53,14 +46,11 @@ MATRIX: dict[str, Counter[str]] = {}
 @pytest.fixture(scope="module", autouse=True)
 def _print_matrix() -> Iterator[None]:
     yield
-    if not MATRIX:
-        return
-    print("\nfault matrix through SendSmsOperator, after a retry (accepted / failed / in doubt; duplicates, losses)")
-    for case, c in sorted(MATRIX.items()):
-        print(
-            f"  {case:56} accepted {c['accepted']} · failed {c['failed']} · in doubt {c['in doubt']}"
-            f" · duplicates {c['duplicates']} · silent losses {c['losses']} · retried {c['retried']}"
-        )
+    print_matrix(
+        "fault matrix through SendSmsOperator, after a retry",
+        MATRIX,
+        ["accepted", "failed", "in doubt", "duplicates", "losses", "retried"],
+    )
 
 
 @pytest.fixture
