@@ -23,12 +23,15 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from smsrelay.client import Client
 from smsrelay.errors import AmbiguousSend, AuthError, ConfigError, InvalidRequest, SmsRelayError
 from smsrelay.model import Event, Message, Recipient, SendResult, Status, event_to_dict
 from smsrelay.recipients import read_recipients_csv
+
+if TYPE_CHECKING:
+    from smsrelay.routing import RoutedSend
 
 __all__ = ["main"]
 
@@ -129,7 +132,12 @@ def _send_routed(args: argparse.Namespace, message: Message, recipients: list[Re
             dry_run=args.dry_run,
             on_invalid="skip" if args.skip_invalid else "raise",
         )
-    if args.json:
+    return _print_routed(routed, as_json=args.json)
+
+
+def _print_routed(routed: RoutedSend, *, as_json: bool) -> int:
+    """Each recipient with the account chosen, why, and its cost; then the total."""
+    if as_json:
         json.dump(routed.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return EXIT_OK if routed.all_accepted else EXIT_FAILED
@@ -300,10 +308,18 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    from smsrelay.routing import Router, is_routing_file
+
     body = _message_text(args)
     recipients: list[Recipient | str] = [*args.to, *args.to_flag] or ["+61491570156"]
     if args.to_file:
         recipients = [row.recipient for row in read_recipients_csv(args.to_file)]
+    if args.config and is_routing_file(args.config):
+        # Per recipient, the account its route would take, checked locally as send --dry-run does.
+        with Router.from_file(args.config) as router:
+            message = Message(body=body, sender=args.sender, vars=_parse_vars(args.var))
+            routed = router.send(recipients, message, tag=args.tag, dry_run=True, on_invalid="skip")
+        return _print_routed(routed, as_json=args.json)
     with _client(args) as client:
         p = client.preview(Message(body=body, sender=args.sender, vars=_parse_vars(args.var)), recipients)
     data = {
@@ -364,6 +380,7 @@ def cmd_webhooks_serve(args: argparse.Namespace) -> int:
     from smsrelay.feed import default_inbox_url
     from smsrelay.inbox import open_inbox
     from smsrelay.receiver import create_app, route_for, serve
+    from smsrelay.routing import is_routing_file, load_routing
 
     routes = []
     for spec in args.route:
@@ -371,6 +388,12 @@ def cmd_webhooks_serve(args: argparse.Namespace) -> int:
         if not sep or not name or not config:
             raise InvalidRequest(f"--route takes NAME=CONFIG_FILE, got {spec!r}", field="--route")
         routes.append(route_for(load_settings(config_file=config), name))
+    inbox_url = args.inbox
+    if not routes and args.config and is_routing_file(args.config):
+        # A routing file: one route per account, /webhooks/<account>, each with its own secret.
+        routing = load_routing(args.config)
+        routes = [route_for(settings, name) for name, settings in routing.accounts.items()]
+        inbox_url = inbox_url or routing.inbox
     if not routes:
         overrides = {"base_url": args.base_url} if args.base_url else {}
         settings = load_settings(args.provider, config_file=args.config, **overrides)
@@ -383,7 +406,7 @@ def cmd_webhooks_serve(args: argparse.Namespace) -> int:
             )
     if len({r.name for r in routes}) != len(routes):
         raise InvalidRequest("two routes have the same name", field="--route")
-    inbox = open_inbox(args.inbox or default_inbox_url())
+    inbox = open_inbox(inbox_url or default_inbox_url())
     stop = threading.Event()
 
     def compact() -> None:
@@ -541,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to-file")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--from", dest="sender", help="the sender id or number")
+    p.add_argument("--tag", help="the message's tag, for the routes of a routing file (--config) that match on it")
     p.set_defaults(func=cmd_preview)
 
     # Only the options an emulator acts on: it has no provider settings of its own.
@@ -563,7 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--events", nargs="*")
     w.add_argument("--name")
     w.set_defaults(func=cmd_webhooks)
-    w = wadd("serve", parents=[common], help="run the webhook receiver (needs smsrelay[server])")
+    w = wadd(
+        "serve",
+        parents=[common],
+        help="run the webhook receiver (needs smsrelay[server]); with a routing file as --config, a route per account",
+    )
     w.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 behind a proxy)")
     w.add_argument("--port", type=int, default=8080)
     w.add_argument("--inbox", help="where events are stored: a path, sqlite:///path or postgresql://…")

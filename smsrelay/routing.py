@@ -40,7 +40,7 @@ import phonenumbers
 
 from smsrelay.client import Client, OnDoubt, OnInvalid, _check_on_doubt, idempotency_key
 from smsrelay.clock import Clock
-from smsrelay.config import ProviderSettings, read_yaml, settings_from_mapping
+from smsrelay.config import ProviderSettings, _expand, read_yaml, settings_from_mapping
 from smsrelay.errors import (
     AmbiguousSend,
     AuthError,
@@ -57,6 +57,7 @@ from smsrelay.templates import render
 if TYPE_CHECKING:
     import yaml
 
+    from smsrelay.inbox import Inbox
     from smsrelay.journal import SendJournal
 
 __all__ = [
@@ -76,9 +77,12 @@ __all__ = [
 
 log = logging.getLogger("smsrelay.routing")
 
+# The name of the feed each account pumps the inbox through (pumping keeps no reader cursor).
+_FEED = "router"
+
 _ROUTE_KEYS = frozenset({"match", "accounts"})
 _MATCH_KEYS = frozenset({"country", "prefix", "tag"})
-_TOP_KEYS = frozenset({"accounts", "routes", "default_region", "currency"})
+_TOP_KEYS = frozenset({"accounts", "routes", "default_region", "currency", "inbox"})
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class RoutingConfig:
     currency: str | None = None
     default_region: str | None = None
     source: str | None = None
+    # The event inbox URL; kept out of the repr, as a PostgreSQL URL may hold a password.
+    inbox: str | None = field(default=None, repr=False)
 
     def price(self, account: str, region: str) -> float | None:
         """The price of one SMS part from ``account`` to ``region``, if the config gives it."""
@@ -368,6 +374,9 @@ def routing_from_mapping(
     if not isinstance(raw_routes, list) or not raw_routes:
         raise ConfigError("needs a list of routes, each with 'accounts'", **at("routes"))
     routes = tuple(_route(i, r, accounts, at) for i, r in enumerate(raw_routes))
+    inbox = data.get("inbox")
+    if inbox is not None and (not isinstance(inbox, str) or not inbox.strip()):
+        raise ConfigError("the inbox is a path, sqlite:///path or postgresql://… URL", **at("inbox"))
     return RoutingConfig(
         accounts=accounts,
         routes=routes,
@@ -375,6 +384,7 @@ def routing_from_mapping(
         currency=str(data["currency"]) if data.get("currency") else None,
         default_region=str(region).upper() if region else None,
         source=source,
+        inbox=_expand(inbox.strip(), env, at("inbox")) if inbox else None,
     )
 
 
@@ -474,12 +484,23 @@ class Router:
         env: Mapping[str, str] | None = None,
         on_doubt: OnDoubt = "raise",
         journal: str | SendJournal | bool | None = None,
+        inbox: str | Inbox | None = None,
     ) -> None:
         self.config = config
         self.on_doubt = _check_on_doubt(on_doubt)
+        environ = os.environ if env is None else env
+        # The event inbox: given here, else the config's ``inbox``, else SMSRELAY_INBOX; opened
+        # once and shared, so every account's pushed, polled and watched events meet in one log.
+        spec = inbox if inbox is not None else config.inbox or environ.get("SMSRELAY_INBOX") or None
+        self._own_inbox = isinstance(spec, str)
+        if isinstance(spec, str):
+            from smsrelay.inbox import open_inbox
+
+            spec = open_inbox(spec, clock=clock)
+        self.inbox: Inbox | None = spec
         # One client per account; they share the journal, so a key is claimed before each account sends it.
         self.clients: dict[str, Client] = {
-            name: Client(settings=s, clock=clock, env=env, on_doubt="report", journal=journal)
+            name: Client(settings=s, clock=clock, env=env, on_doubt="report", journal=journal, inbox=self.inbox)
             for name, s in config.accounts.items()
         }
 
@@ -500,18 +521,26 @@ class Router:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+        if self._own_inbox and self.inbox is not None:
+            self.inbox.close()
+            self.inbox = None
 
     def events(self, since: Mapping[str, str | None] | None = None, *, limit: int = 500) -> RoutedEventPage:
-        """One page of events from every account that lists them, each naming its account.
+        """One page of events from every account, each naming its account.
 
         ``since`` is the ``cursors`` of the page before (none: from each account's start).
-        An account whose provider cannot list events (Kaleyra follows messages by id) is
-        left out: read it through its own client's feed.
+        Without an inbox, each account whose provider lists events is polled, and the events
+        are merged oldest first; Kaleyra, which lists none, is left out. With an inbox
+        (``inbox=``, the config's ``inbox``, ``SMSRELAY_INBOX``), every account is first polled
+        into it (Kaleyra: the status of its watched sends), and the page holds what the
+        inbox stored after the cursors, pushed or polled, once each, in the inbox's order.
 
         >>> page = router.events()  # doctest: +SKIP
         >>> [(e.account, e.event.kind) for e in page]  # doctest: +SKIP
         [('th', 'delivery'), ('au', 'reply')]
         """
+        if self.inbox is not None:
+            return self._inbox_events(self.inbox, since or {}, limit)
         since = since or {}
         merged: list[RoutedEvent] = []
         cursors: dict[str, str | None] = dict(since)
@@ -528,6 +557,63 @@ class Router:
             more = more or page.more
         merged.sort(key=lambda e: e.event.occurred_at)
         return RoutedEventPage(tuple(merged), cursors, more)
+
+    def account_for(self, event: Event) -> str | None:
+        """The account an event of the inbox belongs to: the one whose provider it names.
+
+        The receiver stores an event as its provider reports it, not by route; so with an
+        inbox, two accounts of one provider cannot be told apart (:meth:`events` refuses them).
+
+        >>> router.account_for(delivery)  # doctest: +SKIP
+        'th'
+        """
+        return self._by_provider().get(event.provider)
+
+    def _by_provider(self) -> dict[str, str]:
+        by_provider: dict[str, str] = {}
+        for name, client in self.clients.items():
+            other = by_provider.setdefault(client.provider.name, name)
+            if other != name:
+                raise ConfigError(
+                    f"accounts {other!r} and {name!r} are both {client.provider.name}: the inbox stores events "
+                    "by provider, so it cannot tell their events apart; give each its own routing file and inbox",
+                    field="accounts",
+                    file=self.config.source,
+                )
+        return by_provider
+
+    def pump(self, *, limit: int = 500) -> int:
+        """With an inbox, poll every account into it; return how many events were new.
+
+        An account that lists events is polled from its stored cursor; one that reports by
+        message id only (Kaleyra) is asked the status of the sends it is watching, which
+        each send records in the inbox. Without an inbox this does nothing.
+
+        >>> router.pump()  # doctest: +SKIP
+        4
+        """
+        if self.inbox is None:
+            return 0
+        self._by_provider()  # refuse accounts the inbox cannot tell apart before polling any
+        return sum(client.feed(_FEED).pump(limit=limit) for client in self.clients.values())
+
+    def _inbox_events(self, inbox: Inbox, since: Mapping[str, str | None], limit: int) -> RoutedEventPage:
+        from smsrelay.feed import CURSOR_PREFIX, inbox_position
+
+        by_provider = self._by_provider()
+        self.pump(limit=limit)
+        # Each account's own position: a cursor map from an older page may lag for some.
+        positions = {name: inbox_position(since.get(name)) for name in self.clients}
+        page = inbox.read_after(min(positions.values()), limit)
+        events = []
+        for entry in page.entries:
+            name = by_provider.get(entry.event.provider)
+            if name is not None and entry.position > positions[name]:
+                events.append(RoutedEvent(name, entry.event))
+        cursors: dict[str, str | None] = {
+            name: f"{CURSOR_PREFIX}{max(page.position, position)}" for name, position in positions.items()
+        }
+        return RoutedEventPage(tuple(events), cursors, page.more)
 
     def route_for(self, e164: str, tag: str | None = None) -> tuple[int, Route] | None:
         """The first route matching this (normalised) number and tag, with its index."""
