@@ -84,6 +84,7 @@ from smsrelay.routing import (
 )
 from smsrelay.segments import Segments
 from smsrelay.segments import analyse as analyse_segments
+from smsrelay.shared_limit import SharedRateLimiter
 from smsrelay.templates import compile_template
 from smsrelay.templates import render as render_template
 
@@ -158,6 +159,7 @@ __all__ = [
     "RoutingConfig",
     "Segments",
     "SendResult",
+    "SharedRateLimiter",
     "SmsRelayError",
     "Status",
     "SystemClock",

@@ -5,7 +5,7 @@ file and, for YAML, the line. A YAML value may reference the environment as
 ``${NAME}``, so secrets need not be written into files.
 
 Environment variables: ``SMSRELAY_PROVIDER``, ``SMSRELAY_DEFAULT_REGION``,
-``SMSRELAY_RECONCILE_WINDOW``, ``SMSRELAY_ON_DOUBT``, and per provider
+``SMSRELAY_RECONCILE_WINDOW``, ``SMSRELAY_ON_DOUBT``, ``SMSRELAY_RATE_LIMIT_STORE``, and per provider
 ``SMSRELAY_<PROVIDER>_<FIELD>`` (e.g. ``SMSRELAY_KUDOSITY_API_KEY``), which wins.
 
 A YAML file::
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from smsrelay.errors import ConfigError
 from smsrelay.redaction import register_secret
+from smsrelay.shared_limit import register_dsn, safe_dsn
 
 if TYPE_CHECKING:
     import yaml
@@ -80,10 +81,13 @@ class ProviderSettings:
     on_doubt: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
+    # A PostgreSQL URL: the account's rate limit is shared by every process using it (shared_limit.py).
+    rate_limit_store: str | None = None
 
     def __post_init__(self) -> None:
         for name in SECRET_FIELDS:
             register_secret(getattr(self, name))
+        register_dsn(self.rate_limit_store)
 
     def __repr__(self) -> str:
         shown = []
@@ -93,6 +97,8 @@ class ProviderSettings:
                 continue
             if f.name in SECRET_FIELDS:
                 value = "***"
+            elif f.name == "rate_limit_store":
+                value = safe_dsn(value)
             shown.append(f"{f.name}={value!r}")
         return f"ProviderSettings({', '.join(shown)})"
 
@@ -114,6 +120,7 @@ _COMMON: dict[str, type] = {
     "concurrency": int,
     "reconcile_window": float,
     "on_doubt": str,
+    "rate_limit_store": str,
 }
 # The same choices as the client's OnDoubt (client imports this module, not the reverse).
 ON_DOUBT_CHOICES = ("raise", "report", "resend")
@@ -122,6 +129,7 @@ _GLOBAL_ENV = {
     "default_region": "SMSRELAY_DEFAULT_REGION",
     "reconcile_window": "SMSRELAY_RECONCILE_WINDOW",
     "on_doubt": "SMSRELAY_ON_DOUBT",
+    "rate_limit_store": "SMSRELAY_RATE_LIMIT_STORE",
 }
 
 
@@ -264,6 +272,9 @@ def settings_from_mapping(
         if key in ("api_key", "api_secret") and isinstance(value, str) and not value.isascii():
             # Keys travel in HTTP headers, which are Latin-1 at most; a docs placeholder (…) left in?
             raise ConfigError("must be plain ASCII, as every provider's keys are; a placeholder left in?", **where)
+        if key == "rate_limit_store" and not str(value).startswith(("postgresql://", "postgres://")):
+            # The value is not echoed: it may hold a password.
+            raise ConfigError("must be a PostgreSQL URL, e.g. postgresql://user@host/dbname", **where)
         if key == "on_doubt" and value not in ON_DOUBT_CHOICES:
             raise ConfigError(f"must be one of {', '.join(ON_DOUBT_CHOICES)}, got {value!r}", **where)
         if key in _COMMON:

@@ -118,13 +118,18 @@ class Provider(abc.ABC):
         Connect within ``min(5 s, timeout)``, read within ``timeout`` (at least
         ``min_read_timeout``), retry ``retries`` times, pace at ``rate_limit`` (else
         the adapter's documented ``default_rate_limit``) unless ``limiter`` is given,
+        in a bucket shared across processes when ``rate_limit_store`` is set (it wins),
         and pool a connection per concurrent worker.
         """
         # Imported here: requests loads only when an adapter speaks HTTP (the sandbox does not).
+        from smsrelay.shared_limit import shared_limiter
         from smsrelay.transport import RetryPolicy, Transport
 
         settings = self.settings
         concurrency = settings.concurrency or self.capabilities.concurrency
+        rate = settings.rate_limit or self.default_rate_limit
+        # rate_limit_store: one schedule for the account across processes, in place of this process's.
+        limiter = shared_limiter(settings, self.name, base_url, rate, self.clock) or limiter
         return Transport(
             base_url,
             provider=self.name,
@@ -132,7 +137,7 @@ class Provider(abc.ABC):
             auth=auth,
             timeout=(min(5.0, settings.timeout), max(settings.timeout, min_read_timeout)),
             retry=RetryPolicy(attempts=max(1, settings.retries)),
-            rate_limit=settings.rate_limit or self.default_rate_limit,
+            rate_limit=rate,
             limiter=limiter,
             pool_size=max(16, concurrency),
             error_mapper=error_mapper,

@@ -1,0 +1,172 @@
+"""The shared rate limit: one account's bucket in a real PostgreSQL, taken by several processes.
+
+Every check counts turns per window on the database's clock, the schedule the limiter
+keeps; none measures how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+
+import psycopg
+import pytest
+
+from smsrelay import Client, ConfigError, ManualClock, SharedRateLimiter, TransportError, load_settings
+from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
+
+pytestmark = pytest.mark.postgres
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+# A worker process: wait at the gate (an advisory lock the test holds), then take turns.
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import psycopg
+    from smsrelay import ManualClock, SharedRateLimiter
+
+    dsn, account, rate, turns, mode = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    with psycopg.connect(dsn, autocommit=True) as gate:
+        gate.execute("SELECT pg_advisory_lock_shared(4242)")
+    if mode == "reserve":  # the schedule alone: the turns' times, no waiting
+        limiter = SharedRateLimiter(dsn, account=account, rate=rate, clock=ManualClock())
+        print(json.dumps([limiter.reserve().at.isoformat() for _ in range(turns)]))
+    else:  # as the transport uses it: wait for the turn, then 'send' (a row stamped by the database)
+        limiter = SharedRateLimiter(dsn, account=account, rate=rate)
+        with psycopg.connect(dsn, autocommit=True) as db:
+            for _ in range(turns):
+                limiter.acquire()
+                db.execute("INSERT INTO sends (at) VALUES (clock_timestamp())")
+    """
+)
+
+
+def run_workers(dsn: str, account: str, rate: float, turns: int, mode: str, workers: int = 2) -> list[str]:
+    """Start ``workers`` processes behind one gate, open it, and return each one's output."""
+    with psycopg.connect(dsn, autocommit=True) as gate:
+        gate.execute("SELECT pg_advisory_lock(4242)")
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, dsn, account, str(rate), str(turns), mode],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for _ in range(workers)
+        ]
+        # Each waits for the gate on its own connection; open it once all of them are there.
+        deadline = 200
+        while deadline:
+            waiting = gate.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted"
+            ).fetchone()
+            if waiting and waiting[0] == workers:
+                break
+            deadline -= 1
+            gate.execute("SELECT pg_sleep(0.05)")
+        gate.execute("SELECT pg_advisory_unlock(4242)")
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+        outs.append(out)
+    return outs
+
+
+def most_in_any_window(times: list[datetime], window: timedelta) -> int:
+    """The largest number of ``times`` inside any half-open window of length ``window``."""
+    times = sorted(times)
+    most, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def test_two_processes_on_one_bucket_never_exceed_the_rate(postgres_url: str) -> None:
+    rate, turns = 40.0, 150
+    outs = run_workers(postgres_url, "kudosity:test", rate, turns, "reserve")
+    per_process = [[datetime.fromisoformat(t) for t in json.loads(o)] for o in outs]
+    times = sorted(t for turns_ in per_process for t in turns_)
+
+    assert len(times) == len(set(times)) == 2 * turns  # every turn its own slot
+    # At most `rate` turns in any second, and in any shorter window its share (+1 for its edge).
+    assert most_in_any_window(times, timedelta(seconds=1)) <= rate
+    assert most_in_any_window(times, timedelta(seconds=0.25)) <= rate / 4 + 1
+    # Both processes took turns from the same schedule while the other did.
+    first_end = min(max(p) for p in per_process)
+    assert all(min(p) < first_end for p in per_process)
+
+
+def test_turns_taken_and_waited_for_keep_the_rate_at_the_receiving_end(postgres_url: str) -> None:
+    rate, turns = 30.0, 12
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE TABLE sends (at TIMESTAMPTZ NOT NULL)")
+    # The first turn, taken here, marks where the schedule starts.
+    start = SharedRateLimiter(postgres_url, account="kudosity:live", rate=rate).reserve().at
+    run_workers(postgres_url, "kudosity:live", rate, turns, "acquire", workers=3)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        sends = sorted(row[0] for row in db.execute("SELECT at FROM sends"))
+
+    assert len(sends) == 3 * turns
+    # Counted by the database's clock: by `start + k` turns' time, at most k sends had happened.
+    interval = timedelta(seconds=1 / (rate * 0.95))
+    for k, at in enumerate(sends, start=1):
+        assert at >= start + k * interval - timedelta(microseconds=2), f"send {k} came early"
+    assert most_in_any_window(sends, timedelta(seconds=1)) <= rate
+
+
+def test_an_idle_bucket_gives_its_burst_then_spaces_turns(postgres_url: str) -> None:
+    limiter = SharedRateLimiter(postgres_url, account="smskit:b", rate=10, burst=3, headroom=0, clock=ManualClock())
+    grants = [limiter.reserve() for _ in range(5)]
+
+    assert [g.wait == 0 for g in grants[:3]] == [True, True, True]
+    assert grants[3].at - grants[0].at >= timedelta(seconds=0.1) - timedelta(microseconds=2)
+    assert grants[4].at - grants[3].at >= timedelta(seconds=0.1) - timedelta(microseconds=2)
+    # Turns already queued count in the estimate of a send's duration.
+    assert limiter.eta(10) >= 0.7 * 0.9
+
+
+def test_accounts_have_their_own_buckets_and_the_key_is_not_stored(postgres_url: str) -> None:
+    env = {"SMSRELAY_RATE_LIMIT_STORE": postgres_url}
+    a = load_settings("kudosity", env={**env, "SMSRELAY_KUDOSITY_API_KEY": "key-aaaa-1111"})
+    b = load_settings("kudosity", env={**env, "SMSRELAY_KUDOSITY_API_KEY": "key-bbbb-2222"})
+    with Client(settings=a) as ca, Client(settings=b) as cb, Client(settings=a) as ca2:
+        limiters = [c.provider.limiter for c in (ca, cb, ca2)]
+        assert all(isinstance(lim, SharedRateLimiter) for lim in limiters)
+        for lim in limiters:
+            lim.acquire()  # type: ignore[union-attr]
+    with psycopg.connect(postgres_url) as db:
+        rows = [r[0] for r in db.execute("SELECT account FROM smsrelay_rate_limits ORDER BY account")]
+    assert len(rows) == 2 and all(r.startswith("kudosity:") for r in rows)
+    assert not any("key-" in r for r in rows)
+
+
+def test_the_password_never_shows_and_an_unreachable_store_sends_nothing(postgres_server: str) -> None:
+    url = postgres_server.replace("smsrelay@", "smsrelay:hunter2pw@").rsplit(":", 1)[0] + ":1/db"
+    with KudosityV2Emulator() as emu:
+        settings = load_settings(
+            "kudosity",
+            env={"SMSRELAY_KUDOSITY_API_KEY": "test-key", "SMSRELAY_RATE_LIMIT_STORE": url},
+            sender="Acme",
+            base_url=emu.url,
+        )
+        assert "hunter2pw" not in repr(settings) and "smsrelay:***@" in repr(settings)
+        with Client(settings=settings) as client:
+            assert "hunter2pw" not in repr(client.provider.limiter)
+            with pytest.raises(TransportError) as caught:
+                client.send("+61491570156", "Hello", key="store-down-1")
+            assert "hunter2pw" not in str(caught.value) and "cannot be reached" in str(caught.value)
+        assert emu.received("POST", "/v2/sms") == []  # the store decides before anything is sent
+
+
+def test_the_setting_must_be_a_postgresql_url_and_the_error_does_not_echo_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings("kudosity", env={"SMSRELAY_KUDOSITY_API_KEY": "k", "SMSRELAY_RATE_LIMIT_STORE": "redis://:pw@x"})
+    assert caught.value.field == "SMSRELAY_RATE_LIMIT_STORE" and "pw@x" not in str(caught.value)
