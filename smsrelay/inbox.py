@@ -28,6 +28,7 @@ PostgreSQL for several receiver replicas):
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import functools
 import json
@@ -167,6 +168,8 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: AppendResult | None = None
     error: BaseException | None = None
+    # Called on the writer thread once result or error is set (an event loop's waker).
+    on_done: Callable[[_Pending], None] | None = None
 
 
 class _GroupCommit:
@@ -186,13 +189,16 @@ class _GroupCommit:
         self.thread = threading.Thread(target=self._run, name="smsrelay-inbox-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, events: Sequence[Event], source: tuple[str, str | None] | None) -> AppendResult:
-        pending = _Pending(events, source)
+    def enqueue(self, pending: _Pending) -> None:
         with self.cond:
             if self.closed:
                 raise InvalidRequest("the inbox is closed", field="inbox")
             self.queue.append(pending)
             self.cond.notify()
+
+    def submit(self, events: Sequence[Event], source: tuple[str, str | None] | None) -> AppendResult:
+        pending = _Pending(events, source)
+        self.enqueue(pending)
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
@@ -215,6 +221,8 @@ class _GroupCommit:
             finally:
                 for p in batch:
                     p.done.set()
+                    if p.on_done is not None:
+                        p.on_done(p)
 
     def stop(self) -> None:
         with self.cond:
@@ -321,6 +329,40 @@ class Inbox(abc.ABC):
             with self._tx() as cur:
                 return self._append_in(cur, events, source, _ts(self.clock.now()))
         return self._batcher().submit(events, source)
+
+    async def append_async(
+        self, events: Sequence[Event], *, source: tuple[str, str | None] | None = None
+    ) -> AppendResult:
+        """:meth:`append` for an event loop: it waits for the commit without holding a thread.
+
+        The events join the group commit directly; the writer thread wakes the loop once
+        they are durable. Cancelling the wait does not cancel the append.
+
+        >>> asyncio.run(open_inbox(":memory:").append_async([])).added
+        0
+        """
+        if source is not None:
+            _check_name(source[0])
+        if not self.group_commit:
+            return await asyncio.to_thread(self.append, events, source=source)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AppendResult] = loop.create_future()
+
+        def settle(p: _Pending) -> None:
+            if future.done():  # the waiter was cancelled (its client went away)
+                return
+            if p.error is not None:
+                future.set_exception(p.error)
+            else:
+                assert p.result is not None
+                future.set_result(p.result)
+
+        def wake(p: _Pending) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(settle, p)
+
+        self._batcher().enqueue(_Pending(events, source, on_done=wake))
+        return await future
 
     def _append_in(
         self, cur: Any, events: Sequence[Event], source: tuple[str, str | None] | None, now: float

@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from smsrelay.errors import SmsRelayError, Unsupported, WebhookError
-from smsrelay.inbox import AppendResult, Inbox
+from smsrelay.inbox import Inbox
+from smsrelay.model import Event
 from smsrelay.providers import provider_class
 from smsrelay.providers.base import Provider
 from smsrelay.redaction import redact
@@ -48,6 +49,10 @@ __all__ = ["DEFAULT_MAX_BODY", "Route", "create_app", "route_for", "serve"]
 log = logging.getLogger("smsrelay.receiver")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+# Bodies up to this size are verified and parsed on the event loop (tens of µs), which
+# is cheaper than a hop to a worker thread; larger ones go to a thread, so a 1 MiB
+# body never stalls the other connections.
+INLINE_BODY = 64 * 1024
 METHODS = ["GET", "POST", "PUT"]
 
 
@@ -93,8 +98,8 @@ class _Refused(Exception):
         self.message = message
 
 
-def _handle(route: Route, request: WebhookRequest, inbox: Inbox) -> AppendResult:
-    """Verify, parse and store one request (runs in a worker thread)."""
+def _accept(route: Route, request: WebhookRequest) -> list[Event]:
+    """Verify and parse one request into core events, or raise ``_Refused``."""
     failure: WebhookError | None = None
     for verifier in route.verifiers:
         try:
@@ -116,7 +121,7 @@ def _handle(route: Route, request: WebhookRequest, inbox: Inbox) -> AppendResult
         # have the provider retry the same poison body forever. 5xx is for the store only.
         log.warning("%s: a webhook body the parser could not read: %s", route.name, type(exc).__name__)
         raise _Refused(400, f"not a valid {route.name} event ({type(exc).__name__})") from None
-    return inbox.append(events)
+    return events
 
 
 def create_app(
@@ -139,6 +144,12 @@ def create_app(
         table[name] = item if isinstance(item, Route) else Route(name, (item,))
 
     def answer(request: Request, status: int, body: dict[str, Any], started: float, **fields: Any) -> JSONResponse:
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if log.isEnabledFor(level):  # the record and its redaction cost more than the rest of a request
+            log.log(level, log_line(request, status, started, fields))
+        return JSONResponse(body, status_code=status)
+
+    def log_line(request: Request, status: int, started: float, fields: dict[str, Any]) -> str:
         query = request.scope.get("query_string", b"").decode("latin-1")
         record = {
             "event": "webhook",
@@ -151,8 +162,7 @@ def create_app(
             "client": request.client.host if request.client else None,
             **fields,
         }
-        log.log(logging.WARNING if status >= 500 else logging.INFO, json.dumps(record, ensure_ascii=False))
-        return JSONResponse(body, status_code=status)
+        return json.dumps(record, ensure_ascii=False)
 
     async def read_body(request: Request) -> bytes | None:
         declared = request.headers.get("content-length")
@@ -191,7 +201,11 @@ def create_app(
             body=body,
         )
         try:
-            result = await run_in_threadpool(_handle, route, req, inbox)
+            if len(body) <= INLINE_BODY:
+                events = _accept(route, req)
+            else:
+                events = await run_in_threadpool(_accept, route, req)
+            result = await inbox.append_async(events)
         except _Refused as exc:
             return answer(request, exc.status, {"error": exc.message}, started, reason=exc.message)
         except Unsupported as exc:

@@ -95,6 +95,9 @@ class BrokenInbox(SqliteInbox):
     def append(self, events, *, source=None):
         raise OSError("disk I/O error")
 
+    async def append_async(self, events, *, source=None):
+        raise OSError("disk I/O error")
+
     def ping(self):
         raise OSError("disk I/O error")
 

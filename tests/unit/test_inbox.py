@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -141,6 +142,30 @@ def test_concurrent_appends_are_ordered_and_exactly_once(open_test_inbox):
     assert sorted(ids) == sorted(e.event_id for e in events)
     positions = [e.position for e in page.entries]
     assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_append_async_from_an_event_loop_is_exactly_once(open_test_inbox, group_commit):
+    inbox = open_test_inbox(group_commit=group_commit)
+    events = [reply(n) for n in range(60)]
+
+    async def flood() -> list[int]:
+        # Every event is offered twice, concurrently, as a provider's redelivery would be.
+        results = await asyncio.gather(*(inbox.append_async([e]) for e in events + events))
+        return [r.added for r in results]
+
+    added = asyncio.run(flood())
+    assert sum(added) == 60
+    assert sorted(e.event_id for e in inbox.read("all", limit=1000)) == sorted(e.event_id for e in events)
+
+
+def test_append_async_raises_what_the_store_raised(open_test_inbox):
+    inbox = open_test_inbox()
+    with inbox.transaction() as execute:
+        execute("DROP TABLE events", ())
+    # The writer thread's error reaches the waiting coroutine (the receiver answers 503).
+    with pytest.raises(Exception, match="events"):
+        asyncio.run(asyncio.wait_for(inbox.append_async([reply(1)]), 30))
 
 
 def test_event_kinds_round_trip(open_test_inbox):
