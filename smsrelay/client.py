@@ -12,8 +12,8 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,6 +47,7 @@ from smsrelay.phone import normalize
 from smsrelay.preflight import check_message, check_sender, unreachable
 from smsrelay.providers import provider_class
 from smsrelay.providers.base import Balance, EventPage, Provider, Quote
+from smsrelay.providers.batching import RequestStream
 from smsrelay.segments import check_length
 from smsrelay.templates import render
 
@@ -71,6 +72,8 @@ ON_DOUBT: tuple[OnDoubt, ...] = ("raise", "report", "resend")
 DEFAULT_RECONCILE_WINDOW = timedelta(seconds=60)
 # The waits between lookups grow 2, 4, 8 s … up to this.
 _MAX_LOOKUP_GAP = 15.0
+# Prepared messages are handed to the workers in windows growing to this size.
+_MAX_WINDOW = 4_096
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,88 @@ def _check_on_doubt(value: str) -> OnDoubt:
 
 def _in_order(positions: list[int], results: list[RecipientResult]) -> list[RecipientResult]:
     return [r for _, r in sorted(zip(positions, results, strict=True), key=lambda pr: pr[0])]
+
+
+class _Sending:
+    """The requests of one ``send_many`` in flight: windows of prepared messages in, results out.
+
+    Each window's keys are claimed (journal) or looked up first, exactly as a whole send's
+    were; its full requests go to the workers at once, the rest wait for more messages
+    (``RequestStream``). Outcomes are journaled in the caller's thread, in order.
+    """
+
+    def __init__(
+        self, client: Client, *, dry_run: bool, on_doubt: OnDoubt, on_progress: Progress | None, total: int | None
+    ) -> None:
+        self.client = client
+        self.dry_run = dry_run
+        self.on_doubt = on_doubt
+        self.on_progress = on_progress
+        self.total = total
+        self.results: dict[str, RecipientResult] = {}
+        self.batch_ids: list[str] = []
+        self.fatal: SmsRelayError | None = None
+        self.done = 0
+        self.stream = RequestStream(client._plan, client.capabilities.bulk_max)
+        workers = max(1, client.settings.concurrency or client.capabilities.concurrency)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsrelay-send")
+        self.jobs: list[tuple[list[PreparedSms], Future[tuple[str | None, list[RecipientResult]]]]] = []
+        self.collected = 0
+        self.progress(0)
+
+    def progress(self, count: int) -> None:
+        self.done += count
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total if self.total is not None else self.done)
+
+    def dispatch(self, window: list[PreparedSms], *, stable: bool, last: bool = False) -> None:
+        """Claim or look up this window's keys, then hand its full requests (all, if ``last``) to the workers."""
+        client = self.client
+        settled, in_flight = client._known(window, stable=stable, dry_run=self.dry_run)
+        self.results.update(settled)
+        self.progress(len(settled))
+        todo = [p for p in window if p.key not in settled and p.key not in in_flight]
+        for chunk in client._plan([p for p in window if p.key in in_flight]):
+            self._submit(chunk, fresh=False)
+        for chunk in self.stream.add(todo):
+            self._submit(chunk, fresh=True)
+        if last:
+            for chunk in self.stream.close():
+                self._submit(chunk, fresh=True)
+        self._collect(block=False)
+
+    def wait(self) -> None:
+        """Every request handed out answered and journaled."""
+        try:
+            self._collect(block=True)
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def _submit(self, chunk: list[PreparedSms], *, fresh: bool) -> None:
+        self.jobs.append((chunk, self.pool.submit(self._job, chunk, fresh)))
+
+    def _job(self, chunk: list[PreparedSms], fresh: bool) -> tuple[str | None, list[RecipientResult]]:
+        return self.client._run_chunk(chunk, fresh, self.dry_run, self.on_doubt, self.fatal)
+
+    def _collect(self, *, block: bool) -> None:
+        client = self.client
+        while self.collected < len(self.jobs):
+            chunk, fut = self.jobs[self.collected]
+            if not block and not fut.done():
+                return
+            try:
+                batch_id, results = fut.result()
+            except (AuthError, InsufficientCredit) as exc:
+                self.fatal = self.fatal or exc
+                batch_id, results = None, [client._unsent(p, exc) for p in chunk]
+            self.collected += 1
+            if batch_id:
+                self.batch_ids.append(batch_id)
+            # Adapters answer in batch order; keyed results by key.
+            self.results.update((p.key, r) for p, r in zip(chunk, results, strict=True))
+            if client.journal is not None and not self.dry_run:
+                client.journal.finish(client.provider.name, results)
+            self.progress(len(chunk))
 
 
 class Client:
@@ -258,6 +343,23 @@ class Client:
     def _prepare(
         self, message: Message, recipients: Iterable[str | Recipient], on_invalid: OnInvalid
     ) -> tuple[list[PreparedSms], list[RecipientResult], list[int], list[int]]:
+        ready: list[PreparedSms] = []
+        rejected: list[RecipientResult] = []
+        ready_pos: list[int] = []
+        rejected_pos: list[int] = []
+        for pos, outcome in self._prepared(message, recipients, on_invalid):
+            if isinstance(outcome, PreparedSms):
+                ready.append(outcome)
+                ready_pos.append(pos)
+            else:
+                rejected.append(outcome)
+                rejected_pos.append(pos)
+        return ready, rejected, ready_pos, rejected_pos
+
+    def _prepared(
+        self, message: Message, recipients: Iterable[str | Recipient], on_invalid: OnInvalid
+    ) -> Iterator[tuple[int, PreparedSms | RecipientResult]]:
+        """Each recipient's message ready to send, or its rejection, as the recipients come."""
         caps = self.capabilities
         context = message.ref or uuid.uuid4().hex
         max_chars = min(caps.max_chars, int(self.settings.option("max_chars", caps.max_chars)))
@@ -266,21 +368,36 @@ class Client:
         check_message(caps, self.provider.name, message)
         if sender != message.sender:
             message = replace(message, sender=sender)
-        ready: list[PreparedSms] = []
-        rejected: list[RecipientResult] = []
-        ready_pos: list[int] = []
-        rejected_pos: list[int] = []
         seen: set[str] = set()
         for pos, item in enumerate(recipients):
             rcpt = item if isinstance(item, Recipient) else Recipient(str(item))
-            outcome = self._prepare_one(message, rcpt, context, max_chars, on_invalid, seen)
-            if isinstance(outcome, PreparedSms):
-                ready.append(outcome)
-                ready_pos.append(pos)
-            else:
-                rejected.append(outcome)
-                rejected_pos.append(pos)
-        return ready, rejected, ready_pos, rejected_pos
+            yield pos, self._prepare_one(message, rcpt, context, max_chars, on_invalid, seen)
+
+    def _check_bodies(self, message: Message, recipients: Sequence[str | Recipient]) -> None:
+        """Raise the first template or length error ``_prepare_one`` would raise, before anything is sent.
+
+        Rendering and counting are cheap next to validating a number, so this pass lets
+        the numbers be validated while the first requests are already out.
+        """
+        caps = self.capabilities
+        max_chars = min(caps.max_chars, int(self.settings.option("max_chars", caps.max_chars)))
+        check_sender(caps, self.provider.name, message.sender or self.settings.sender)
+        check_message(caps, self.provider.name, message)
+        for item in recipients:
+            rcpt = item if isinstance(item, Recipient) else Recipient(str(item))
+            variables = {**message.vars, **rcpt.vars}
+            try:
+                check_length(render(message.body, variables), max_chars=max_chars, provider=self.provider.name)
+            except InvalidRequest:
+                # _prepare_one rejects an invalid or unreachable number before rendering its body.
+                try:
+                    to = normalize(rcpt.to, self.settings.default_region)
+                except InvalidRequest:
+                    continue
+                if unreachable(caps, self.provider.name, to):
+                    continue
+                body = render(message.body, variables, recipient=to)  # the same error, naming the recipient
+                check_length(body, max_chars=max_chars, provider=self.provider.name, recipient=to)
 
     def _prepare_one(
         self,
@@ -340,7 +457,23 @@ class Client:
         caps = self.capabilities
         if message.send_at is not None and not caps.schedule:
             raise Unsupported(f"{self.provider.name} cannot schedule messages", provider=self.provider.name)
-        keyed = [True]  # every recipient carries the caller's own key
+        if dry_run and not caps.dry_run:
+            fine, refused, fine_pos, refused_pos = self._prepare(message, recipients, on_invalid)
+            local = [RecipientResult(to=p.to, status=Status.QUEUED, parts=p.parts, key=p.key) for p in fine]
+            return SendResult(
+                self.provider.name, None, tuple(_in_order(fine_pos + refused_pos, local + refused)), dry_run=True
+            )
+        if on_invalid == "raise":
+            listed = list(recipients)
+            self._check_bodies(message, listed)  # a template or length error raises before anything is sent
+            recipients = listed
+        elif on_progress is not None and not isinstance(recipients, Sized):
+            recipients = list(recipients)  # the progress counts against the total
+        total = len(recipients) if isinstance(recipients, Sized) else None
+        if total is not None:
+            self._warn_eta(total)
+        sending = _Sending(self, dry_run=dry_run, on_doubt=on_doubt, on_progress=on_progress, total=total)
+        keyed = [True]  # every recipient so far carries the caller's own key
 
         def noting_keys(items: Iterable[str | Recipient]) -> Iterator[str | Recipient]:
             for item in items:
@@ -348,64 +481,35 @@ class Client:
                     keyed[0] = False
                 yield item
 
-        ready, rejected, ready_pos, rejected_pos = self._prepare(message, noting_keys(recipients), on_invalid)
-        stable = message.ref is not None or keyed[0]
-        total = len(ready) + len(rejected)
-        if dry_run and not caps.dry_run:
-            local = [RecipientResult(to=p.to, status=Status.QUEUED, parts=p.parts, key=p.key) for p in ready]
-            results = _in_order(ready_pos + rejected_pos, local + rejected)
-            return SendResult(self.provider.name, None, tuple(results), dry_run=True)
-        eta = self.estimate(len(ready))
-        if eta is not None and eta > timedelta(minutes=1):
-            log.warning(
-                "%s: %d messages at the provider's rate limit will take about %s",
-                self.provider.name,
-                len(ready),
-                eta,
-            )
-        # Keys sent before: the journal's record, or (without one) a lookup by a stable key.
-        settled, in_flight = self._known(ready, stable=stable, dry_run=dry_run)
-        todo = [p for p in ready if p.key not in settled and p.key not in in_flight]
-        chunks = self._plan(todo)
-        pending = [p for p in ready if p.key in in_flight]
-        jobs: list[tuple[list[PreparedSms], bool]] = [(c, False) for c in self._plan(pending)] + [
-            (c, True) for c in chunks
-        ]
-        done = len(rejected) + len(settled)
-        if on_progress:
-            on_progress(done, total)
-        outcomes: list[tuple[str | None, list[RecipientResult]]] = []
-        fatal: SmsRelayError | None = None
-
-        def run(chunk: list[PreparedSms], fresh: bool) -> tuple[str | None, list[RecipientResult]]:
-            if fatal is not None:
-                return None, [self._unsent(p, fatal) for p in chunk]
-            if not fresh and not self.capabilities.idempotency:
-                # Claimed before without an outcome (a crash mid-send, or in doubt): ask first.
-                return self._reconcile(chunk, "claimed by an earlier send that recorded no outcome", on_doubt)
-            return self._send_chunk(chunk, dry_run, on_doubt)
-
-        workers = max(1, min(self.settings.concurrency or caps.concurrency, len(jobs) or 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsrelay-send") as pool:
-            futures = [pool.submit(run, chunk, fresh) for chunk, fresh in jobs]
-            for (chunk, _), fut in zip(jobs, futures, strict=True):
-                try:
-                    outcome = fut.result()
-                except (AuthError, InsufficientCredit) as exc:
-                    fatal = fatal or exc
-                    outcome = (None, [self._unsent(p, exc) for p in chunk])
-                outcomes.append(outcome)
-                if self.journal is not None and not dry_run:
-                    self.journal.finish(self.provider.name, outcome[1])
-                done += len(chunk)
-                if on_progress:
-                    on_progress(done, total)
-        batch_ids = [b for b, _ in outcomes if b]
-        # Back into the caller's order: adapters answer in batch order, keyed results by key.
-        by_key = dict(settled)
-        for (chunk, _), (_, rs) in zip(jobs, outcomes, strict=True):
-            by_key.update((p.key, r) for p, r in zip(chunk, rs, strict=True))
+        ready: list[PreparedSms] = []
+        rejected: list[RecipientResult] = []
+        ready_pos: list[int] = []
+        rejected_pos: list[int] = []
+        try:
+            # Prepared messages go to the workers a window at a time (1, 2, 4 … 4,096), so the
+            # first request leaves while later numbers are still being validated.
+            window: list[PreparedSms] = []
+            size = 1
+            for pos, outcome in self._prepared(message, noting_keys(recipients), on_invalid):
+                if isinstance(outcome, PreparedSms):
+                    ready.append(outcome)
+                    ready_pos.append(pos)
+                    window.append(outcome)
+                else:
+                    rejected.append(outcome)
+                    rejected_pos.append(pos)
+                    sending.progress(1)
+                if len(window) >= size:
+                    sending.dispatch(window, stable=message.ref is not None or keyed[0])
+                    window, size = [], min(size * 2, _MAX_WINDOW)
+            sending.dispatch(window, stable=message.ref is not None or keyed[0], last=True)
+            if total is None:
+                self._warn_eta(len(ready))
+        finally:
+            sending.wait()  # every request handed out is answered and journaled, even if preparing failed
+        by_key = sending.results
         results = _in_order(ready_pos + rejected_pos, [by_key[p.key] for p in ready] + rejected)
+        batch_ids = sending.batch_ids
         result = SendResult(
             self.provider.name,
             batch_ids[0] if len(batch_ids) == 1 else (",".join(batch_ids) or None),
@@ -414,6 +518,7 @@ class Client:
         )
         if not dry_run:
             self._watch_sent(result)
+        fatal = sending.fatal
         if fatal is not None and not result.accepted:
             raise fatal
         doubt = result.in_doubt
@@ -427,6 +532,24 @@ class Client:
                 provider=self.provider.name,
             )
         return result
+
+    def _warn_eta(self, messages: int) -> None:
+        eta = self.estimate(messages)
+        if eta is not None and eta > timedelta(minutes=1):
+            log.warning(
+                "%s: %d messages at the provider's rate limit will take about %s", self.provider.name, messages, eta
+            )
+
+    def _run_chunk(
+        self, chunk: list[PreparedSms], fresh: bool, dry_run: bool, on_doubt: OnDoubt, fatal: SmsRelayError | None
+    ) -> tuple[str | None, list[RecipientResult]]:
+        """One job of a send: refused after a fatal error, reconciled first if claimed before, else sent."""
+        if fatal is not None:
+            return None, [self._unsent(p, fatal) for p in chunk]
+        if not fresh and not self.capabilities.idempotency:
+            # Claimed before without an outcome (a crash mid-send, or in doubt): ask first.
+            return self._reconcile(chunk, "claimed by an earlier send that recorded no outcome", on_doubt)
+        return self._send_chunk(chunk, dry_run, on_doubt)
 
     def _plan(self, ready: list[PreparedSms]) -> list[list[PreparedSms]]:
         """The provider's requests for these messages (``Provider.plan_requests``)."""
