@@ -45,6 +45,12 @@ _HTTP_FIELDS: dict[str, ConnField] = {
     "default_region": ConnField("Default region", description="Region for numbers given without +, e.g. AU."),
     "timeout": ConnField("Timeout (s)", "number", "Seconds to wait for each provider call (default 30)."),
     "rate_limit": ConnField("Rate limit (calls/s)", "number", "Cap on provider calls per second."),
+    "rate_limit_store": ConnField(
+        "Shared rate limit (PostgreSQL URL)",
+        description="Every worker on this account takes turns from one bucket in this database, "
+        "e.g. postgresql://airflow@db/smsrelay.",
+        secret=True,  # the URL may hold a password
+    ),
     "webhook_secret": ConnField(
         "Webhook secret", description="Authenticates the provider's pushes (reports, replies).", secret=True
     ),

@@ -45,27 +45,25 @@ WORKER = textwrap.dedent(
 )
 
 
-def run_workers(dsn: str, account: str, rate: float, turns: int, mode: str, workers: int = 2) -> list[str]:
-    """Start ``workers`` processes behind one gate, open it, and return each one's output."""
+def run_gated(dsn: str, commands: list[list[str]], env: dict[str, str] | None = None) -> list[str]:
+    """Start each command behind one gate (advisory lock 4242 on ``dsn``), open it once all wait; their outputs.
+
+    A worker waits with ``SELECT pg_advisory_lock_shared(4242)``, so they all start together.
+    """
+    workers = len(commands)
     with psycopg.connect(dsn, autocommit=True) as gate:
         gate.execute("SELECT pg_advisory_lock(4242)")
         procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", WORKER, dsn, account, str(rate), str(turns), mode],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=ROOT,
-            )
-            for _ in range(workers)
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+            for cmd in commands
         ]
         # Each waits for the gate on its own connection; open it once all of them are there.
-        deadline = 200
+        deadline = 1200  # polls of 50 ms: a worker importing Airflow on a busy machine takes seconds
         while deadline:
             waiting = gate.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted"
             ).fetchone()
-            if waiting and waiting[0] == workers:
+            if (waiting and waiting[0] == workers) or any(p.poll() is not None for p in procs):
                 break
             deadline -= 1
             gate.execute("SELECT pg_sleep(0.05)")
@@ -76,6 +74,12 @@ def run_workers(dsn: str, account: str, rate: float, turns: int, mode: str, work
         assert p.returncode == 0, err[-2000:]
         outs.append(out)
     return outs
+
+
+def run_workers(dsn: str, account: str, rate: float, turns: int, mode: str, workers: int = 2) -> list[str]:
+    """``workers`` processes taking ``turns`` turns each from one bucket (``mode``: reserve or acquire)."""
+    cmd = [sys.executable, "-c", WORKER, dsn, account, str(rate), str(turns), mode]
+    return run_gated(dsn, [cmd] * workers)
 
 
 def most_in_any_window(times: list[datetime], window: timedelta) -> int:

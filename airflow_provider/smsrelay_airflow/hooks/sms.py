@@ -2,7 +2,9 @@
 
 The connection is read lazily (never in ``__init__``), and arguments given to the
 hook override the connection's extras. Secrets live in the password field (and in
-extras whose names Airflow masks: ``api_secret``, ``webhook_secret``).
+extras whose names Airflow masks: ``api_secret``, ``webhook_secret``); the password of
+the extra ``rate_limit_store`` (the PostgreSQL URL of the account's shared rate limit,
+which every worker of the account then keeps together) is masked too.
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ def _extras(conn: Any) -> dict[str, Any]:
             continue
         out[name] = value
     return out
+
+
+def _mask_dsn_password(dsn: str) -> None:
+    """Mask the ``rate_limit_store`` URL's password in task logs: Airflow masks extras by name, not this one."""
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(dsn).password
+    except ValueError:  # not a URL: the core refuses it with a ConfigError
+        return
+    if password:
+        mask_secret(password)
 
 
 def _base_url(conn: Any) -> str | None:
@@ -101,6 +115,8 @@ def settings_for_connection(
     for name in _SECRETS if mask else ():
         if data.get(name):
             mask_secret(str(data[name]))
+    if mask and isinstance(data.get("rate_limit_store"), str):
+        _mask_dsn_password(data["rate_limit_store"])
     try:
         missing = missing_credentials(provider, data)
     except ConfigError as exc:
