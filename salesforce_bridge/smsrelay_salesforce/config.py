@@ -434,9 +434,7 @@ def _routing(r: _Reader, data: Mapping[str, Any]) -> RoutingConfig | None:
     sms = r.section(data, "sms")
     if not ("accounts" in sms or "routes" in sms):
         return None
-    if "inbox" in sms:
-        # The router reads each account's own feed; one inbox cannot be split between accounts.
-        raise r.error("sms.inbox", "not read with a routing config: each account's events are polled from its provider")
+    # ``sms.inbox`` is the routing config's ``inbox``: the router reads every account's events there.
     routing = dict(sms)
     lines = {k.removeprefix("sms."): v for k, v in r.lines.items() if k.startswith("sms.")}
     try:

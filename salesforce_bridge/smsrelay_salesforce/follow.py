@@ -1,7 +1,8 @@
 """``sync --follow``: write events into Salesforce seconds after they reach the receiver.
 
 The follower reads the receiver's inbox feed through its own named cursor (the core's
-durable ``Client.feed(name)``), gathers events into a batch until it holds
+durable ``Client.feed(name)``; with a routing config, the inbox every account's events meet
+in, each account polled into it first), gathers events into a batch until it holds
 ``limits.follow_batch`` records or its first event has waited ``limits.follow_wait``
 seconds, writes the batch with the same folding and upserts as a sync's pull, and only
 then commits the cursor. A crash re-delivers at most the batch in hand, and replaying it
@@ -53,17 +54,20 @@ class Follower:
         idle: float = 0.2,
         on_batch: Callable[[Summary], None] | None = None,
     ) -> None:
-        if bridge.router is not None:
-            # Routed, each account's events are polled by sync; there is no one inbox to follow.
+        router = bridge.router
+        if router is not None and router.inbox is None:
+            # Without an inbox, no receiver stores the accounts' pushes: there is nothing to follow.
             raise ConfigError(
-                "sync --follow reads the receiver's inbox, which a routing config does not have; "
-                "run sync on a schedule: it reads every account's events",
-                field="sms.accounts",
+                "sync --follow reads the receiver's inbox: with a routing config, set sms.inbox (or "
+                "SMSRELAY_INBOX) to the inbox that `smsrelay webhooks serve --config` fills",
+                field="sms.inbox",
                 file=bridge.config.source,
             )
         self.bridge = bridge
         self.feed = bridge.client.feed(cursor)
         self.inbox = bridge.client.inbox
+        # Routed, every account is polled into the shared inbox (Kaleyra: its watched sends).
+        self.pump: Callable[..., int] = router.pump if router is not None else self.feed.pump
         self.cursor = cursor
         self.idle = idle
         self.on_batch = on_batch
@@ -111,7 +115,7 @@ class Follower:
         position = self.inbox.position(self.cursor)
         first: datetime | None = None
         while True:
-            self.feed.pump(limit=self.page)  # a polling provider's events join the pushed ones
+            self.pump(limit=self.page)  # a polling provider's events join the pushed ones
             page = self.inbox.read_after(position, self.page)
             for event in page.events:
                 window.add(event)

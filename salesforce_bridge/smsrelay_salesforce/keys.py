@@ -44,7 +44,8 @@ _SALESFORCE = (
 _SMS = (
     Key("sms.provider", "sandbox", "The SMS provider: kudosity, smskit, mesms, kaleyra or sandbox."),
     Key("sms.inbox", "none", "The webhook receiver's inbox (SQLite path or `postgresql://` URL): pushed reports, "
-        "replies and link hits are read from it, and `sync --follow` follows it. Not with `sms.accounts`."),
+        "replies and link hits are read from it, and `sync --follow` follows it. With `sms.accounts`, every "
+        "account's events are read from it."),
     Key("sms.accounts", "", "Named provider accounts, each a full `sms` settings block: with `sms.routes`, "
         "`sms` is a [routing config](routing.md) instead of one provider's settings."),
     Key("sms.routes", "", "The ordered routes of a routing config: which accounts send to which numbers."),

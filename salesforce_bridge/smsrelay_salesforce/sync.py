@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from smsrelay import Client, Clock, ConfigError, Delivery, Router, SmsRelayError, Unsupported
+from smsrelay import Client, Clock, ConfigError, Delivery, NotFound, Router, SmsRelayError, Unsupported
 from smsrelay_salesforce.config import EXTERNAL_IDS, FIELD_TYPES, BridgeConfig
 from smsrelay_salesforce.org import BudgetExceeded, Org, OrgError, soql_datetime
 from smsrelay_salesforce.pull import Puller
@@ -96,6 +96,8 @@ class Bridge:
                     router=self.router,
                 ).run(summary)
             if pull:
+                if self.router is not None:  # with an inbox, every account's events are polled into it
+                    self.router.pump(limit=self.config.limits.event_page)
                 for cursor, client in self.feeds():
                     Puller(
                         self.org,
@@ -121,10 +123,11 @@ class Bridge:
     def feeds(self) -> list[tuple[str, Client]]:
         """Each event feed to read, with the name of its cursor in the state file.
 
-        One provider: its feed under ``events``. A routing config: every account whose
-        provider lists events, each under its own cursor ``events:<account>``.
+        One provider: its feed under ``events``. A routing config with an inbox: the inbox,
+        which holds every account's events, under ``events``. Without one: every account
+        whose provider lists events, each under its own cursor ``events:<account>``.
         """
-        if self.router is None:
+        if self.router is None or self.router.inbox is not None:
             return [("events", self.client)]
         return [(f"events:{name}", c) for name, c in self.router.clients.items() if c.capabilities.event_poll]
 
@@ -138,13 +141,7 @@ class Bridge:
         """Ask the provider for the current delivery status of every message sent since
         ``since`` whose status is not final, and apply them under the merge rule (e.g.
         after webhooks were down)."""
-        if self.router is not None:
-            raise Unsupported(
-                "backfill reads one provider's status lookup; with a routing config in sms: the "
-                "delivery reports of every account are read by sync's event pull instead",
-                provider=self.client.provider.name,
-            )
-        if not self.client.capabilities.status_poll:
+        if not any(c.capabilities.status_poll for c in self.clients()):
             raise Unsupported(
                 f"{self.client.provider.name} has no status lookup, so there is nothing to backfill from; "
                 "its reports arrive by webhook into the inbox",
@@ -158,16 +155,17 @@ class Bridge:
         f = m.f
         final = ", ".join(f"'{DELIVERY_PICKLIST[s]}'" for s in DELIVERY_PICKLIST if s.final)
         soql = (
-            f"SELECT Id, {f('provider_message_id')} FROM {m.object} WHERE {f('sent_at')} >= {soql_datetime(since)}"
+            f"SELECT Id, {f('provider_message_id')}, {f('provider')} FROM {m.object}"
+            f" WHERE {f('sent_at')} >= {soql_datetime(since)}"
             f" AND {f('provider_message_id')} != null AND {f('delivery_status')} NOT IN ({final})"
         )
         puller = Puller(self.org, self.client, self.config, self.state, dry_run=dry_run, progress=progress)
         try:
             self.preflight()
             self.org.phase = "backfill"
-            ids: list[str] = []
+            ids: list[tuple[str, str | None]] = []
             for row in self.org.query_iter(soql):
-                ids.append(row[f("provider_message_id")])
+                ids.append((row[f("provider_message_id")], row.get(f("provider"))))
                 if len(ids) >= self.config.limits.pull_window:
                     self._backfill_batch(puller, ids, summary)
                     ids = []
@@ -181,11 +179,41 @@ class Bridge:
             self.state.unlock()
         return summary
 
-    def _backfill_batch(self, puller: Puller, ids: list[str], summary: Summary) -> None:
+    def _backfill_batch(self, puller: Puller, rows: list[tuple[str, str | None]], summary: Summary) -> None:
         reports: list[Delivery] = []
-        for i in range(0, len(ids), 100):
-            reports.extend(self.client.status(ids[i : i + 100]).values())
+        if self.router is None:
+            ids = [i for i, _ in rows]
+            for i in range(0, len(ids), 100):
+                reports.extend(self.client.status(ids[i : i + 100]).values())
+        else:
+            reports = self._routed_status(rows, summary)
         puller.replay(reports, summary)
+
+    def _routed_status(self, rows: list[tuple[str, str | None]], summary: Summary) -> list[Delivery]:
+        """Each message's status from the account of the provider its record names.
+
+        Several accounts of that provider are asked in turn, for the ids the one before did
+        not know; a record whose provider no account is, or has no status lookup, is reported.
+        """
+        assert self.router is not None
+        by_provider: dict[str | None, list[str]] = {}
+        for mid, provider in rows:
+            by_provider.setdefault(provider, []).append(mid)
+        found: dict[str, Delivery] = {}
+        for provider, ids in by_provider.items():
+            clients = [
+                c for c in self.router.clients.values() if c.provider.name == provider and c.capabilities.status_poll
+            ]
+            for client in clients:
+                rest = [i for i in ids if i not in found]
+                for i in range(0, len(rest), 100):
+                    found.update(_status(client, rest[i : i + 100], several=len(clients) > 1))
+            if not clients:
+                summary.errors.append(
+                    f"{len(ids)} message(s) sent through {provider or 'an unnamed provider'}: no account of the "
+                    "routing config can look up their status; not backfilled"
+                )
+        return list(found.values())
 
     # -- check ---------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -337,3 +365,19 @@ class Bridge:
             if exc.status_code != 400:
                 raise
             problems.append(f"send.where / send.template: Salesforce refused the send query: {exc}")
+
+
+def _status(client: Client, ids: list[str], *, several: bool) -> dict[str, Delivery]:
+    """``client.status(ids)``; where several accounts share a provider, an id it does not know is skipped."""
+    if not several:
+        return client.status(ids)
+    try:
+        return client.status(ids)
+    except NotFound:
+        out: dict[str, Delivery] = {}
+        for mid in ids:  # one unknown id must not hide the others' reports
+            try:
+                out.update(client.status([mid]))
+            except NotFound:
+                continue
+        return out

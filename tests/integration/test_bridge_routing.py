@@ -157,7 +157,7 @@ def test_a_definite_refusal_moves_the_record_to_the_routes_next_account(
 
 
 def test_follow_is_refused_plainly_when_routed(routed_bridge: Bridge) -> None:
-    with pytest.raises(ConfigError, match="routing config does not have"):
+    with pytest.raises(ConfigError, match=r"with a routing config, set sms\.inbox"):
         Follower(routed_bridge)
 
 

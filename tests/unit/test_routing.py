@@ -221,3 +221,37 @@ def test_what_an_account_cannot_do_for_the_message_is_its_refusal(tmp_path: Path
     assert tracked.account == "au" and [f.account for f in tracked.refusals] == ["th", "phone"]
     assert "track links" in tracked.refusals[1].error
     assert scheduled.account == "th" and [f.account for f in scheduled.refusals] == ["phone", "au"]
+
+
+def test_preview_of_a_routing_file_shows_each_recipient_with_its_account_and_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESMS_KEY", "mk")
+    path = write(tmp_path, ROUTES)
+    # The accounts' base URLs are a closed port: a preview that made a request would fail.
+    code = main(["preview", "--config", str(path), "--json", "+66812345678", "+61491570156", "-m", "hi"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["dry_run"] is True
+    assert [(r["to"], r["account"], r["status"]) for r in out["results"]] == [
+        ("+66812345678", "th", "queued"),
+        ("+61491570156", "phone", "queued"),
+    ]
+    assert out["results"][1]["reason"].startswith("route 3 (prefix +6149): cheapest account reaching AU")
+    code = main(["preview", "--config", str(path), "--tag", "otp", "+61491570156", "+1", "-m", "hi"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1  # the invalid number is reported, not previewed
+    assert lines[0].split()[:2] == ["+61491570156", "au"] and "cost=0.05" in lines[0]
+    assert lines[1].startswith("+1 ") and "rejected" in lines[1]
+    assert lines[-1] == "1/2 accepted, estimated cost 0.05 AUD (dry run: nothing sent)"
+
+
+def test_the_inbox_of_a_routing_file_expands_variables_and_stays_out_of_the_repr(tmp_path: Path) -> None:
+    text = ROUTES + 'inbox: "postgresql://app:${PG_PASSWORD}@db/smsrelay"\n'
+    config = load_routing(write(tmp_path, text), env={"MESMS_KEY": "mk", "PG_PASSWORD": "hunter2"})
+    assert config.inbox == "postgresql://app:hunter2@db/smsrelay"
+    assert "hunter2" not in repr(config)
+
+
+def test_a_router_without_an_inbox_reads_no_inbox_and_pumps_nothing(router: Router) -> None:
+    assert router.inbox is None
+    assert router.pump() == 0
