@@ -22,7 +22,7 @@ from smsrelay.approval import (
     gate_code,
 )
 from smsrelay.client import Client, Preview
-from smsrelay.clock import Clock, ManualClock, SystemClock
+from smsrelay.clock import Clock, ManualClock, ScaledClock, SystemClock
 from smsrelay.config import (
     ProviderSettings,
     known_settings,
@@ -157,6 +157,7 @@ __all__ = [
     "RoutedSend",
     "Router",
     "RoutingConfig",
+    "ScaledClock",
     "Segments",
     "SendResult",
     "SharedRateLimiter",

@@ -350,14 +350,31 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
-    from smsrelay.clock import ManualClock
+    from smsrelay.clock import ManualClock, ScaledClock
     from smsrelay.emulators import emulator_class
+    from smsrelay.emulators.options import parse_duration, parse_number, parse_rate_limit
 
     try:
         cls = emulator_class(args.name)
     except KeyError as exc:
         raise ConfigError(str(exc.args[0]), field="name") from None
     kw: dict[str, Any] = {"host": args.host, "port": args.port, "lag": args.lag}
+    kw["latency"] = parse_duration(args.latency, "--latency")
+    kw["jitter"] = parse_duration(args.jitter, "--jitter")
+    if args.rate_limit is not None:  # unset: the emulator's default (SMSKit's documented limit, others none)
+        kw["rate_limit"] = parse_rate_limit(args.rate_limit, cls.documented_rate_limit)
+    if args.seed is not None:
+        kw["seed"] = parse_number(args.seed, "--seed", int)
+    if args.clock_epoch is not None and args.clock_speed is None:
+        raise ConfigError("--clock-epoch needs --clock-speed", field="--clock-epoch")
+    if args.clock_speed is not None:
+        if args.manual_clock:
+            raise ConfigError("--clock-speed and --manual-clock exclude each other", field="--clock-speed")
+        epoch = None if args.clock_epoch is None else parse_number(args.clock_epoch, "--clock-epoch", float)
+        try:
+            kw["clock"] = ScaledClock(parse_number(args.clock_speed, "--clock-speed", float), epoch=epoch)
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="--clock-speed") from None
     if args.manual_clock:
         # Start at the real time: clients poll windows around their own clock (Kudosity V2: 72 h).
         kw["clock"] = ManualClock(datetime.now(UTC))
@@ -368,6 +385,13 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     except OSError as exc:  # the port is taken, or the address is not ours
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", field="--port") from None
     sys.stdout.write(f"{emulator.name} emulator listening on {emulator.url} (control API: {emulator.url}/_emulator/)\n")
+    limit = emulator.rate_limit_in_force
+    sys.stdout.write(
+        f"latency {emulator.latency * 1000:g} ms ± {emulator.jitter * 1000:g} ms; "
+        f"rate limit: {limit.describe() if limit else 'none'}; clock: {type(emulator.clock).__name__}\n"
+    )
+    if args.rate_limit == "documented" and limit is None:
+        sys.stderr.write(f"note: {emulator.name} documents no rate limit, so none is enforced\n")
     sys.stdout.flush()
     emulator.serve_forever()
     return EXIT_OK
@@ -577,6 +601,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--any-key", action="store_true", help="accept any well-formed API key, not only the documented test keys"
     )
+    p.add_argument("--latency", default="0", help="wait before each API answer: 150ms, 0.15s or 0.15 (default 0)")
+    p.add_argument("--jitter", default="0", help="± uniform spread around --latency, e.g. 30ms (default 0)")
+    p.add_argument(
+        "--rate-limit",
+        metavar="LIMIT",
+        help="documented, off, or e.g. 15/s, 100/h, 50000/5min; 429s as the provider sends them "
+        "(default: smskit documented, the others off)",
+    )
+    p.add_argument("--clock-speed", metavar="X", help="simulated time runs X times faster than real time")
+    p.add_argument(
+        "--clock-epoch", metavar="UNIX_TIME", help="the Unix time the scaled clock starts at (share it with the client)"
+    )
+    p.add_argument("--seed", help="seed the latency jitter, for reproducible runs")
     p.set_defaults(func=cmd_emulate)
 
     p = add("webhooks", parents=[common], help="manage the provider's webhooks")

@@ -24,7 +24,13 @@ Control API (for users of ``smsrelay emulate`` and for subprocess tests), under
 same event calls on every emulator, each in its provider's own wire terms:
 ``POST replies`` (``{"from", "text", "to"?}``), ``POST link-hits`` (``{"phone", "url"?}``),
 ``POST opt-outs`` (``{"phone"}``) and ``GET messages`` (one row per recipient sent to).
-A provider without such an event answers 501 saying so.
+A provider without such an event answers 501 saying so. ``GET stats`` counts the API
+requests and the 429s (:meth:`Emulator.stats`).
+
+Realism, off by default: ``latency`` (± uniform ``jitter``, reproducible with ``seed``) is
+waited on the emulator's clock before each API response is written, and ``rate_limit``
+enforces a :class:`RateLimit` (``True``: the one the provider documents, the class's
+``documented_rate_limit``) with the provider's own 429. Control calls are exempt from both.
 """
 
 from __future__ import annotations
@@ -34,12 +40,15 @@ import heapq
 import itertools
 import json
 import logging
+import math
+import random
 import re
 import socket
 import ssl
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -63,6 +72,7 @@ __all__ = [
     "Fault",
     "FaultCase",
     "Push",
+    "RateLimit",
     "fault_matrix",
     "json_response",
     "route",
@@ -212,6 +222,66 @@ def fault_matrix(
     return [FaultCase(f"{name}, lag {lag:g} s", fs, lag) for lag in lags for name, fs in faults]
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``requests`` API requests in any ``per`` seconds of emulator time, per account.
+
+    Enforced as a sliding window (a log of the accepted requests' arrival times): the
+    strictest reading of "N per period", under which a client that keeps to the number is
+    never refused, and one that bursts is. No provider here documents its algorithm, so each
+    ``documented_rate_limit`` marks this as an assumption. Refused requests do not count.
+    ``retry_after``: the provider's 429 carries ``Retry-After``, in whole seconds until the
+    oldest request leaves the window. ``source`` cites where the numbers come from.
+
+    >>> RateLimit(100, 3600, retry_after=True).describe()
+    '100 requests per 3600 s (429 with Retry-After)'
+    """
+
+    requests: int
+    per: float  # seconds
+    retry_after: bool = False
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.requests, bool) or not isinstance(self.requests, int) or self.requests < 1:
+            raise ValueError(f"a rate limit allows at least 1 request, got {self.requests!r}")
+        if not (math.isfinite(self.per) and self.per > 0):
+            raise ValueError(f"a rate limit's period is a positive number of seconds, got {self.per!r}")
+
+    def describe(self) -> str:
+        hint = "429 with Retry-After" if self.retry_after else "429, no Retry-After"
+        return f"{self.requests} requests per {self.per:g} s ({hint})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "per": self.per, "retry_after": self.retry_after, "source": self.source}
+
+
+class _SlidingWindow:
+    """The arrival times of the requests each account had accepted within the last ``per`` seconds."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self._logs: dict[str, deque[datetime]] = {}
+
+    def admit(self, account: str, now: datetime) -> float | None:
+        """Count a request that arrives at ``now``; or, over the limit, the seconds until a slot frees."""
+        log_ = self._logs.setdefault(account, deque())
+        while log_ and (now - log_[0]).total_seconds() >= self.limit.per:
+            log_.popleft()
+        if len(log_) >= self.limit.requests:
+            return self.limit.per - (now - log_[0]).total_seconds()
+        log_.append(now)
+        return None
+
+
+@dataclass
+class _Counts:
+    requests: int = 0
+    rate_limited: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+
 @dataclass
 class Push:
     """A webhook the emulator delivered (or is still trying to)."""
@@ -305,10 +375,15 @@ class Emulator:
     """Base of every provider emulator. Subclasses declare routes with :func:`route`.
 
     ``clock`` drives simulated time (delivery reports, lag); ``lag`` is the
-    read-after-write lag in seconds that :meth:`visible` applies.
+    read-after-write lag in seconds that :meth:`visible` applies. ``latency`` seconds,
+    ± uniform ``jitter`` (reproducible with ``seed``), pass on ``clock`` before each API
+    response is written; ``rate_limit`` is a :class:`RateLimit`, ``True`` for the
+    provider's documented one, or ``None``/``False`` for none.
     """
 
     name: ClassVar[str] = "emulator"
+    # The limit the provider documents, with its source; None where it publishes none.
+    documented_rate_limit: ClassVar[RateLimit | None] = None
     _routes: ClassVar[list[tuple[str, re.Pattern[str], str]]] = []
 
     def __init__(
@@ -320,8 +395,21 @@ class Emulator:
         ssl_context: ssl.SSLContext | None = None,
         lag: float = 0.0,
         accept_any_key: bool = False,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        rate_limit: RateLimit | bool | None = None,
+        seed: int | None = None,
     ) -> None:
+        for what, value in (("latency", latency), ("jitter", jitter)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{what} is a number of seconds, 0 or more, got {value!r}")
         self.clock: Clock = clock or SystemClock()
+        self.latency = float(latency)
+        self.jitter = float(jitter)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._window: _SlidingWindow | None = None
+        self._counts = _Counts()
         self.accept_any_key = accept_any_key
         self.host = host
         self.port = port
@@ -339,6 +427,7 @@ class Emulator:
         self._push_session = requests.Session()
         self._push_wake = threading.Condition()
         self._push_queue: list[Push] = []
+        self.set_rate_limit(rate_limit)
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -409,13 +498,87 @@ class Emulator:
         finally:
             self.stop()
 
+    # -- latency and rate limits ------------------------------------------------
+    @property
+    def rate_limit_in_force(self) -> RateLimit | None:
+        """The :class:`RateLimit` this emulator enforces now, if any."""
+        window = self._window
+        return window.limit if window is not None else None
+
+    def set_rate_limit(self, rate_limit: RateLimit | bool | None) -> None:
+        """Enforce ``rate_limit`` from now on (``True``: the documented one; ``None``/``False``: none)."""
+        if rate_limit is True:
+            rate_limit = self.documented_rate_limit
+        if rate_limit is not None and rate_limit is not False and not isinstance(rate_limit, RateLimit):
+            raise TypeError(f"rate_limit is a RateLimit, True, False or None, got {rate_limit!r}")
+        with self.lock:
+            self._window = _SlidingWindow(rate_limit) if isinstance(rate_limit, RateLimit) else None
+
+    def rate_limit_account(self, req: EmuRequest) -> str | None:
+        """The account whose budget ``req`` counts against; ``None``: it does not count.
+
+        ASSUMPTION: an emulator serves one account, whatever key a request carries;
+        a provider that limits per key (SMSKit) overrides this.
+        """
+        return "account"
+
+    def _over_limit(self, req: EmuRequest) -> float | None:
+        """Under the lock: count ``req``, or the seconds until the provider would take it."""
+        if self._window is None:
+            return None
+        account = self.rate_limit_account(req)
+        return None if account is None else self._window.admit(account, req.received_at)
+
+    def _wait_latency(self) -> None:
+        if not self.latency and not self.jitter:
+            return
+        with self._rng_lock:
+            delay = self.latency + self._rng.uniform(-self.jitter, self.jitter)
+        # On a ManualClock this advances time at once; on a ScaledClock it is delay / speed real seconds.
+        self.clock.sleep(max(0.0, delay))
+
+    def stats(self) -> dict[str, Any]:
+        """Counters over the API requests (control calls excluded), in emulator time.
+
+        >>> Emulator().stats()["requests"]
+        0
+        """
+        with self.lock:
+            st, limit = self._counts, self.rate_limit_in_force
+            return {
+                "requests": st.requests,
+                "rate_limited": st.rate_limited,
+                "first_request_at": st.first.isoformat() if st.first else None,
+                "last_request_at": st.last.isoformat() if st.last else None,
+                "rate_limit": limit.to_dict() if limit else None,
+                "latency": self.latency,
+                "jitter": self.jitter,
+            }
+
     # -- dispatch -------------------------------------------------------------
     def dispatch(self, req: EmuRequest) -> EmuResponse:
         if req.path.startswith("/_emulator/"):
             return self._control(req)
+        resp = self._serve(req)
+        if resp.status == 429:
+            with self.lock:
+                self._counts.rate_limited += 1
+        self._wait_latency()
+        return resp
+
+    def _serve(self, req: EmuRequest) -> EmuResponse:
         with self.lock:
             self.requests.append(req)
-            fault = self._take_fault(req)
+            st = self._counts
+            st.requests += 1
+            st.first = st.first or req.received_at
+            st.last = req.received_at
+            # The provider refuses on arrival, before the request is handled or meets a fault.
+            wait = self._over_limit(req)
+            hint = self._window is not None and self._window.limit.retry_after
+            fault = self._take_fault(req) if wait is None else None
+        if wait is not None:
+            return self.rate_limited(req, {"Retry-After": str(max(1, math.ceil(wait)))} if hint else {})
         if fault is not None:
             if fault.kind == "reset_before":
                 raise _Reset()
@@ -500,12 +663,15 @@ class Emulator:
         return {}
 
     def reset(self) -> None:
-        """Forget requests, faults, pushes and timers (and provider state in subclasses)."""
+        """Forget requests, faults, pushes, timers, stats and the rate windows (and provider state in subclasses)."""
         with self.lock:
             self.requests.clear()
             self.faults.clear()
             self.pushes.clear()
             self._timers.clear()
+            self._counts = _Counts()
+            if self._window is not None:
+                self._window = _SlidingWindow(self._window.limit)
 
     def _control(self, req: EmuRequest) -> EmuResponse:
         op = (req.method, req.path.removeprefix("/_emulator/").rstrip("/"))
@@ -518,6 +684,8 @@ class Emulator:
         if op == ("GET", "state"):
             with self.lock:
                 return json_response(self.state())
+        if op == ("GET", "stats"):
+            return json_response(self.stats())
         if op == ("GET", "timers"):
             # How many timed events are still due (benchmarks wait for none before timing).
             with self.lock:

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_response, route
+from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, RateLimit, json_response, route
 
 __all__ = ["KaleyraEmulator", "kaleyra_time"]
 
@@ -93,6 +93,13 @@ class KaleyraEmulator(Emulator):
     """
 
     name = "kaleyra"
+    # Kaleyra support, CleverTap integration (https://support.kaleyra.com/support/solutions/
+    # articles/3000110656): Kaleyra throttles "up to 50,000 requests for every 5 minutes".
+    # ASSUMPTION: a sliding five-minute window over the account; no Retry-After (none is
+    # documented; Courier treats a bare 429 as throttled).
+    documented_rate_limit = RateLimit(
+        50_000, 300.0, source="Kaleyra support 3000110656: 50,000 requests for every 5 minutes"
+    )
 
     def __init__(
         self,

@@ -26,11 +26,21 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_response, route
+from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, RateLimit, json_response, route
 from smsrelay.errors import InvalidRequest
 from smsrelay.phone import normalize
 from smsrelay.providers.kudosity import parse_time, v1_signature
 from smsrelay.segments import analyse
+
+# Kudosity docs, API Overview: Rate limiting (reference/API Overview/rate-limiting.md in
+# github.com/t--becker/kudosity-dev-docs): "we limit the number of API calls which can be made
+# by each account to 15 calls per sec"; over it, 429 with OVER_LIMIT and the request is dropped.
+# No Retry-After or rate headers are documented, so the 429 carries none.
+# ASSUMPTION: a sliding one-second window over the whole account (the page names no algorithm),
+# shared by V1 and V2 (one account, two APIs; the page predates V2 and V2 publishes no number).
+ACCOUNT_RATE_LIMIT = RateLimit(
+    15, 1.0, source="Kudosity docs, API Overview: Rate limiting (15 calls per sec per account)"
+)
 
 __all__ = ["KudosityV1Emulator"]
 
@@ -50,6 +60,7 @@ class KudosityV1Emulator(Emulator):
     """The V1 endpoints smsrelay uses. ``credentials`` maps API keys to secrets."""
 
     name = "kudosity-v1"
+    documented_rate_limit = ACCOUNT_RATE_LIMIT
 
     def __init__(
         self,

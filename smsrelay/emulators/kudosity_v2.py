@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from smsrelay.emulators.base import Emulator, EmuRequest, EmuResponse, json_response, route
+from smsrelay.emulators.kudosity_v1 import ACCOUNT_RATE_LIMIT
 from smsrelay.segments import analyse
 
 __all__ = ["KudosityV2Emulator", "rfc3339_nanos"]
@@ -82,6 +83,8 @@ class KudosityV2Emulator(Emulator):
     """The V2 SMS and webhook endpoints. ``api_keys`` are the keys it accepts."""
 
     name = "kudosity-v2"
+    # The account's 15 calls/s, 429 OVER_LIMIT and no Retry-After (see kudosity_v1).
+    documented_rate_limit = ACCOUNT_RATE_LIMIT
 
     def __init__(
         self,

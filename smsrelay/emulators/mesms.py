@@ -105,6 +105,10 @@ class MeSmsEmulator(Emulator):
     """
 
     name = "mesms"
+    # ME-SMS docs (seed 002, error format) list "429 Rate limit exceeded" but publish no number
+    # and no Retry-After: there is no documented limit to enforce. A RateLimit given by hand
+    # answers with the documented 429 body (rate_limited below), without Retry-After.
+    documented_rate_limit = None
 
     def __init__(
         self,

@@ -32,19 +32,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import secrets
 import string
-from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from smsrelay.emulators.base import (
     Emulator,
     EmuRequest,
     EmuResponse,
     Push,
+    RateLimit,
     json_response,
     route,
 )
@@ -114,19 +114,28 @@ def _default_devices() -> list[dict[str, Any]]:
 class SmsKitEmulator(Emulator):
     """The SMSKit client API. ``api_keys`` authenticate; ``suspended_keys`` get 401.
 
-    ``rate_limit`` requests per ``rate_window`` seconds per key (seed: 100/hour);
-    ``None`` disables it. A device id not in ``devices`` is another account's (403). A
-    webhook whose ``suspend_after`` pushes in a row fail is suspended (``isActive``).
+    Unlike the other emulators it enforces its documented limit by default, as it always
+    has: ``rate_limit`` is a :class:`RateLimit`, ``True`` (documented: 100 an hour per key),
+    ``None``/``False`` (none), or a number of requests per ``rate_window`` seconds. A device
+    id not in ``devices`` is another account's (403). A webhook whose ``suspend_after``
+    pushes in a row fail is suspended (``isActive``).
     """
 
     name = "smskit"
+    # SMSKit docs, Errors & rate limits (https://smskit.cloud/docs/api) [SEED-ONLY]: "The client
+    # API is limited per API client (currently 100 requests/hour). On 429, read Retry-After".
+    # ASSUMPTION: a sliding hour per key (the seed names no algorithm); Retry-After is the whole
+    # seconds until the key's oldest request leaves the window.
+    documented_rate_limit: ClassVar[RateLimit] = RateLimit(
+        100, 3600.0, retry_after=True, source="SMSKit docs, Errors & rate limits, https://smskit.cloud/docs/api"
+    )
 
     def __init__(
         self,
         *,
         api_keys: tuple[str, ...] = ("sk_test_key",),
         suspended_keys: tuple[str, ...] = ("sk_test_suspended",),
-        rate_limit: int | None = 100,
+        rate_limit: RateLimit | bool | int | None = True,
         rate_window: float = 3600.0,
         assigned_after: float = 0.5,
         sent_after: float = 2.0,
@@ -136,11 +145,12 @@ class SmsKitEmulator(Emulator):
         suspend_after: int = 5,
         **kw: Any,
     ) -> None:
-        super().__init__(**kw)
         self.api_keys = api_keys
         self.suspended_keys = suspended_keys
-        self.rate_limit = rate_limit
-        self.rate_window = rate_window
+        self._rate_window = rate_window
+        if isinstance(rate_limit, int) and not isinstance(rate_limit, bool):
+            rate_limit = replace(self.documented_rate_limit, requests=rate_limit, per=rate_window)
+        super().__init__(rate_limit=rate_limit, **kw)
         self.assigned_after = assigned_after
         self.sent_after = sent_after
         self.delivered_after = delivered_after
@@ -156,7 +166,6 @@ class SmsKitEmulator(Emulator):
         self.inbox: list[dict[str, Any]] = []
         self.opted_out: set[str] = set()
         self.devices = _default_devices()
-        self._window: dict[str, deque[datetime]] = {}
         self._rr = itertools.count()
         self._push_hook: dict[int, str] = {}
 
@@ -179,6 +188,45 @@ class SmsKitEmulator(Emulator):
             "opted_out": sorted(self.opted_out),
             "rate_limit": {"limit": self.rate_limit, "window": self.rate_window},
         }
+
+    # -- the hourly budget, as counts the tests and the control API set -----------------
+    @property
+    def rate_limit(self) -> int | None:
+        """Requests allowed per key in ``rate_window`` seconds; ``None``: no limit."""
+        limit = self.rate_limit_in_force
+        return limit.requests if limit else None
+
+    @rate_limit.setter
+    def rate_limit(self, requests: int | None) -> None:
+        self.set_rate_limit(None if requests is None else self._limit(requests=requests))
+
+    @property
+    def rate_window(self) -> float:
+        limit = self.rate_limit_in_force
+        return limit.per if limit else self._rate_window
+
+    @rate_window.setter
+    def rate_window(self, seconds: float) -> None:
+        self._rate_window = seconds
+        if self.rate_limit_in_force is not None:
+            self.set_rate_limit(self._limit(per=seconds))
+
+    def set_rate_limit(self, rate_limit: RateLimit | bool | None) -> None:
+        super().set_rate_limit(rate_limit)
+        limit = self.rate_limit_in_force
+        if limit is not None:
+            self._rate_window = limit.per
+
+    def _limit(self, **change: Any) -> RateLimit:
+        base = self.rate_limit_in_force or replace(self.documented_rate_limit, per=self.rate_window)
+        return replace(base, **change)
+
+    def rate_limit_account(self, req: EmuRequest) -> str | None:
+        # seed: "limited per API client": a refused (401) key counts against no budget.
+        key = req.header("x-api-key")
+        if key in self.suspended_keys or not self.key_accepted(key, self.api_keys):
+            return None
+        return key
 
     # -- errors ---------------------------------------------------------------------
     # ASSUMPTION: SMSKit's reference SDK is .NET (seed: "SMSKit.ApiClient"), so errors are
@@ -205,25 +253,13 @@ class SmsKitEmulator(Emulator):
         return resp
 
     def _gate(self, req: EmuRequest) -> tuple[str | None, EmuResponse | None]:
-        """Authenticate, then count the request against the key's budget."""
+        """Authenticate (the kit counted the request against the key's budget on arrival)."""
         key = req.header("x-api-key")
         if key in self.suspended_keys:
             return None, self._problem(401, "Unauthorized", "This API client is suspended.")  # seed: 401
         if not self.key_accepted(key, self.api_keys):
             return None, self._problem(401, "Unauthorized", "Missing or invalid API key.")
         assert key is not None
-        if self.rate_limit is not None:
-            # ASSUMPTION: a sliding window per key over the documented "100 requests/hour";
-            # refused (429) requests do not count, and Retry-After is when the oldest leaves.
-            now = self.clock.now()
-            with self.lock:
-                window = self._window.setdefault(key, deque())
-                while window and (now - window[0]).total_seconds() >= self.rate_window:
-                    window.popleft()
-                if len(window) >= self.rate_limit:
-                    wait = self.rate_window - (now - window[0]).total_seconds()
-                    return None, self.rate_limited(req, {"Retry-After": str(max(1, math.ceil(wait)))})
-                window.append(now)
         return key, None
 
     # -- send -----------------------------------------------------------------------
@@ -638,10 +674,9 @@ class SmsKitEmulator(Emulator):
                     return json_response(self.inbound(str(spec["from"]), str(spec["content"])), 201)
                 if op == "rate_limit":
                     limit = spec.get("limit")
+                    self._rate_window = float(spec.get("window", self.rate_window))
+                    # A fresh window, as the kit's set_rate_limit always starts one.
                     self.rate_limit = None if limit is None else int(limit)
-                    self.rate_window = float(spec.get("window", self.rate_window))
-                    with self.lock:
-                        self._window.clear()
                     return json_response({"limit": self.rate_limit, "window": self.rate_window})
                 return json_response(self.set_device(op.removeprefix("devices/"), **spec))
             except (KeyError, ValueError, TypeError, StopIteration) as exc:
