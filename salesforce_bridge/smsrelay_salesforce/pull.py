@@ -14,15 +14,22 @@ idempotent upserts by External ID:
 The cursor advances only after Salesforce confirmed the writes, so a crash replays
 the window, and replaying changes nothing.
 
+The window is streamed, not held: each page of events is folded into a table of the
+state file's connection (:meth:`State.stage`), and the folded writes are read back and
+written in chunks of :data:`WRITE_CHUNK` records. The bridge's memory is one page and
+one chunk, whatever the number of events or ``limits.pull_window``.
+
 >>> Puller(org, client, config, state).run(Summary())  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from smsrelay import (
@@ -40,10 +47,10 @@ from smsrelay import (
 from smsrelay_salesforce.config import BridgeConfig
 from smsrelay_salesforce.org import Org, parse_datetime
 from smsrelay_salesforce.push import DELIVERY_PICKLIST
-from smsrelay_salesforce.state import Applied, State
+from smsrelay_salesforce.state import Applied, Staged, State
 from smsrelay_salesforce.summary import Summary
 
-__all__ = ["STOP_WORDS", "Puller", "Window"]
+__all__ = ["STOP_WORDS", "WRITE_CHUNK", "Puller", "Window"]
 
 log = logging.getLogger("smsrelay.salesforce.pull")
 
@@ -56,6 +63,11 @@ PICKLIST_STATUS: dict[str, Status] = {v: s for s, v in DELIVERY_PICKLIST.items()
 CONSENT_SOURCE: dict[str, str] = {"reply": "Reply", "link": "Link", "link_hit": "Link", "sms_inbound": "Reply"}
 
 Progress = Callable[[str, int, int], None]
+# Records written per chunk of a window: large enough that a window above the Bulk threshold
+# (2,000 by default) is still written by Bulk jobs, small enough to keep memory flat.
+WRITE_CHUNK = 5_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 class _Report(NamedTuple):
@@ -122,13 +134,69 @@ class Window:
         if old is None or (event.occurred_at, event.event_id) < (old.occurred_at, old.event_id):
             self.opt_outs[event.phone] = event
 
+    @classmethod
+    def of_staged(cls, rows: Iterable[tuple[str, bytes]]) -> Window:
+        """A chunk of a staged window (:func:`stage`), as the in-memory window :meth:`Puller.apply` writes."""
+        window = cls()
+        for kind, body in rows:
+            # Safe: rows stage() wrote in this process, in a TEMP table no other connection can open.
+            item = pickle.loads(body)  # noqa: S301
+            if kind == "delivery":
+                window.deliveries[item.message_id or item.message_ref or item.event_id] = item
+            elif kind == "reply":
+                window.replies[item.event_id] = item
+            elif kind == "hit":
+                window.hits[item.event_id] = item
+            else:
+                window.opt_outs[item.phone] = item
+        return window
+
+
+def stage(state: State, events: Iterable[Any]) -> int:
+    """Fold ``events`` into the state's staged window, under the same rules as :meth:`Window.add`;
+    return how many were read.
+
+    Deliveries keep the report that wins the lifecycle merge (:func:`smsrelay.precedence`);
+    an opt-out per phone keeps the earliest; replies and link hits are keyed by event id.
+    """
+    newest: list[Staged] = []
+    earliest: list[Staged] = []
+    n = 0
+    for event in events:
+        n += 1
+        if isinstance(event, Delivery):
+            final, at, progress, eid = precedence(event.status, event.occurred_at, event.event_id)
+            key = event.message_id or event.message_ref or event.event_id
+            newest.append(("delivery", key, (int(final), _micros(at), progress, eid), pickle.dumps(_Report.of(event))))
+            continue
+        if getattr(event, "raw", None):
+            event = replace(event, raw={})  # never written to Salesforce: not kept
+        order = (0, _micros(event.occurred_at), 0, event.event_id)
+        if isinstance(event, Reply):
+            body = pickle.dumps(event)
+            newest.append(("reply", event.event_id, order, body))
+            if event.text.strip().upper() in STOP_WORDS:
+                earliest.append(("opt_out", event.phone, order, body))
+        elif isinstance(event, LinkHit):
+            newest.append(("hit", event.event_id, order, pickle.dumps(event)))
+        elif isinstance(event, OptOut):
+            earliest.append(("opt_out", event.phone, order, pickle.dumps(event)))
+    state.stage(newest, keep="max")
+    state.stage(earliest, keep="min")
+    return n
+
+
+def _micros(dt: datetime) -> int:
+    # Whole microseconds since the epoch: exact, where a float timestamp rounds.
+    return (dt - _EPOCH) // _US
+
 
 def _ms(dt: datetime) -> datetime:
     return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
 
 
 class Puller:
-    """The pull half of a sync (see the module docs)."""
+    """The pull half of a sync (see the module docs). ``write_chunk`` is the records written per chunk."""
 
     def __init__(
         self,
@@ -140,6 +208,7 @@ class Puller:
         dry_run: bool = False,
         progress: Progress | None = None,
         cursor_name: str = "events",
+        write_chunk: int = WRITE_CHUNK,
     ) -> None:
         self.org = org
         self.client = client
@@ -148,6 +217,7 @@ class Puller:
         self.dry_run = dry_run
         self.progress = progress
         self.cursor_name = cursor_name
+        self.write_chunk = max(1, write_chunk)
         self.m = config.mapping.message
 
     def run(self, summary: Summary) -> Summary:
@@ -156,46 +226,60 @@ class Puller:
         limits = self.config.limits
         while True:
             self.org.check_budget()
-            window = Window()
+            self.state.clear_staged()
+            events = 0
             more = True
             new_cursor = cursor
-            while window.size() < limits.pull_window:
+            while self.state.staged_count() < limits.pull_window:
                 page = self.client.events(since=new_cursor, limit=limits.event_page)
-                for event in page:
-                    window.add(event)
+                events += stage(self.state, page)
                 new_cursor = page.cursor
                 more = bool(page.more) and len(page) > 0
                 if self.progress:
-                    self.progress("events", summary.events + window.events, 0)
+                    self.progress("events", summary.events + events, 0)
                 if not more:
                     break
-            summary.events += window.events
-            if window.events == 0:
+            summary.events += events
+            if events == 0:
                 return summary
             failed = summary.event_write_failed
-            applied = self.apply(window, summary)
+            self.write_staged(summary)
             if self.dry_run:
                 return summary
             if summary.event_write_failed > failed:
                 # Salesforce refused some writes for good (e.g. a validation rule): keep the
                 # cursor, so they are tried again next run once fixed; no event is dropped.
-                self.state.remember(applied)
                 summary.errors.append("the event cursor was not advanced; the refused writes are retried next run")
                 return summary
-            self.state.set_cursor(self.cursor_name, new_cursor, applied)
+            self.state.set_cursor(self.cursor_name, new_cursor)
             cursor = new_cursor
             if not more:
                 return summary
 
     def replay(self, events: Iterable[Any], summary: Summary) -> None:
         """Apply a given batch of events (no cursor involved): e.g. a backfill."""
-        window = Window()
-        for e in events:
-            window.add(e)
-        summary.events += window.events
-        applied = self.apply(window, summary)
-        if not self.dry_run:
-            self.state.remember(applied)
+        self.state.clear_staged()
+        it = iter(events)
+        while page := list(itertools.islice(it, self.config.limits.event_page)):
+            summary.events += stage(self.state, page)
+        self.write_staged(summary)
+
+    def write_staged(self, summary: Summary) -> None:
+        """Write the staged window chunk by chunk, remembering each chunk's writes as it goes.
+
+        Raises (and the cursor stays) if a call fails after retries; the chunks already
+        written are written again by the replay, which changes nothing."""
+        try:
+            size = self.state.staged_count()
+            threshold = self.config.limits.bulk_threshold
+            # A window above the Bulk threshold is written in chunks above it too, so by Bulk jobs.
+            chunk = max(self.write_chunk, threshold + 1) if size > threshold else self.write_chunk
+            for rows in self.state.staged_chunks(chunk):
+                applied = self.apply(Window.of_staged(rows), summary)
+                if not self.dry_run:
+                    self.state.remember(applied)
+        finally:
+            self.state.clear_staged()
 
     # -- one window -------------------------------------------------------------------
     def apply(self, window: Window, summary: Summary) -> list[Applied]:

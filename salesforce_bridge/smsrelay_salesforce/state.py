@@ -6,6 +6,11 @@ the provider's event feed, advanced only after Salesforce confirmed the writes;
 the delivery status last written per message (so the merge rule needs no extra
 query); and one row per run with its counts and the API calls it spent.
 
+A pull window is staged here too, in a temporary table of the same connection (never
+on disk with the state, gone when the bridge exits): events are folded into it page by
+page and written back chunk by chunk, so the bridge's memory does not grow with the
+window or with the number of events.
+
 >>> state = State(":memory:")  # doctest: +SKIP
 >>> state.set_cursor("events", "42"); state.cursor("events")  # doctest: +SKIP
 '42'
@@ -26,7 +31,7 @@ from typing import Any
 
 from smsrelay import ConfigError
 
-__all__ = ["Applied", "State", "StateLocked"]
+__all__ = ["Applied", "Staged", "State", "StateLocked"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT, updated REAL NOT NULL);
@@ -48,6 +53,22 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT
 );
 """
+# The pull window being folded: one row per pending write, ordered by (o1, o2, o3, o4); a
+# TEMP table, so it costs no fsync and a crash leaves nothing (the window is read again).
+_STAGED = """
+CREATE TEMP TABLE IF NOT EXISTS staged (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    o1 INTEGER NOT NULL,
+    o2 INTEGER NOT NULL,
+    o3 INTEGER NOT NULL,
+    o4 TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+"""
+# Staged rows are (kind, key, (o1, o2, o3, o4), body).
+Staged = tuple[str, str, tuple[int, int, int, str], bytes]
 
 
 class StateLocked(ConfigError):
@@ -81,6 +102,7 @@ class State:
             # (harmless) -- but a lost "sent" row would cost an extra query, never a resend.
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
+            self.db.executescript(_STAGED)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the state file: {exc}", field="state_file", file=str(path)) from None
         self._lock_fd: int | None = None
@@ -178,6 +200,42 @@ class State:
             for row in self.db.execute(f"SELECT * FROM messages WHERE send_key IN ({marks})", chunk):
                 out[row[2]] = _applied(row)
         return out
+
+    # -- the staged pull window ----------------------------------------------------------
+    def stage(self, rows: Iterable[Staged], *, keep: str = "max") -> None:
+        """Fold ``rows`` into the staged window: per (kind, key), the row whose order is the
+        greatest (``keep="max"``) or the least (``keep="min"``) stays; on a tie, the first."""
+        cmp = {"max": ">", "min": "<"}[keep]
+        with self.transaction() as db:  # one transaction per page, not one per row
+            db.executemany(
+                "INSERT INTO staged (kind, key, o1, o2, o3, o4, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (kind, key) DO UPDATE SET o1 = excluded.o1, o2 = excluded.o2, o3 = excluded.o3,"
+                " o4 = excluded.o4, body = excluded.body"
+                f" WHERE (excluded.o1, excluded.o2, excluded.o3, excluded.o4) {cmp} (o1, o2, o3, o4)",
+                [(kind, key, *order, body) for kind, key, order, body in rows],
+            )
+
+    def staged_count(self) -> int:
+        """How many writes the staged window holds."""
+        return int(self.db.execute("SELECT count(*) FROM staged").fetchone()[0])
+
+    def staged_chunks(self, size: int) -> Iterator[list[tuple[str, bytes]]]:
+        """The staged window as ``(kind, body)`` lists of at most ``size``, by kind then key.
+
+        Read by key ranges, not one open cursor, so the caller may write between chunks."""
+        last: tuple[str, str] = ("", "")
+        while True:
+            rows = self.db.execute(
+                "SELECT kind, key, body FROM staged WHERE (kind, key) > (?, ?) ORDER BY kind, key LIMIT ?",
+                (*last, size),
+            ).fetchall()
+            if not rows:
+                return
+            last = (rows[-1][0], rows[-1][1])
+            yield [(kind, body) for kind, _key, body in rows]
+
+    def clear_staged(self) -> None:
+        self.db.execute("DELETE FROM staged")
 
     # -- the run log -----------------------------------------------------------------------
     def start_run(self, kind: str) -> int:
