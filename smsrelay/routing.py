@@ -377,6 +377,8 @@ def routing_from_mapping(
     inbox = data.get("inbox")
     if inbox is not None and (not isinstance(inbox, str) or not inbox.strip()):
         raise ConfigError("the inbox is a path, sqlite:///path or postgresql://… URL", **at("inbox"))
+    if inbox is not None and (shared := _shared_provider({n: s.provider for n, s in accounts.items()})):
+        raise ConfigError(shared, **at("inbox"))
     return RoutingConfig(
         accounts=accounts,
         routes=routes,
@@ -386,6 +388,23 @@ def routing_from_mapping(
         source=source,
         inbox=_expand(inbox.strip(), env, at("inbox")) if inbox else None,
     )
+
+
+def _shared_provider(providers: Mapping[str, str]) -> str | None:
+    """Why these accounts cannot share an inbox (two of one provider), or None if they can.
+
+    >>> _shared_provider({"au": "kudosity", "spare": "kudosity"})[:38]
+    "accounts 'au' and 'spare' are both kud"
+    """
+    seen: dict[str, str] = {}
+    for name, provider in providers.items():
+        other = seen.setdefault(provider, name)
+        if other != name:
+            return (
+                f"accounts {other!r} and {name!r} are both {provider}: the inbox stores events by provider, so it "
+                "cannot tell their events apart; give each its own routing file and inbox"
+            )
+    return None
 
 
 def _prices(raw: Any, path: str, at: Any) -> dict[str, float]:
@@ -570,17 +589,10 @@ class Router:
         return self._by_provider().get(event.provider)
 
     def _by_provider(self) -> dict[str, str]:
-        by_provider: dict[str, str] = {}
-        for name, client in self.clients.items():
-            other = by_provider.setdefault(client.provider.name, name)
-            if other != name:
-                raise ConfigError(
-                    f"accounts {other!r} and {name!r} are both {client.provider.name}: the inbox stores events "
-                    "by provider, so it cannot tell their events apart; give each its own routing file and inbox",
-                    field="accounts",
-                    file=self.config.source,
-                )
-        return by_provider
+        providers = {name: client.provider.name for name, client in self.clients.items()}
+        if shared := _shared_provider(providers):
+            raise ConfigError(shared, field="inbox", file=self.config.source)
+        return {provider: name for name, provider in providers.items()}
 
     def pump(self, *, limit: int = 500) -> int:
         """With an inbox, poll every account into it; return how many events were new.

@@ -194,3 +194,20 @@ def test_backfill_asks_each_message_of_the_account_that_sent_it(
     # No pull ran: the reports came from the lookups, each asked of the account that sent it.
     assert statuses(sf_org) == dict.fromkeys(NUMBERS, "Delivered")
     assert [len(e.received("GET")) - n for e, n in zip(emulators, before, strict=True)] == [1, 1, 1]
+
+
+def test_sms_inbox_with_two_accounts_of_one_provider_is_refused_as_the_config_loads(
+    sf_org: Any,
+    sf_tls: Any,
+    tmp_path: Path,
+    mesms_emulator: MeSmsEmulator,
+    kaleyra_emulator: KaleyraEmulator,
+    kudosity_v2_emulator: KudosityV2Emulator,
+) -> None:
+    from smsrelay import ConfigError
+
+    data = routed(sf_org, sf_tls, tmp_path, mesms_emulator, kaleyra_emulator, kudosity_v2_emulator)
+    data["sms"]["accounts"]["spare"] = data["sms"]["accounts"]["au"]
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping(data, env={"SF_TEST_TOKEN": sf_org.issue_token()})
+    assert info.value.field == "sms.inbox" and "'au' and 'spare' are both kudosity" in str(info.value)

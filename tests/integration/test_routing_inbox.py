@@ -158,19 +158,23 @@ def test_pushed_polled_and_watched_events_of_every_account_come_once_each_naming
 
 
 def test_two_accounts_of_one_provider_cannot_share_an_inbox(tmp_path: Path, clock: ManualClock) -> None:
+    config = {
+        "accounts": {"a": {"provider": "sandbox"}, "b": {"provider": "sandbox"}},
+        "routes": [{"accounts": ["a", "b"]}],
+        "inbox": str(tmp_path / "inbox.db"),
+    }
     path = tmp_path / "routes.yaml"
-    path.write_text(
-        json.dumps(
-            {
-                "inbox": str(tmp_path / "inbox.db"),
-                "accounts": {"a": {"provider": "sandbox"}, "b": {"provider": "sandbox"}},
-                "routes": [{"accounts": ["a", "b"]}],
-            }
-        ),
-        encoding="utf-8",
-    )
-    with Router(load_routing(path, env={}), clock=clock, env={}) as router:
-        with pytest.raises(ConfigError) as info:
+    path.write_text(json.dumps(config, indent=1), encoding="utf-8")
+    # In the file: refused as it loads, naming the file, the line and the key.
+    with pytest.raises(ConfigError) as info:
+        load_routing(path, env={})
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if '"inbox"' in text)
+    assert (info.value.file, info.value.field, info.value.line) == (str(path), "inbox", line)
+    assert "'a' and 'b' are both sandbox" in str(info.value)
+    # Given to the router: sending works, reading events is refused.
+    del config["inbox"]
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with Router(load_routing(path, env={}), clock=clock, env={}, inbox=str(tmp_path / "inbox.db")) as router:
+        assert router.send("+61491570156", "hi").all_accepted
+        with pytest.raises(ConfigError, match="'a' and 'b' are both sandbox"):
             router.events()
-        assert "'a' and 'b' are both sandbox" in str(info.value)
-        assert str(path) in str(info.value)
