@@ -25,7 +25,8 @@ same event calls on every emulator, each in its provider's own wire terms:
 ``POST replies`` (``{"from", "text", "to"?}``), ``POST link-hits`` (``{"phone", "url"?}``),
 ``POST opt-outs`` (``{"phone"}``) and ``GET messages`` (one row per recipient sent to).
 A provider without such an event answers 501 saying so. ``GET stats`` counts the API
-requests and the 429s (:meth:`Emulator.stats`).
+requests and the 429s (:meth:`Emulator.stats`); ``POST rate_limit`` sets the limit
+(``{"limit": n, "window": seconds}``, ``{"limit": null}`` for none, ``{"documented": true}``).
 
 Realism, off by default: ``latency`` (± uniform ``jitter``, reproducible with ``seed``) is
 waited on the emulator's clock before each API response is written, and ``rate_limit``
@@ -529,6 +530,25 @@ class Emulator:
         account = self.rate_limit_account(req)
         return None if account is None else self._window.admit(account, req.received_at)
 
+    def _control_rate_limit(self, spec: dict[str, Any]) -> None:
+        """``{"documented": true}``, ``{"limit": null}``, or ``{"limit": n, "window": seconds}``."""
+        if spec.get("documented"):
+            self.set_rate_limit(True)
+            return
+        if spec.get("limit") is None:
+            self.set_rate_limit(None)
+            return
+        like = self.rate_limit_in_force or self.documented_rate_limit
+        if "window" in spec:
+            window = float(spec["window"])
+        elif like is not None:
+            window = like.per
+        else:
+            raise ValueError("'window' (seconds) is needed: this provider documents no limit")
+        # The 429 stays the provider's: Retry-After only where it documents one.
+        hint = like.retry_after if like else False
+        self.set_rate_limit(RateLimit(int(spec["limit"]), window, retry_after=hint, source="control API"))
+
     def _wait_latency(self) -> None:
         if not self.latency and not self.jitter:
             return
@@ -686,6 +706,13 @@ class Emulator:
                 return json_response(self.state())
         if op == ("GET", "stats"):
             return json_response(self.stats())
+        if op == ("POST", "rate_limit"):
+            try:
+                self._control_rate_limit(req.json() if req.body else {})
+            except (ValueError, TypeError, AttributeError) as exc:
+                return json_response({"error": f"bad control call: {exc}"}, 400)
+            limit = self.rate_limit_in_force
+            return json_response({"limit": limit.requests if limit else None, "window": limit.per if limit else None})
         if op == ("GET", "timers"):
             # How many timed events are still due (benchmarks wait for none before timing).
             with self.lock:
@@ -706,7 +733,7 @@ class Emulator:
             return json_response({"ok": True})
         if op == ("POST", "clock/advance"):
             if not isinstance(self.clock, ManualClock):
-                return json_response({"error": "the emulator runs on the real clock"}, 409)
+                return json_response({"error": "the emulator's clock moves by itself (not a manual clock)"}, 409)
             seconds = float(req.json().get("seconds", 0))
             self.advance(seconds)
             return json_response({"now": self.clock.now().isoformat()})

@@ -24,7 +24,7 @@ digits  outcome
 
 Beyond the kit's control API (whose ``POST /_emulator/replies`` and ``opt-outs`` arrive as
 ``sms:received``): ``POST /_emulator/inbound`` (``{"from", "content"}``),
-``POST /_emulator/rate_limit`` (``{"limit": n | null, "window": seconds}``) and
+``POST /_emulator/rate_limit`` (the kit's; ``{"limit": n | null, "window": seconds}``) and
 ``POST /_emulator/devices/<id>`` (``{"status": "Offline", ...}``).
 """
 
@@ -665,19 +665,13 @@ class SmsKitEmulator(Emulator):
 
     def _control(self, req: EmuRequest) -> EmuResponse:
         op = req.path.removeprefix("/_emulator/").rstrip("/")
-        if req.method == "POST" and (op in ("inbound", "rate_limit") or op.startswith("devices/")):
+        if req.method == "POST" and (op == "inbound" or op.startswith("devices/")):
             try:
                 spec = req.json() if req.body else {}
                 if not isinstance(spec, dict):
                     raise ValueError("the body must be a JSON object")
                 if op == "inbound":
                     return json_response(self.inbound(str(spec["from"]), str(spec["content"])), 201)
-                if op == "rate_limit":
-                    limit = spec.get("limit")
-                    self._rate_window = float(spec.get("window", self.rate_window))
-                    # A fresh window, as the kit's set_rate_limit always starts one.
-                    self.rate_limit = None if limit is None else int(limit)
-                    return json_response({"limit": self.rate_limit, "window": self.rate_window})
                 return json_response(self.set_device(op.removeprefix("devices/"), **spec))
             except (KeyError, ValueError, TypeError, StopIteration) as exc:
                 return json_response({"error": f"bad control call: {exc!r}"}, 400)

@@ -158,6 +158,24 @@ def test_control_calls_are_exempt_from_the_limit_and_the_latency(start_emulator,
     assert emu.stats()["requests"] == 0
 
 
+def test_the_control_api_switches_the_limit_at_runtime(start_emulator, clock, http):
+    """One emulator process serves a capacity run (no limit) and a realistic run (the documented
+    limit): POST /_emulator/rate_limit. A limit set by hand keeps the provider's 429 (Kudosity:
+    no Retry-After, see the Kudosity test above)."""
+    emu = start_emulator(KudosityV2Emulator, clock=clock)
+    control = emu.url + "/_emulator/rate_limit"
+    assert http.post(control, json={"documented": True}, timeout=10).json() == {"limit": 15, "window": 1.0}
+    assert http.post(control, json={"limit": 2, "window": 60}, timeout=10).json() == {"limit": 2, "window": 60.0}
+    get = _reader(emu, http)
+    codes = [get() for _ in range(3)]
+    assert [r.status_code for r in codes] == [200, 200, 429] and "Retry-After" not in codes[-1].headers
+    assert http.post(control, json={"limit": None}, timeout=10).json() == {"limit": None, "window": None}
+    assert get().status_code == 200
+    mesms = start_emulator(MeSmsEmulator, clock=clock)
+    refused = http.post(mesms.url + "/_emulator/rate_limit", json={"limit": 2}, timeout=10)
+    assert refused.status_code == 400 and "window" in refused.json()["error"]
+
+
 def test_rate_limit_values_are_checked():
     with pytest.raises(ValueError, match="at least 1 request"):
         RateLimit(0, 1.0)
