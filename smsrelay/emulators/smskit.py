@@ -189,7 +189,7 @@ class SmsKitEmulator(Emulator):
             "rate_limit": {"limit": self.rate_limit, "window": self.rate_window},
         }
 
-    # -- the hourly budget, as counts the tests and the control API set -----------------
+    # -- the hourly budget as a count and a window (the form tests set it in) -----------
     @property
     def rate_limit(self) -> int | None:
         """Requests allowed per key in ``rate_window`` seconds; ``None``: no limit."""
