@@ -25,6 +25,7 @@ one chunk, whatever the number of events or ``limits.pull_window``.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import pickle
 from collections.abc import Callable, Iterable
@@ -86,6 +87,16 @@ class _Report(NamedTuple):
     def of(cls, d: Delivery) -> _Report:
         return cls(d.status, d.occurred_at, d.event_id, d.message_id, d.message_ref, d.raw_status, d.reason, d.parts)
 
+    def dump(self) -> bytes:
+        # JSON, not pickle: a window may stage a million of these, and pickling the enum and
+        # the datetime costs ten times more.
+        return json.dumps([self.status.value, _micros(self.occurred_at), *self[2:]]).encode()
+
+    @classmethod
+    def load(cls, body: bytes) -> _Report:
+        status, micros, *rest = json.loads(body)
+        return cls(Status(status), _EPOCH + micros * _US, *rest)
+
     def wins_over(self, other: _Report | None) -> bool:
         # The lifecycle's one merge rule (smsrelay.lifecycle.precedence), on the compact form.
         if other is None:
@@ -139,11 +150,13 @@ class Window:
         """A chunk of a staged window (:func:`stage`), as the in-memory window :meth:`Puller.apply` writes."""
         window = cls()
         for kind, body in rows:
+            if kind == "delivery":
+                report = _Report.load(body)
+                window.deliveries[report.message_id or report.message_ref or report.event_id] = report
+                continue
             # Safe: rows stage() wrote in this process, in a TEMP table no other connection can open.
             item = pickle.loads(body)  # noqa: S301
-            if kind == "delivery":
-                window.deliveries[item.message_id or item.message_ref or item.event_id] = item
-            elif kind == "reply":
+            if kind == "reply":
                 window.replies[item.event_id] = item
             elif kind == "hit":
                 window.hits[item.event_id] = item
@@ -167,7 +180,7 @@ def stage(state: State, events: Iterable[Any]) -> int:
         if isinstance(event, Delivery):
             final, at, progress, eid = precedence(event.status, event.occurred_at, event.event_id)
             key = event.message_id or event.message_ref or event.event_id
-            newest.append(("delivery", key, (int(final), _micros(at), progress, eid), pickle.dumps(_Report.of(event))))
+            newest.append(("delivery", key, (int(final), _micros(at), progress, eid), _Report.of(event).dump()))
             continue
         if getattr(event, "raw", None):
             event = replace(event, raw={})  # never written to Salesforce: not kept

@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from smsrelay import ConfigError
+from smsrelay.emulators.options import parse_duration
 from smsrelay_salesforce.testing.auth import AuthApi, make_jwt_credentials, make_tls
 from smsrelay_salesforce.testing.bulk import BulkApi
 from smsrelay_salesforce.testing.rest import RestApi
@@ -35,12 +37,15 @@ def serve(
     daily_api_limit: int = 15_000,
     seed: int = 0,
     out: Any = None,
+    latency: float = 0.0,
+    jitter: float = 0.0,
 ) -> OrgEmulator:
     """Start an HTTPS org emulator with fresh TLS and JWT material; print how to connect; return it running.
 
     ``state_dir`` receives ``ca.pem``, ``server.key`` and ``server.crt`` (default: a new
     temporary directory). ``seed`` creates that many Contacts and queued
-    ``SMS_Message__c`` records for a first ``sync --dry-run``.
+    ``SMS_Message__c`` records for a first ``sync --dry-run``. ``latency`` (± ``jitter``)
+    seconds pass before each answer, as a real org's round trip does.
     """
     out = out or sys.stdout
     directory = pathlib.Path(state_dir) if state_dir else pathlib.Path(tempfile.mkdtemp(prefix="sf-org-emulator-"))
@@ -53,6 +58,8 @@ def serve(
         metadata_dir=metadata_dir,
         certificate_pem=creds.certificate_pem,
         daily_api_limit=daily_api_limit,
+        latency=latency,
+        jitter=jitter,
     )
     org.start()
     if seed:
@@ -67,6 +74,8 @@ def serve(
     print(f"  JWT private key:  {creds.private_key_path}", file=out)
     print(f"  client secret:    {org.consumer_secret}", file=out)
     print(f"  objects:          {', '.join(o.name for o in org.schema)}", file=out)
+    if latency or jitter:
+        print(f"  latency:          {latency * 1000:g} ms ± {jitter * 1000:g} ms per answer", file=out)
     if org.ignored_metadata:
         print(f"  ignored (UI):     {_describe_ignored(org.ignored_metadata)}", file=out)
     out.flush()
@@ -105,7 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--state-dir", default=None, help="where to write ca.pem, server.key and server.crt")
     p.add_argument("--api-limit", type=int, default=15_000, help="DailyApiRequests allocation")
     p.add_argument("--seed", type=int, default=0, help="create N demo Contacts with queued messages")
+    p.add_argument("--latency", default="0", help="wait before each answer: 150ms, 0.15s or 0.15 (default 0)")
+    p.add_argument("--jitter", default="0", help="± uniform spread around --latency, e.g. 30ms (default 0)")
     args = p.parse_args(argv)
+    try:
+        latency, jitter = parse_duration(args.latency, "--latency"), parse_duration(args.jitter, "--jitter")
+    except ConfigError as exc:
+        p.error(str(exc))
     org = serve(
         host=args.host,
         port=args.port,
@@ -113,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         state_dir=args.state_dir,
         daily_api_limit=args.api_limit,
         seed=args.seed,
+        latency=latency,
+        jitter=jitter,
     )
     org.serve_forever()
     return 0

@@ -155,7 +155,9 @@ class OrgStore(Emulator):
     JWT bearer. ``daily_api_limit``: the ``DailyApiRequests`` allocation.
     ``session_seconds``: access-token lifetime on the emulator's clock.
     ``bulk_processing_seconds``: emulator time an ingest job takes after
-    ``UploadComplete`` (0 completes it at once).
+    ``UploadComplete`` (0 completes it at once). ``latency`` seconds (± uniform ``jitter``,
+    reproducible with ``seed``) pass on ``clock`` before each answer, token endpoint included,
+    as the provider emulators do (:class:`smsrelay.emulators.base.Emulator`).
     """
 
     name = "salesforce-org"
@@ -178,8 +180,13 @@ class OrgStore(Emulator):
         daily_api_limit: int = 15_000,
         session_seconds: float = 7200.0,
         bulk_processing_seconds: float = 0.0,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        seed: int | None = None,
     ) -> None:
-        super().__init__(clock=clock, host=host, port=port, ssl_context=ssl_context)
+        super().__init__(
+            clock=clock, host=host, port=port, ssl_context=ssl_context, latency=latency, jitter=jitter, seed=seed
+        )
         if metadata_dir is None and use_default_metadata:
             metadata_dir = default_metadata_dir()
             if metadata_dir is None:
