@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -166,6 +167,33 @@ def test_append_async_raises_what_the_store_raised(open_test_inbox):
     # The writer thread's error reaches the waiting coroutine (the receiver answers 503).
     with pytest.raises(Exception, match="events"):
         asyncio.run(asyncio.wait_for(inbox.append_async([reply(1)]), 30))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_group_stores_what_one_event_at_a_time_stores(open_test_inbox, seed):
+    # PostgreSQL commits a group in a few statements, not two per event: same outcome.
+    rng = random.Random(seed)
+    statuses = [Status.QUEUED, Status.SENT, Status.DELIVERED, Status.FAILED]
+    pool = [delivery(f"m{rng.randrange(4)}", rng.choice(statuses), rng.randrange(5)) for _ in range(40)]
+    pool += [reply(n) for n in range(10)]
+    events = [rng.choice(pool) for _ in range(80)]  # duplicates within and across groups
+    grouped, single = open_test_inbox(), open_test_inbox(group_commit=False)
+
+    def log():
+        return [(e.event.event_id, e.superseded) for e in grouped.read("all", 1000, include_superseded=True).entries]
+
+    totals = [0, 0, 0]
+    for start in range(0, len(events), 20):
+        r = grouped.append(events[start : start + 20])
+        totals = [totals[0] + r.added, totals[1] + r.duplicates, totals[2] + r.superseded]
+    by_group = log()
+    with grouped.transaction() as execute:  # start again, for the same events one at a time
+        execute("DELETE FROM events", ())
+        execute("DELETE FROM statuses", ())
+    one = [single.append([e]) for e in events]
+    assert totals == [sum(r.added for r in one), sum(r.duplicates for r in one), sum(r.superseded for r in one)]
+    assert by_group == log()
+    assert sum(s for _, s in by_group) > 0, "the sample exercises the merge rule"
 
 
 def test_event_kinds_round_trip(open_test_inbox):
