@@ -162,6 +162,7 @@ class _Run:
     p99_ms: float
     cpu: str
     receiver_us: float  # receiver CPU per event, all replicas together
+    receiver_cores: float  # all replicas together
 
 
 def _database_pids(inbox_url: str) -> list[int]:
@@ -216,7 +217,7 @@ def _measure(label: str, inbox_url: str, workdir: Path, n: int, replicas: int = 
     cpu += f", PostgreSQL {db_cpu / elapsed:.2f}" if db_pids else ""
     cpu += f", other processes {others:.2f}, of {os.cpu_count()}"
     per_event = sum(server_cpu) / (n - warm) * 1e6
-    return _Run((n - warm) / elapsed, cuts[49] * 1000, cuts[98] * 1000, cpu, per_event)
+    return _Run((n - warm) / elapsed, cuts[49] * 1000, cuts[98] * 1000, cpu, per_event, sum(server_cpu) / elapsed)
 
 
 def _figures(name: str, r: _Run, detail: str, *, goals: bool) -> list[Figure]:
@@ -278,11 +279,12 @@ def run(smoke: bool) -> list[Figure]:
                 f"≥ {GOAL_SCALE}",
                 ratio >= GOAL_SCALE,
                 f"{two.rate:,.0f} ÷ {one.rate:,.0f} events/s; receiver CPU per event {one.receiver_us:.0f} µs"
-                f" with 1 replica, {two.receiver_us:.0f} µs with 2; 2 replicas: {two.cpu}. Each replica is one"
-                " Python process, held to one core; one replica already uses most of a core, so two need the"
-                " second one, which the load generator, PostgreSQL and any other process share, and each"
-                " replica batches half as many requests per commit and per loop turn. What would close it:"
-                " a core per replica (PostgreSQL and the load generator on other cores or hosts)",
+                f" with 1 replica, {two.receiver_us:.0f} µs with 2; receiver cores {one.receiver_cores:.2f} with"
+                f" 1 replica, {two.receiver_cores:.2f} with 2 ({two.cpu}). A replica is one Python process, held"
+                " to one core: two replicas gain only the CPU that the second core has left after the load"
+                " generator, PostgreSQL and other processes, and each batches half as many requests per"
+                " commit and per loop turn, so it spends more CPU per event. What would close it: a core per"
+                " replica, with PostgreSQL and the load generator on other cores or hosts",
             )
         )
     return figures
