@@ -10,6 +10,7 @@ import pathlib
 import re
 import secrets
 import ssl
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,6 +223,9 @@ class OrgStore(Emulator):
         self.record_faults: list[_RecordFault] = []
         self.api_used = 0
         self.calls: Counter[str] = Counter()
+        # Wall seconds spent handling API requests (latency excluded): what the emulator itself
+        # adds to each round trip, so a benchmark can tell it from the client's time.
+        self.serve_seconds = 0.0
         self._undo: list[tuple[str, str, dict[str, Any] | None]] | None = None
         self._meta: dict[str, _ObjectMeta] = {o.name: _ObjectMeta.of(o) for o in self.schema}
         for obj in self.schema:
@@ -247,6 +251,7 @@ class OrgStore(Emulator):
         with self.lock:
             self.api_used = 0
             self.calls.clear()
+            self.serve_seconds = 0.0
 
     def set_api_usage(self, used: int, limit: int | None = None) -> None:
         """Set the org's API usage (and allocation), e.g. to test a bridge's usage ceiling."""
@@ -734,6 +739,14 @@ class OrgStore(Emulator):
         return "other"
 
     def handle(self, req: EmuRequest) -> EmuResponse:
+        started = time.perf_counter()
+        try:
+            return self._handle(req)
+        finally:
+            with self.lock:
+                self.serve_seconds += time.perf_counter() - started
+
+    def _handle(self, req: EmuRequest) -> EmuResponse:
         with self.lock:
             if req.path.startswith("/services/data/v") and self._session(req) is None:
                 return RequestError(401, "INVALID_SESSION_ID", "Session expired or invalid").response()
