@@ -18,7 +18,8 @@ default: strict spacing stays within any "N per second" rule, however the provid
 counts its windows). The spacing keeps ``headroom`` (5%) below the rate, because a
 request the OS sends a few milliseconds after its slot must not share the provider's
 one-second window with the request ``rate`` slots later: at 15/s, 5% absorbs a request
-up to 50 ms late. The row's key is the provider and a SHA-256 of the account's
+up to 50 ms late. A turn reached later than that (a CPU stall) is left unused and
+another taken. The row's key is the provider and a SHA-256 of the account's
 credentials; the key itself is never stored.
 
 One ``UPDATE`` per request costs well under a millisecond on a nearby server,
@@ -152,6 +153,9 @@ class SharedRateLimiter:
         self.burst = burst
         # Seconds between two turns.
         self.interval = 1.0 / (rate * (1.0 - headroom))
+        # What the headroom absorbs: in a one-second window (or one interval, if longer),
+        # the turns gain `headroom` of it on the rate.
+        self.late_after = headroom * max(1.0, self.interval)
         self.provider = provider
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
@@ -162,11 +166,23 @@ class SharedRateLimiter:
 
     # -- the Limiter protocol ---------------------------------------------------
     def acquire(self) -> float:
-        """Take one turn from the shared schedule, sleeping until it comes; return the seconds waited."""
-        grant = self.reserve()
-        if grant.wait > 0:
-            self._clock.sleep(grant.wait)
-        return grant.wait
+        """Take one turn from the shared schedule, sleeping until it comes; return the seconds waited.
+
+        A turn this process reaches more than ``late_after`` seconds after its slot (a CPU
+        stall, a slow round trip) is not used: sent then, it would meet the turns after it
+        in the provider's window. It is left unused and a new turn is taken.
+        """
+        waited = 0.0
+        while True:
+            asked = self._clock.now()
+            grant = self.reserve()
+            if grant.wait > 0:
+                self._clock.sleep(grant.wait)
+            waited += grant.wait
+            late = (self._clock.now() - asked).total_seconds() - grant.wait
+            if late <= self.late_after:
+                return waited
+            log.debug("shared rate limit: reached a turn %.3f s late; taking a new one", late)
 
     def eta(self, calls: int) -> float:
         """Seconds until ``calls`` more requests have gone: the turns already taken, then ours."""

@@ -174,3 +174,32 @@ def test_the_setting_must_be_a_postgresql_url_and_the_error_does_not_echo_it() -
     with pytest.raises(ConfigError) as caught:
         load_settings("kudosity", env={"SMSRELAY_KUDOSITY_API_KEY": "k", "SMSRELAY_RATE_LIMIT_STORE": "redis://:pw@x"})
     assert caught.value.field == "SMSRELAY_RATE_LIMIT_STORE" and "pw@x" not in str(caught.value)
+
+
+class StallingClock(ManualClock):
+    """A manual clock whose first sleep overruns by ``stall`` seconds, as a CPU-starved thread's does."""
+
+    def __init__(self, stall: float) -> None:
+        super().__init__()
+        self.stall = stall
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds + self.stall)
+        self.stall = 0.0
+
+
+def test_a_turn_reached_too_late_is_left_unused_and_a_new_one_taken(postgres_url: str) -> None:
+    ahead = SharedRateLimiter(postgres_url, account="kudosity:late", rate=10, clock=ManualClock())
+    first = ahead.reserve()  # someone else's turn, so ours is one interval away
+    late = SharedRateLimiter(postgres_url, account="kudosity:late", rate=10, clock=StallingClock(0.3))
+    on_time = SharedRateLimiter(postgres_url, account="kudosity:late", rate=10, clock=StallingClock(0.02))
+
+    late.acquire()  # slept 0.3 s past its turn (more than 0.05 s): takes a second one
+    after_late = ahead.reserve().at
+    on_time.acquire()  # 0.02 s past: within the headroom, used
+    after_on_time = ahead.reserve().at
+
+    interval = timedelta(seconds=1 / (10 * 0.95))
+    # Turns after `first`: the late one's two, then ahead's, then on_time's one, then ahead's.
+    assert round((after_late - first.at) / interval) == 3
+    assert round((after_on_time - after_late) / interval) == 2
