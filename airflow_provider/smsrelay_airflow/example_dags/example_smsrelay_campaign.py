@@ -7,6 +7,14 @@ retried shard never sends twice. Runs against the connection ``smsrelay_default`
 
     export AIRFLOW_CONN_SMSRELAY_DEFAULT='{"conn_type": "smsrelay_sandbox"}'
     airflow dags test example_smsrelay_campaign -c '{"recipients": 1000, "shards": 10}'
+
+Against a real account, give the connection the extra ``rate_limit_store`` (a PostgreSQL
+URL every worker reaches): the shards then take turns from one bucket for the account,
+so four workers on a Kudosity account send at its 15 calls a second together, not 15
+each (which the provider would answer with 429s)::
+
+    export AIRFLOW_CONN_SMSRELAY_DEFAULT='{"conn_type": "smsrelay_kudosity", "password": "...",
+      "extra": {"sender": "Acme", "rate_limit_store": "postgresql://airflow@db/smsrelay"}}'
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ with DAG(
         message_template="Hi {{ name }}, your {{ day }} code is {{ code }}.",
         vars={"day": "{{ ds }}"},
         retries=2,
-        max_active_tis_per_dag=4,  # caps the provider request rate across workers
+        # How many shards send at once. The account's rate is kept by the connection's
+        # rate_limit_store across all of them, whatever this number and the worker count.
+        max_active_tis_per_dag=4,
     ).expand(to=shards())
 
     delivered = SmsDeliverySensor(
