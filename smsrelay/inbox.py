@@ -222,7 +222,10 @@ class _GroupCommit:
                 for p in batch:
                     p.done.set()
                     if p.on_done is not None:
-                        p.on_done(p)
+                        try:
+                            p.on_done(p)
+                        except Exception:  # a waker must never stop the writer: every append would hang
+                            log.exception("inbox: could not wake a waiting append")
 
     def stop(self) -> None:
         with self.cond:
