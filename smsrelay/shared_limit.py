@@ -53,7 +53,7 @@ from smsrelay.redaction import MASK, redact, register_secret
 if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
 
-__all__ = ["Grant", "SharedRateLimiter", "account_key", "safe_dsn", "shared_limiter"]
+__all__ = ["Grant", "SharedRateLimiter", "account_key", "register_dsn", "safe_dsn", "shared_limiter"]
 
 log = logging.getLogger("smsrelay.shared_limit")
 
@@ -122,8 +122,9 @@ class Grant:
 class SharedRateLimiter:
     """A token bucket in PostgreSQL: at most ``rate`` calls a second for ``account``, across processes.
 
-    Implements the transport's ``Limiter`` protocol. ``clock`` only sleeps: every time
-    it compares comes from the database. Thread-safe; one connection, opened on first use.
+    Implements the transport's ``Limiter`` protocol. The schedule's times all come from
+    the database; ``clock`` only sleeps and tells how late a turn was reached.
+    Thread-safe; one connection, opened on first use.
 
     >>> SharedRateLimiter("postgresql://app:pw@db/x", account="kudosity:0f3c", rate=15)
     SharedRateLimiter('postgresql://app:***@db/x', account='kudosity:0f3c', rate=15)
