@@ -98,13 +98,20 @@ class Feed:
         name: str = "default",
         poll: bool | None = None,
         max_poll_pages: int = 20,
+        account: str | None = None,
+        inherit_cursor: bool = False,
     ) -> None:
         self.provider = provider
         self.inbox = inbox
         self.name = name
         self.poll = poll
         self.max_poll_pages = max_poll_pages
-        self.source = f"poll:{provider.name}"
+        # ``account`` (a router's account) is stored with the events it polls, and keeps its own
+        # poll cursor: two accounts of one provider list different events.
+        self.account = account
+        self.source = f"poll:{provider.name}" + (f"@{account}" if account else "")
+        # The account was its provider's only one: it may go on from the provider's cursor.
+        self.inherit_cursor = inherit_cursor
         self._pending: int | None = None
 
     def __repr__(self) -> str:
@@ -122,6 +129,8 @@ class Feed:
             return self._pump_status(limit)
         added = 0
         cursor = self.inbox.source_cursor(self.source)
+        if cursor is None and self.inherit_cursor:
+            cursor = self.inbox.source_cursor(f"poll:{self.provider.name}")
         # Sends the adapter must follow: handed over, then kept in its cursor.
         handed = self._hand_over(limit)
         for _ in range(self.max_poll_pages):
@@ -132,7 +141,7 @@ class Feed:
                     raise
                 self.poll = False  # push-only provider: the receiver fills the inbox
                 return added
-            added += self.inbox.append(page.events, source=(self.source, page.cursor)).added
+            added += self.inbox.append(page.events, source=(self.source, page.cursor), account=self.account).added
             if handed:  # now durable in the stored cursor; a crash before this re-hands them, harmlessly
                 self.inbox.unwatch(self.provider.name, handed)
                 handed = []
@@ -169,7 +178,7 @@ class Feed:
                     self.inbox.unwatch(self.provider.name, [mid])
         # Some status APIs do not say the number; the send did.
         reports = [r if r.phone else replace(r, phone=watched.get(r.message_id or "") or "") for r in reports]
-        added = self.inbox.append(reports).added
+        added = self.inbox.append(reports, account=self.account).added
         self.inbox.unwatch(self.provider.name, [r.message_id for r in reports if r.final and r.message_id])
         return added
 

@@ -75,6 +75,8 @@ class Entry:
     event: Event
     received_at: datetime
     superseded: bool = False
+    # The account it came in for (a receiver route, a router account); None in rows from before.
+    account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ def _reconnecting(fn: Callable[Concatenate[Inbox, P], R]) -> Callable[Concatenat
 class _Pending:
     events: Sequence[Event]
     source: tuple[str, str | None] | None
+    account: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: AppendResult | None = None
     error: BaseException | None = None
@@ -196,8 +199,10 @@ class _GroupCommit:
             self.queue.append(pending)
             self.cond.notify()
 
-    def submit(self, events: Sequence[Event], source: tuple[str, str | None] | None) -> AppendResult:
-        pending = _Pending(events, source)
+    def submit(
+        self, events: Sequence[Event], source: tuple[str, str | None] | None, account: str | None = None
+    ) -> AppendResult:
+        pending = _Pending(events, source, account)
         self.enqueue(pending)
         pending.done.wait()
         if pending.error is not None:
@@ -315,9 +320,18 @@ class Inbox(abc.ABC):
 
     # -- writing ------------------------------------------------------------------
     @_reconnecting
-    def append(self, events: Sequence[Event], *, source: tuple[str, str | None] | None = None) -> AppendResult:
+    def append(
+        self,
+        events: Sequence[Event],
+        *,
+        source: tuple[str, str | None] | None = None,
+        account: str | None = None,
+    ) -> AppendResult:
         """Store events durably, once each; return when they are committed.
 
+        ``account`` names the account they came in for (the receiver's route, a router's
+        account), stored with each new event. Dedupe stays on ``event_id`` alone: an event
+        pushed and polled is stored once, with the account of whichever came first.
         ``source`` is ``(name, cursor)`` of a poller: the cursor is stored in the
         same transaction as the events, so a restart neither replays nor skips.
         Concurrent appends are committed together (group commit): each caller
@@ -330,11 +344,15 @@ class Inbox(abc.ABC):
             _check_name(source[0])
         if not self.group_commit:
             with self._tx() as cur:
-                return self._append_in(cur, events, source, _ts(self.clock.now()))
-        return self._batcher().submit(events, source)
+                return self._append_in(cur, events, source, _ts(self.clock.now()), account)
+        return self._batcher().submit(events, source, account)
 
     async def append_async(
-        self, events: Sequence[Event], *, source: tuple[str, str | None] | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        source: tuple[str, str | None] | None = None,
+        account: str | None = None,
     ) -> AppendResult:
         """:meth:`append` for an event loop: it waits for the commit without holding a thread.
 
@@ -347,7 +365,7 @@ class Inbox(abc.ABC):
         if source is not None:
             _check_name(source[0])
         if not self.group_commit:
-            return await asyncio.to_thread(self.append, events, source=source)
+            return await asyncio.to_thread(self.append, events, source=source, account=account)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AppendResult] = loop.create_future()
 
@@ -364,11 +382,16 @@ class Inbox(abc.ABC):
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
                 loop.call_soon_threadsafe(settle, p)
 
-        self._batcher().enqueue(_Pending(events, source, on_done=wake))
+        self._batcher().enqueue(_Pending(events, source, account, on_done=wake))
         return await future
 
     def _append_in(
-        self, cur: Any, events: Sequence[Event], source: tuple[str, str | None] | None, now: float
+        self,
+        cur: Any,
+        events: Sequence[Event],
+        source: tuple[str, str | None] | None,
+        now: float,
+        account: str | None = None,
     ) -> AppendResult:
         added = dupes = stale = 0
         for event in events:
@@ -380,9 +403,9 @@ class Inbox(abc.ABC):
             data = json.dumps(event_to_dict(event), ensure_ascii=False, default=str)
             row = self._exec(
                 cur,
-                "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
-                (eid, event.provider, event.kind, event.message_id, now, 1 if superseded else 0, data),
+                "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data, account)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
+                (eid, event.provider, event.kind, event.message_id, now, 1 if superseded else 0, data, account),
             ).fetchone()
             if row is None:
                 dupes += 1
@@ -428,7 +451,7 @@ class Inbox(abc.ABC):
 
     def _append_many(self, cur: Any, batch: Sequence[_Pending], now: float) -> list[AppendResult]:
         """Every append of a group, in order, in the open transaction ``cur``."""
-        return [self._append_in(cur, p.events, p.source, now) for p in batch]
+        return [self._append_in(cur, p.events, p.source, now, p.account) for p in batch]
 
     def _take_status(self, cur: Any, event: Delivery, now: float) -> bool:
         """Record ``event`` as its message's status if it supersedes the stored one."""
@@ -469,13 +492,13 @@ class Inbox(abc.ABC):
         with self._tx(write=False) as cur:
             rows = self._exec(
                 cur,
-                "SELECT seq, received_at, superseded, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, received_at, superseded, data, account FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                 (position, limit + 1),
             ).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         entries = [
-            Entry(int(r[0]), event_from_dict(json.loads(r[3])), datetime.fromtimestamp(r[1], UTC), bool(r[2]))
+            Entry(int(r[0]), event_from_dict(json.loads(r[3])), datetime.fromtimestamp(r[1], UTC), bool(r[2]), r[4])
             for r in rows
         ]
         last = entries[-1].position if entries else position
@@ -647,7 +670,8 @@ CREATE TABLE IF NOT EXISTS events (
     message_id TEXT,
     received_at REAL NOT NULL,
     superseded INTEGER NOT NULL DEFAULT 0,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    account TEXT
 );
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position INTEGER NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, cursor TEXT, updated_at REAL NOT NULL);
@@ -685,7 +709,15 @@ class SqliteInbox(Inbox):
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._write_lock:
-            self._conn().executescript(_SQLITE_SCHEMA)
+            conn = self._conn()
+            conn.executescript(_SQLITE_SCHEMA)
+            # Inboxes created before events named their account: add the column (NULL in old rows).
+            if "account" not in {row[1] for row in conn.execute("PRAGMA table_info(events)")}:
+                try:
+                    conn.execute("ALTER TABLE events ADD COLUMN account TEXT")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def __repr__(self) -> str:
         return f"SqliteInbox({self.path!r})"
@@ -733,7 +765,8 @@ _PG_SCHEMA = [
         message_id TEXT,
         received_at DOUBLE PRECISION NOT NULL,
         superseded INTEGER NOT NULL DEFAULT 0,
-        data TEXT NOT NULL)""",
+        data TEXT NOT NULL,
+        account TEXT)""",
     "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, position BIGINT NOT NULL,"
     " updated_at DOUBLE PRECISION NOT NULL)",
     "CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, cursor TEXT, updated_at DOUBLE PRECISION NOT NULL)",
@@ -766,6 +799,14 @@ class PostgresInbox(Inbox):
             self._exec(cur, "SELECT pg_advisory_xact_lock(?)", (_PG_APPEND_LOCK + 1,))
             for stmt in _PG_SCHEMA:
                 self._exec(cur, stmt)
+            # Inboxes created before events named their account: add the column (NULL in old rows).
+            # Asked first, as ALTER TABLE locks the table even when there is nothing to add.
+            if not self._exec(
+                cur,
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = 'events' AND column_name = 'account'",
+            ).fetchone():
+                self._exec(cur, "ALTER TABLE events ADD COLUMN IF NOT EXISTS account TEXT")
 
     def __repr__(self) -> str:
         return f"PostgresInbox({_safe_url(self.url)!r})"
@@ -855,16 +896,18 @@ class PostgresInbox(Inbox):
                     continue
                 seen[eid] = False
                 data = json.dumps(event_to_dict(event), ensure_ascii=False, default=str)
-                rows_in.append((eid, event.provider, event.kind, event.message_id, now, int(superseded), data))
+                rows_in.append(
+                    (eid, event.provider, event.kind, event.message_id, now, int(superseded), data, p.account)
+                )
                 added += 1
                 stale += int(superseded)
             results.append(AppendResult(added, dupes, stale))
         if rows_in:
             # WITH ORDINALITY ... ORDER BY: positions follow the order the events came in.
             cur.execute(
-                "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data)"
-                " SELECT e, p, k, m, r, s, d FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
-                " %b::float8[], %b::int[], %b::text[]) WITH ORDINALITY AS t(e, p, k, m, r, s, d, n)"
+                "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data, account)"
+                " SELECT e, p, k, m, r, s, d, a FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+                " %b::float8[], %b::int[], %b::text[], %b::text[]) WITH ORDINALITY AS t(e, p, k, m, r, s, d, a, n)"
                 " ORDER BY n ON CONFLICT (event_id) DO NOTHING",
                 [list(column) for column in zip(*rows_in, strict=True)],
             )

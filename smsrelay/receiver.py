@@ -8,7 +8,8 @@ it too, e.g. Kaleyra's ``/webhooks/kaleyra/dlr`` and ``/webhooks/kaleyra/mo``):
    current secret and, during a rotation, the previous one;
 3. the adapter parses the request into core events (400 for anything that is not a
    valid event: malformed, too deep, non-finite numbers, wrong types);
-4. the events are appended to the inbox, durably and deduplicated,
+4. the events are appended to the inbox, durably and deduplicated, each naming the
+   route's name as its account (a router reads each account's events by it),
 5. and only then the receiver answers 200. A store failure answers 503, so the
    provider retries: nothing is acknowledged that was not stored. It is the only 5xx:
    a body no parser can read is a 400, or the provider would retry it forever.
@@ -228,7 +229,7 @@ def create_app(
                 events = _accept(route, req)
             else:
                 events = await run_in_threadpool(_accept, route, req)
-            result = await inbox.append_async(events)
+            result = await inbox.append_async(events, account=route.name)
         except _Refused as exc:
             return await answer(scope, send, exc.status, {"error": exc.message}, started, reason=exc.message)
         except Unsupported as exc:

@@ -57,7 +57,8 @@ from smsrelay.templates import render
 if TYPE_CHECKING:
     import yaml
 
-    from smsrelay.inbox import Inbox
+    from smsrelay.feed import Feed
+    from smsrelay.inbox import Entry, Inbox
     from smsrelay.journal import SendJournal
 
 __all__ = [
@@ -377,8 +378,6 @@ def routing_from_mapping(
     inbox = data.get("inbox")
     if inbox is not None and (not isinstance(inbox, str) or not inbox.strip()):
         raise ConfigError("the inbox is a path, sqlite:///path or postgresql://… URL", **at("inbox"))
-    if inbox is not None and (shared := _shared_provider({n: s.provider for n, s in accounts.items()})):
-        raise ConfigError(shared, **at("inbox"))
     return RoutingConfig(
         accounts=accounts,
         routes=routes,
@@ -390,19 +389,22 @@ def routing_from_mapping(
     )
 
 
-def _shared_provider(providers: Mapping[str, str]) -> str | None:
-    """Why these accounts cannot share an inbox (two of one provider), or None if they can.
+def _shared_watch(providers: Mapping[str, str]) -> str | None:
+    """Why these accounts, which report by message id, cannot share an inbox; None if they can.
 
-    >>> _shared_provider({"au": "kudosity", "spare": "kudosity"})[:38]
-    "accounts 'au' and 'spare' are both kud"
+    ``providers`` maps each such account to its provider. The inbox keeps the messages
+    awaiting a report by provider, so one account would ask for the other's.
+
+    >>> _shared_watch({"in": "kaleyra", "in2": "kaleyra"})[:36]
+    "accounts 'in' and 'in2' are both kal"
     """
     seen: dict[str, str] = {}
     for name, provider in providers.items():
         other = seen.setdefault(provider, name)
         if other != name:
             return (
-                f"accounts {other!r} and {name!r} are both {provider}: the inbox stores events by provider, so it "
-                "cannot tell their events apart; give each its own routing file and inbox"
+                f"accounts {other!r} and {name!r} are both {provider}, whose reports the inbox asks for by "
+                "message id from a list kept per provider; give each its own inbox"
             )
     return None
 
@@ -522,6 +524,7 @@ class Router:
             name: Client(settings=s, clock=clock, env=env, on_doubt="report", journal=journal, inbox=self.inbox)
             for name, s in config.accounts.items()
         }
+        self._feeds: dict[str, Feed] = {}
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None, **kw: Any) -> Router:
@@ -577,51 +580,79 @@ class Router:
         merged.sort(key=lambda e: e.event.occurred_at)
         return RoutedEventPage(tuple(merged), cursors, more)
 
-    def account_for(self, event: Event) -> str | None:
-        """The account an event of the inbox belongs to: the one whose provider it names.
+    def account_for(self, event: Event | Entry) -> str | None:
+        """The account an event of the inbox belongs to.
 
-        The receiver stores an event as its provider reports it, not by route; so with an
-        inbox, two accounts of one provider cannot be told apart (:meth:`events` refuses them).
+        An inbox entry names the account it came in for (the receiver's route, the account
+        that polled it). An event without one (a bare event, an entry stored before entries
+        named their account, or one from a route named otherwise) belongs to the only account
+        of its provider; None when two accounts share that provider.
 
-        >>> router.account_for(delivery)  # doctest: +SKIP
-        'th'
+        >>> router.account_for(entry)  # doctest: +SKIP
+        'nz'
         """
-        return self._by_provider().get(event.provider)
+        from smsrelay.inbox import Entry
 
-    def _by_provider(self) -> dict[str, str]:
-        providers = {name: client.provider.name for name, client in self.clients.items()}
-        if shared := _shared_provider(providers):
-            raise ConfigError(shared, field="inbox", file=self.config.source)
-        return {provider: name for name, provider in providers.items()}
+        if isinstance(event, Entry):
+            if event.account in self.clients:
+                return event.account
+            event = event.event
+        names = [name for name, client in self.clients.items() if client.provider.name == event.provider]
+        return names[0] if len(names) == 1 else None
+
+    def _feed(self, name: str, inbox: Inbox) -> Feed:
+        """The account's feed into the inbox: it stores the account with what it polls."""
+        from smsrelay.feed import Feed, follows_sends
+
+        feed = self._feeds.get(name)
+        if feed is None:
+            provider = self.clients[name].provider
+            peers = {n: c.provider for n, c in self.clients.items() if c.provider.name == provider.name}
+            if shared := _shared_watch({n: p.name for n, p in peers.items() if follows_sends(p)}):
+                raise ConfigError(shared, field="inbox", file=self.config.source)
+            # Its provider's only account goes on from the cursor polling kept before accounts had one.
+            feed = Feed(provider, inbox, name=_FEED, account=name, inherit_cursor=len(peers) == 1)
+            self._feeds[name] = feed
+        return feed
 
     def pump(self, *, limit: int = 500) -> int:
         """With an inbox, poll every account into it; return how many events were new.
 
-        An account that lists events is polled from its stored cursor; one that reports by
-        message id only (Kaleyra) is asked the status of the sends it is watching, which
-        each send records in the inbox. Without an inbox this does nothing.
+        An account that lists events is polled from its own stored cursor; one that reports
+        by message id only (Kaleyra) is asked the status of the sends it is watching, which
+        each send records in the inbox. Each event is stored naming the account that polled
+        it. Without an inbox this does nothing.
 
         >>> router.pump()  # doctest: +SKIP
         4
         """
         if self.inbox is None:
             return 0
-        self._by_provider()  # refuse accounts the inbox cannot tell apart before polling any
-        return sum(client.feed(_FEED).pump(limit=limit) for client in self.clients.values())
+        feeds = [self._feed(name, self.inbox) for name in self.clients]  # refuse before polling any
+        return sum(feed.pump(limit=limit) for feed in feeds)
 
     def _inbox_events(self, inbox: Inbox, since: Mapping[str, str | None], limit: int) -> RoutedEventPage:
         from smsrelay.feed import CURSOR_PREFIX, inbox_position
 
-        by_provider = self._by_provider()
         self.pump(limit=limit)
         # Each account's own position: a cursor map from an older page may lag for some.
         positions = {name: inbox_position(since.get(name)) for name in self.clients}
         page = inbox.read_after(min(positions.values()), limit)
         events = []
+        unknown = 0
         for entry in page.entries:
-            name = by_provider.get(entry.event.provider)
-            if name is not None and entry.position > positions[name]:
+            name = self.account_for(entry)
+            if name is None:
+                # A route named for no account, of a provider two accounts share (or of none).
+                unknown += any(c.provider.name == entry.event.provider for c in self.clients.values())
+            elif entry.position > positions[name]:
                 events.append(RoutedEvent(name, entry.event))
+        if unknown:
+            log.warning(
+                "%d event(s) of the inbox name no account of this router and their provider has several: "
+                "skipped; name each receiver route after its account",
+                unknown,
+            )
         cursors: dict[str, str | None] = {
             name: f"{CURSOR_PREFIX}{max(page.position, position)}" for name, position in positions.items()
         }

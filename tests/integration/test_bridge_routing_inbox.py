@@ -18,7 +18,7 @@ from smsrelay.emulators.mesms import MeSmsEmulator
 from smsrelay.receiver import route_for
 from tests.fixtures.bridge import bridge_mapping
 from tests.fixtures.kaleyra import KALEYRA_SECRET, KALEYRA_SID
-from tests.fixtures.kudosity import HOOK_SECRET, SENDER, V2_KEY, wait_for_pushes
+from tests.fixtures.kudosity import HOOK_SECRET, SENDER, V2_KEY, report_and_push, wait_for_pushes
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -196,18 +196,42 @@ def test_backfill_asks_each_message_of_the_account_that_sent_it(
     assert [len(e.received("GET")) - n for e, n in zip(emulators, before, strict=True)] == [1, 1, 1]
 
 
-def test_sms_inbox_with_two_accounts_of_one_provider_is_refused_as_the_config_loads(
+def test_two_kudosity_accounts_share_sms_inbox_each_report_written_once(
     sf_org: Any,
     sf_tls: Any,
     tmp_path: Path,
+    clock: ManualClock,
     mesms_emulator: MeSmsEmulator,
     kaleyra_emulator: KaleyraEmulator,
     kudosity_v2_emulator: KudosityV2Emulator,
+    start_receiver: Any,
 ) -> None:
-    from smsrelay import ConfigError
-
-    data = routed(sf_org, sf_tls, tmp_path, mesms_emulator, kaleyra_emulator, kudosity_v2_emulator)
-    data["sms"]["accounts"]["spare"] = data["sms"]["accounts"]["au"]
-    with pytest.raises(ConfigError) as info:
-        config_from_mapping(data, env={"SF_TEST_TOKEN": sf_org.issue_token()})
-    assert info.value.field == "sms.inbox" and "'au' and 'spare' are both kudosity" in str(info.value)
+    # AU and NZ, two Kudosity accounts (two emulators), each pushing to its own route of sms.inbox.
+    kiwi, nz_key = "+64211230140", "kv2-nz-key-9876543210"
+    nz_emulator = KudosityV2Emulator(clock=clock, api_keys=(nz_key,), lag=2.0).start()
+    try:
+        data = routed(sf_org, sf_tls, tmp_path, mesms_emulator, kaleyra_emulator, kudosity_v2_emulator)
+        sms = data["sms"]
+        sms["accounts"]["nz"] = {**sms["accounts"]["au"], "api_key": nz_key, "base_url": nz_emulator.url}
+        sms["routes"].insert(0, {"match": {"country": "NZ"}, "accounts": ["nz"]})
+        with Bridge(config_from_mapping(data, env={"SF_TEST_TOKEN": sf_org.issue_token()}), clock=clock) as bridge:
+            router, routing = bridge.router, bridge.config.routing
+            assert router is not None and router.inbox is not None and routing is not None
+            receiver = start_receiver([route_for(s, name) for name, s in routing.accounts.items()], router.inbox)
+            for name in ("au", "nz"):
+                router.clients[name].provider.register_webhook(f"{receiver.url}/webhooks/{name}")
+            sf_org.insert(
+                MSG, [{"To__c": n, "Body__c": "Your parcel", "Status__c": "Queued"} for n in (AUSTRALIAN, kiwi)]
+            )
+            assert bridge.sync(pull=False).sent_by == {"au": 1, "nz": 1}
+            report_and_push(clock, kudosity_v2_emulator, nz_emulator)
+            summary = bridge.sync()
+            assert not summary.failures, summary.errors
+            assert statuses(sf_org) == {AUSTRALIAN: "Delivered", kiwi: "Delivered"}
+            # Each event stored once, naming the account whose route (or poll) brought it.
+            entries = router.inbox.read_after(0, 1000).entries
+            assert {(e.account, e.event.phone) for e in entries} == {("au", AUSTRALIAN), ("nz", kiwi)}
+            assert len({e.event.event_id for e in entries}) == len(entries)
+            assert bridge.sync().updated == 0
+    finally:
+        nz_emulator.stop()

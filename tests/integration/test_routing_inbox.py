@@ -3,30 +3,36 @@
 One routed send to Thai, Indian, Australian and New Zealand numbers; then Kudosity and
 SMSKit push to their accounts' routes of ``smsrelay webhooks serve --config routes.yaml``,
 ME-SMS is polled and Kaleyra is asked the status of the sends it watches; ``Router.events``
-reads them as one feed, each event once, each naming its account.
+reads them as one feed, each event once, each naming its account. Two Kudosity accounts
+(AU and NZ, two emulators) push to their own routes of one inbox and are told apart by
+the route each event came in on; an inbox from before events named their account is
+migrated in place.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
-from smsrelay import ConfigError, ManualClock, Router, load_routing
+from smsrelay import ConfigError, ManualClock, Router, load_routing, routing_from_mapping
 from smsrelay.emulators.kaleyra import KaleyraEmulator
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from smsrelay.emulators.mesms import MeSmsEmulator
 from smsrelay.emulators.smskit import SmsKitEmulator
 from tests.fixtures.kaleyra import KALEYRA_SECRET, KALEYRA_SID
-from tests.fixtures.kudosity import HOOK_SECRET, SENDER, V2_KEY, wait_for_pushes
+from tests.fixtures.kudosity import HOOK_SECRET, SENDER, V2_KEY, report_and_push, wait_for_pushes
 from tests.fixtures.smskit import SMSKIT_KEY, SMSKIT_WEBHOOK_SECRET
 
 pytest.importorskip("starlette")
@@ -86,7 +92,14 @@ def routes(
 
 @pytest.fixture
 def receiver(routes: Path, tmp_path: Path) -> Iterator[str]:
+    with serving(routes, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def serving(routes: Path, tmp_path: Path) -> Iterator[str]:
     """``smsrelay webhooks serve --config routes.yaml`` as a process; its inbox is the routing file's."""
+    accounts = sorted(json.loads(routes.read_text())["accounts"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -106,7 +119,7 @@ def receiver(routes: Path, tmp_path: Path) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, "the receiver did not start"
             time.sleep(0.05)
-        assert health.json()["routes"] == ["au", "in", "phone", "th"]  # one route per account
+        assert health.json()["routes"] == accounts  # one route per account
         yield url
     finally:
         proc.terminate()
@@ -157,24 +170,114 @@ def test_pushed_polled_and_watched_events_of_every_account_come_once_each_naming
         assert len(kaleyra_emulator.received("GET")) == polls
 
 
-def test_two_accounts_of_one_provider_cannot_share_an_inbox(tmp_path: Path, clock: ManualClock) -> None:
+def test_two_kudosity_accounts_share_one_inbox_each_event_naming_its_account(
+    tmp_path: Path, clock: ManualClock, kudosity_v2_emulator: KudosityV2Emulator
+) -> None:
+    # Two Kudosity accounts (AU and NZ): two emulators, each with its own key, pushing to its own route.
+    nz_key = "kv2-nz-key-9876543210"
+    nz_emulator = KudosityV2Emulator(clock=clock, api_keys=(nz_key,), lag=2.0).start()
+    try:
+        account = {"provider": "kudosity", "api": "v2", "sender": SENDER, "webhook_secret": HOOK_SECRET}
+        config = {
+            "inbox": str(tmp_path / "inbox.db"),
+            "accounts": {
+                "au": {**account, "api_key": V2_KEY, "base_url": kudosity_v2_emulator.url},
+                "nz": {**account, "api_key": nz_key, "base_url": nz_emulator.url},
+            },
+            "routes": [{"match": {"country": "NZ"}, "accounts": ["nz"]}, {"accounts": ["au"]}],
+        }
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(json.dumps(config), encoding="utf-8")
+        with serving(routes, tmp_path) as url, Router(load_routing(routes, env={}), clock=clock, env={}) as router:
+            for name in ("au", "nz"):
+                router.clients[name].provider.register_webhook(f"{url}/webhooks/{name}")
+            sent = router.send([AUSTRALIAN, KIWI], "Your parcel is on its way")
+            assert [r.account for r in sent.results] == ["au", "nz"] and sent.all_accepted
+            report_and_push(clock, kudosity_v2_emulator, nz_emulator)
+
+            # Pushed to each route and polled from each account: every event once, naming its account.
+            first = router.events()
+            finals = {(e.account, e.event.phone) for e in first if e.event.kind == "delivery" and e.event.final}
+            assert finals == {("au", AUSTRALIAN), ("nz", KIWI)}
+            assert all(e.event.phone == {"au": AUSTRALIAN, "nz": KIWI}[e.account] for e in first)
+            assert set(first.cursors) == {"au", "nz"}
+            nz_emulator.inject_reply(KIWI, "Thanks")
+            kudosity_v2_emulator.inject_reply(AUSTRALIAN, "Cheers")
+            for emu in (kudosity_v2_emulator, nz_emulator):
+                wait_for_pushes(emu)
+            second = router.events(first.cursors)
+            assert sorted((e.account, e.event.text) for e in second if e.event.kind == "reply") == [
+                ("au", "Cheers"),
+                ("nz", "Thanks"),
+            ]
+            ids = [e.event.event_id for e in [*first, *second]]
+            assert len(ids) == len(set(ids))
+            assert len(router.events(second.cursors)) == 0
+    finally:
+        nz_emulator.stop()
+
+
+# The events table as inboxes created it before events named their account.
+OLD_EVENTS_DDL = """CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, provider TEXT NOT NULL,
+    kind TEXT NOT NULL, message_id TEXT, received_at REAL NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL)"""
+
+
+def test_an_inbox_from_before_accounts_is_migrated_and_its_events_named_by_provider(
+    tmp_path: Path,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+    mesms_emulator: MeSmsEmulator,
+    kudosity_v2_emulator: KudosityV2Emulator,
+) -> None:
+    from smsrelay.inbox import open_inbox
+    from smsrelay.model import Reply
+
+    # Events a receiver stored before events named their account: one of ME-SMS, one of Kudosity.
+    old = [
+        Reply("old-mesms", "mesms", THAI, clock.now(), "mo1", text="hi"),
+        Reply("old-kudosity", "kudosity", AUSTRALIAN, clock.now(), "mo2", text="hi"),
+    ]
+    with open_inbox(":memory:") as scratch:
+        scratch.append(old)
+        with scratch.transaction() as execute:
+            rows = execute("SELECT event_id, provider, kind, message_id, received_at, data FROM events", ()).fetchall()
+    path = tmp_path / "inbox.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(OLD_EVENTS_DDL)
+        conn.executemany("INSERT INTO events VALUES (NULL, ?, ?, ?, ?, ?, 0, ?)", rows)
+    conn.close()
     config = {
-        "accounts": {"a": {"provider": "sandbox"}, "b": {"provider": "sandbox"}},
-        "routes": [{"accounts": ["a", "b"]}],
+        "accounts": {
+            "th": {"provider": "mesms", "api_key": "test-key", "sender": "Acme", "base_url": mesms_emulator.url},
+            "au": {"provider": "kudosity", "api_key": V2_KEY, "sender": SENDER, "base_url": kudosity_v2_emulator.url},
+            "nz": {"provider": "kudosity", "api_key": V2_KEY, "sender": SENDER, "base_url": kudosity_v2_emulator.url},
+        },
+        "routes": [{"accounts": ["th"]}],
+    }
+    with Router(routing_from_mapping(config, env={}), clock=clock, env={}, inbox=str(path)) as router:
+        assert router.inbox is not None
+        # The emulators hold nothing to poll: the page is what the old inbox held.
+        with caplog.at_level(logging.WARNING, logger="smsrelay.routing"):
+            page = router.events()
+        # ME-SMS has one account: its old event is that account's. Kudosity has two: not guessed.
+        assert [(e.account, e.event.event_id) for e in page] == [("th", "old-mesms")]
+        assert "1 event(s) of the inbox name no account" in caplog.text
+        # New events name their account, old rows stay readable.
+        router.inbox.append([Reply("new", "kudosity", KIWI, clock.now(), "mo3", text="hi")], account="nz")
+        assert [(e.account, e.event.event_id) for e in router.events(page.cursors)] == [("nz", "new")]
+
+
+def test_two_kaleyra_accounts_still_cannot_share_an_inbox(tmp_path: Path, clock: ManualClock) -> None:
+    # Kaleyra reports by message id, from a list of sends the inbox keeps per provider.
+    account = {"provider": "kaleyra", "api_key": "k", "sid": KALEYRA_SID, "sender": "KLRHXA"}
+    config = {
+        "accounts": {"in": {**account, "base_url": "http://127.0.0.1:9"}, "in2": account},
+        "routes": [{"accounts": ["in", "in2"]}],
         "inbox": str(tmp_path / "inbox.db"),
     }
-    path = tmp_path / "routes.yaml"
-    path.write_text(json.dumps(config, indent=1), encoding="utf-8")
-    # In the file: refused as it loads, naming the file, the line and the key.
-    with pytest.raises(ConfigError) as info:
-        load_routing(path, env={})
-    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if '"inbox"' in text)
-    assert (info.value.file, info.value.field, info.value.line) == (str(path), "inbox", line)
-    assert "'a' and 'b' are both sandbox" in str(info.value)
-    # Given to the router: sending works, reading events is refused.
-    del config["inbox"]
-    path.write_text(json.dumps(config), encoding="utf-8")
-    with Router(load_routing(path, env={}), clock=clock, env={}, inbox=str(tmp_path / "inbox.db")) as router:
-        assert router.send("+61491570156", "hi").all_accepted
-        with pytest.raises(ConfigError, match="'a' and 'b' are both sandbox"):
+    with Router(routing_from_mapping(config, env={}), clock=clock, env={}) as router:  # loads
+        with pytest.raises(ConfigError, match="'in' and 'in2' are both kaleyra") as info:
             router.events()
+        assert info.value.field == "inbox"

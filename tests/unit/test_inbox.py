@@ -258,3 +258,68 @@ def test_postgres_inbox_reconnects_after_its_connection_dies(postgres_url):
     assert inbox.count() == 4
     inbox.ping()
     inbox.close()
+
+
+def test_each_event_keeps_the_account_it_came_in_for(open_test_inbox):
+    # Two accounts of one provider: the account is stored with each event, on every write path.
+    for group_commit in (True, False):
+        inbox = open_test_inbox(group_commit=group_commit)
+        with inbox.transaction() as execute:
+            execute("DELETE FROM events", ())
+        inbox.append([reply(1)], account="au")
+        inbox.append([reply(2), reply(3)], source=("poll:sandbox@nz", "c1"), account="nz")
+        asyncio.run(inbox.append_async([reply(4)], account="au"))
+        inbox.append([reply(5)])
+        # Pushed and polled, the same event is stored once, with the account it came with first.
+        assert inbox.append([reply(1)], account="nz").duplicates == 1
+        page = inbox.read_after(0)
+        assert [(e.event.event_id, e.account) for e in page.entries] == [
+            ("r1", "au"),
+            ("r2", "nz"),
+            ("r3", "nz"),
+            ("r4", "au"),
+            ("r5", None),
+        ]
+        assert inbox.source_cursor("poll:sandbox@nz") == "c1"
+
+
+# The events table as inboxes created it before events named their account.
+OLD_EVENTS_DDL = """CREATE TABLE events (
+    seq {seq},
+    event_id TEXT NOT NULL UNIQUE,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message_id TEXT,
+    received_at {real} NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL)"""
+
+
+def test_an_inbox_from_before_accounts_is_migrated_in_place(inbox_url, open_test_inbox):
+    old = open_inbox(":memory:")
+    old.append([reply(1)])
+    with old.transaction() as execute:
+        (data,) = execute("SELECT data FROM events", ()).fetchone()
+    old.close()
+    row = ("r1", "sandbox", "reply", "mo1", 1.0, 0, data)
+    if inbox_url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(inbox_url, autocommit=True) as conn:
+            conn.execute(OLD_EVENTS_DDL.format(seq="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", real="FLOAT8"))
+            conn.execute(
+                "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                row,
+            )
+    else:
+        import sqlite3
+
+        with sqlite3.connect(inbox_url) as conn:
+            conn.execute(OLD_EVENTS_DDL.format(seq="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
+            conn.execute("INSERT INTO events VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)", row)
+        conn.close()
+    inbox = open_test_inbox()
+    open_test_inbox()  # a second opener finds the column there
+    assert inbox.append([reply(1), reply(2)], account="au").duplicates == 1
+    assert [(e.event.event_id, e.account) for e in inbox.read("bridge").entries] == [("r1", None), ("r2", "au")]
