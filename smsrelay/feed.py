@@ -99,7 +99,7 @@ class Feed:
         poll: bool | None = None,
         max_poll_pages: int = 20,
         account: str | None = None,
-        inherit_cursor: bool = False,
+        sole_account: bool = True,
     ) -> None:
         self.provider = provider
         self.inbox = inbox
@@ -110,8 +110,10 @@ class Feed:
         # poll cursor: two accounts of one provider list different events.
         self.account = account
         self.source = f"poll:{provider.name}" + (f"@{account}" if account else "")
-        # The account was its provider's only one: it may go on from the provider's cursor.
-        self.inherit_cursor = inherit_cursor
+        # Its provider's only account goes on from the provider's poll cursor, and follows the sends
+        # recorded without an account; one of several follows only the sends recorded as its own.
+        self.sole_account = sole_account
+        self._watcher = None if sole_account else account
         self._pending: int | None = None
 
     def __repr__(self) -> str:
@@ -129,7 +131,7 @@ class Feed:
             return self._pump_status(limit)
         added = 0
         cursor = self.inbox.source_cursor(self.source)
-        if cursor is None and self.inherit_cursor:
+        if cursor is None and self.account and self.sole_account:
             cursor = self.inbox.source_cursor(f"poll:{self.provider.name}")
         # Sends the adapter must follow: handed over, then kept in its cursor.
         handed = self._hand_over(limit)
@@ -155,7 +157,7 @@ class Feed:
         if not self.provider.capabilities.follow_sends:
             return []
         # Rows are per recipient (500 a V1 send): take many, the adapter keeps one entry per send.
-        watched = list(self.inbox.watched(self.provider.name, max(limit, 50_000)))
+        watched = list(self.inbox.watched(self.provider.name, max(limit, 50_000), account=self._watcher))
         if watched:
             self.provider.follow_sends(watched)
         return watched
@@ -164,7 +166,7 @@ class Feed:
         """Ask for the status of each watched message; stop watching the settled ones."""
         if not self.provider.capabilities.status_poll:
             return 0
-        watched = self.inbox.watched(self.provider.name, limit)
+        watched = self.inbox.watched(self.provider.name, limit, account=self._watcher)
         if not watched:
             return 0
         try:
@@ -185,7 +187,7 @@ class Feed:
     def watch(self, messages: Mapping[str, str | None]) -> None:
         """Follow messages sent elsewhere (id → phone) through status polling, where needed."""
         if follows_sends(self.provider):
-            self.inbox.watch(self.provider.name, messages)
+            self.inbox.watch(self.provider.name, messages, account=self.account)
 
     def read(self, limit: int = 500) -> EventPage:
         """Events after this feed's committed cursor; the previous page read here is committed first.

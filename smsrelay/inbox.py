@@ -562,31 +562,42 @@ class Inbox(abc.ABC):
 
     # -- messages awaiting a report (providers polled by message id) ----------------
     @_reconnecting
-    def watch(self, provider: str, messages: Mapping[str, str | None]) -> None:
+    def watch(self, provider: str, messages: Mapping[str, str | None], *, account: str | None = None) -> None:
         """Remember sent messages (id → phone) whose reports the feed must ask for.
 
         For providers that can report a message's status but cannot list events
-        (Kaleyra): the feed polls their status until it is final.
+        (Kaleyra): the feed polls their status until it is final. ``account`` names the
+        account that sent them (a router's), so two accounts of one provider each ask
+        for their own; given for a message already watched, it is recorded on it.
         """
         now = _ts(self.clock.now())
         with self._tx() as cur:
             for mid, phone in messages.items():
                 self._exec(
                     cur,
-                    "INSERT INTO watch (provider, message_id, phone, added_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (provider, message_id) DO NOTHING",
-                    (provider, mid, phone, now),
+                    "INSERT INTO watch (provider, message_id, phone, added_at, account) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (provider, message_id) DO UPDATE SET account = COALESCE(excluded.account,"
+                    " watch.account)",
+                    (provider, mid, phone, now, account),
                 )
 
     @_reconnecting
-    def watched(self, provider: str, limit: int = 500) -> dict[str, str | None]:
-        """Messages still awaiting a final report, oldest first (id → phone)."""
+    def watched(self, provider: str, limit: int = 500, *, account: str | None = None) -> dict[str, str | None]:
+        """Messages still awaiting a final report, oldest first (id → phone); given ``account``, its own only."""
         with self._tx(write=False) as cur:
-            rows = self._exec(
-                cur,
-                "SELECT message_id, phone FROM watch WHERE provider = ? ORDER BY added_at, message_id LIMIT ?",
-                (provider, limit),
-            ).fetchall()
+            if account is None:
+                rows = self._exec(
+                    cur,
+                    "SELECT message_id, phone FROM watch WHERE provider = ? ORDER BY added_at, message_id LIMIT ?",
+                    (provider, limit),
+                ).fetchall()
+            else:
+                rows = self._exec(
+                    cur,
+                    "SELECT message_id, phone FROM watch WHERE provider = ? AND account = ?"
+                    " ORDER BY added_at, message_id LIMIT ?",
+                    (provider, account, limit),
+                ).fetchall()
         return {str(r[0]): r[1] for r in rows}
 
     @_reconnecting
@@ -661,6 +672,9 @@ class Inbox(abc.ABC):
         self.close()
 
 
+# Tables that gained an ``account`` column after inboxes existed: migrated as an inbox opens.
+_ACCOUNT_TABLES = ("events", "watch")
+
 _SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -681,7 +695,7 @@ CREATE TABLE IF NOT EXISTS statuses (
     event_id TEXT NOT NULL, updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS watch (
-    provider TEXT NOT NULL, message_id TEXT NOT NULL, phone TEXT, added_at REAL NOT NULL,
+    provider TEXT NOT NULL, message_id TEXT NOT NULL, phone TEXT, added_at REAL NOT NULL, account TEXT,
     PRIMARY KEY (provider, message_id)
 );
 CREATE TABLE IF NOT EXISTS sends (
@@ -711,10 +725,12 @@ class SqliteInbox(Inbox):
         with self._write_lock:
             conn = self._conn()
             conn.executescript(_SQLITE_SCHEMA)
-            # Inboxes created before events named their account: add the column (NULL in old rows).
-            if "account" not in {row[1] for row in conn.execute("PRAGMA table_info(events)")}:
+            # Inboxes created before rows named their account: add the column (NULL in old rows).
+            for table in _ACCOUNT_TABLES:
+                if "account" in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                    continue
                 try:
-                    conn.execute("ALTER TABLE events ADD COLUMN account TEXT")
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN account TEXT")
                 except sqlite3.OperationalError as exc:  # another process added it first
                     if "duplicate column" not in str(exc):
                         raise
@@ -776,7 +792,7 @@ _PG_SCHEMA = [
         event_id TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS watch (
         provider TEXT NOT NULL, message_id TEXT NOT NULL, phone TEXT, added_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (provider, message_id))""",
+        account TEXT, PRIMARY KEY (provider, message_id))""",
     """CREATE TABLE IF NOT EXISTS sends (
         provider TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, claim TEXT NOT NULL,
         result TEXT, updated_at DOUBLE PRECISION NOT NULL,
@@ -799,14 +815,16 @@ class PostgresInbox(Inbox):
             self._exec(cur, "SELECT pg_advisory_xact_lock(?)", (_PG_APPEND_LOCK + 1,))
             for stmt in _PG_SCHEMA:
                 self._exec(cur, stmt)
-            # Inboxes created before events named their account: add the column (NULL in old rows).
+            # Inboxes created before rows named their account: add the column (NULL in old rows).
             # Asked first, as ALTER TABLE locks the table even when there is nothing to add.
-            if not self._exec(
-                cur,
-                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
-                " AND table_name = 'events' AND column_name = 'account'",
-            ).fetchone():
-                self._exec(cur, "ALTER TABLE events ADD COLUMN IF NOT EXISTS account TEXT")
+            for table in _ACCOUNT_TABLES:
+                if not self._exec(
+                    cur,
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                    " AND table_name = ? AND column_name = 'account'",
+                    (table,),
+                ).fetchone():
+                    self._exec(cur, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS account TEXT")
 
     def __repr__(self) -> str:
         return f"PostgresInbox({_safe_url(self.url)!r})"

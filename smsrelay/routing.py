@@ -389,26 +389,6 @@ def routing_from_mapping(
     )
 
 
-def _shared_watch(providers: Mapping[str, str]) -> str | None:
-    """Why these accounts, which report by message id, cannot share an inbox; None if they can.
-
-    ``providers`` maps each such account to its provider. The inbox keeps the messages
-    awaiting a report by provider, so one account would ask for the other's.
-
-    >>> _shared_watch({"in": "kaleyra", "in2": "kaleyra"})[:36]
-    "accounts 'in' and 'in2' are both kal"
-    """
-    seen: dict[str, str] = {}
-    for name, provider in providers.items():
-        other = seen.setdefault(provider, name)
-        if other != name:
-            return (
-                f"accounts {other!r} and {name!r} are both {provider}, whose reports the inbox asks for by "
-                "message id from a list kept per provider; give each its own inbox"
-            )
-    return None
-
-
 def _prices(raw: Any, path: str, at: Any) -> dict[str, float]:
     if not isinstance(raw, Mapping):
         raise ConfigError("prices map a country (ISO 3166, e.g. TH) to the price of one SMS part", **at(path))
@@ -602,17 +582,13 @@ class Router:
 
     def _feed(self, name: str, inbox: Inbox) -> Feed:
         """The account's feed into the inbox: it stores the account with what it polls."""
-        from smsrelay.feed import Feed, follows_sends
+        from smsrelay.feed import Feed
 
         feed = self._feeds.get(name)
         if feed is None:
             provider = self.clients[name].provider
-            peers = {n: c.provider for n, c in self.clients.items() if c.provider.name == provider.name}
-            if shared := _shared_watch({n: p.name for n, p in peers.items() if follows_sends(p)}):
-                raise ConfigError(shared, field="inbox", file=self.config.source)
-            # Its provider's only account goes on from the cursor polling kept before accounts had one.
-            feed = Feed(provider, inbox, name=_FEED, account=name, inherit_cursor=len(peers) == 1)
-            self._feeds[name] = feed
+            sole = sum(c.provider.name == provider.name for c in self.clients.values()) == 1
+            feed = self._feeds[name] = Feed(provider, inbox, name=_FEED, account=name, sole_account=sole)
         return feed
 
     def pump(self, *, limit: int = 500) -> int:
@@ -628,8 +604,7 @@ class Router:
         """
         if self.inbox is None:
             return 0
-        feeds = [self._feed(name, self.inbox) for name in self.clients]  # refuse before polling any
-        return sum(feed.pump(limit=limit) for feed in feeds)
+        return sum(self._feed(name, self.inbox).pump(limit=limit) for name in self.clients)
 
     def _inbox_events(self, inbox: Inbox, since: Mapping[str, str | None], limit: int) -> RoutedEventPage:
         from smsrelay.feed import CURSOR_PREFIX, inbox_position
@@ -869,6 +844,16 @@ class Router:
                 log.warning("%s refused %d message(s); trying %s", src, n, dst)
         return again
 
+    def _claim(self, name: str, inbox: Inbox, sent: Mapping[str, str]) -> None:
+        """Record the account on the sends its client watches for their reports (Kaleyra, Kudosity V1).
+
+        Two accounts of one provider share the inbox's watch list: each asks only for its own.
+        """
+        try:
+            self._feed(name, inbox).watch(sent)
+        except Exception as exc:  # the messages are sent; only their polled reports are at stake
+            log.warning("%s: could not record %d sent message(s) in the inbox: %s", name, len(sent), exc)
+
     def _send_account(
         self, name: str, msg: Message, rcpts: list[Recipient], dry_run: bool, on_invalid: OnInvalid
     ) -> list[RecipientResult]:
@@ -876,7 +861,11 @@ class Router:
         try:
             if dry_run:
                 return _dry_run(client, msg, rcpts, on_invalid)
-            return list(client.send_many(msg, rcpts, on_invalid=on_invalid, on_doubt="report").results)
+            results = list(client.send_many(msg, rcpts, on_invalid=on_invalid, on_doubt="report").results)
+            sent = {r.message_id: r.to for r in results if r.message_id and r.accepted}
+            if self.inbox is not None and sent:
+                self._claim(name, self.inbox, sent)
+            return results
         except (AuthError, InsufficientCredit, ConfigError, Unsupported, InvalidRequest) as exc:
             # The account refused the whole request (credentials, credit) or cannot send it at
             # all (no sender, no schedule, no link tracking): nothing was taken, so each message

@@ -22,11 +22,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from smsrelay import ConfigError, ManualClock, Router, load_routing, routing_from_mapping
+from smsrelay import ManualClock, Router, load_routing, routing_from_mapping
 from smsrelay.emulators.kaleyra import KaleyraEmulator
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from smsrelay.emulators.mesms import MeSmsEmulator
@@ -269,15 +270,38 @@ def test_an_inbox_from_before_accounts_is_migrated_and_its_events_named_by_provi
         assert [(e.account, e.event.event_id) for e in router.events(page.cursors)] == [("nz", "new")]
 
 
-def test_two_kaleyra_accounts_still_cannot_share_an_inbox(tmp_path: Path, clock: ManualClock) -> None:
-    # Kaleyra reports by message id, from a list of sends the inbox keeps per provider.
-    account = {"provider": "kaleyra", "api_key": "k", "sid": KALEYRA_SID, "sender": "KLRHXA"}
+def test_two_kaleyra_accounts_each_ask_for_their_own_sends(
+    tmp_path: Path, clock: ManualClock, kaleyra_emulator: KaleyraEmulator, start_emulator: Any
+) -> None:
+    # Kaleyra reports by message id: each account asks only for the sends it made, from one watch list.
+    other_sid = "HXAP0000000001"
+    other = start_emulator(KaleyraEmulator, clock=clock, sids=(other_sid,))
+    account = {"provider": "kaleyra", "api_key": "test-key", "sender": "KLRHXA"}
     config = {
-        "accounts": {"in": {**account, "base_url": "http://127.0.0.1:9"}, "in2": account},
-        "routes": [{"accounts": ["in", "in2"]}],
+        "accounts": {
+            "in": {**account, "sid": KALEYRA_SID, "base_url": kaleyra_emulator.url},
+            "in2": {**account, "sid": other_sid, "base_url": other.url},
+        },
+        "routes": [{"match": {"prefix": "+9198"}, "accounts": ["in"]}, {"accounts": ["in2"]}],
         "inbox": str(tmp_path / "inbox.db"),
     }
-    with Router(routing_from_mapping(config, env={}), clock=clock, env={}) as router:  # loads
-        with pytest.raises(ConfigError, match="'in' and 'in2' are both kaleyra") as info:
-            router.events()
-        assert info.value.field == "inbox"
+    second = "+919123456789"
+    with Router(routing_from_mapping(config, env={}), clock=clock, env={}) as router:
+        sent = router.send([INDIAN, second], "Your parcel is on its way")
+        assert [r.account for r in sent.results] == ["in", "in2"] and sent.all_accepted
+        for _ in range(6):
+            kaleyra_emulator.tick()
+            other.tick()
+            clock.advance(30)
+        page = router.events()
+        finals = {(e.account, e.event.phone) for e in page if e.event.kind == "delivery" and e.event.final}
+        assert finals == {("in", INDIAN), ("in2", second)}
+        # Neither emulator was asked about the other account's message.
+        ids = [r.result.message_id or "" for r in sent.results]
+        for emu, foreign in ((kaleyra_emulator, ids[1]), (other, ids[0])):
+            asked_here = [r.params.get("message_ids", "") for r in emu.received("GET")]
+            assert asked_here and not [q for q in asked_here if foreign in q.split(",")]
+        # Settled, each is asked for no more, by either account.
+        asked = [len(e.received("GET")) for e in (kaleyra_emulator, other)]
+        assert len(router.events(page.cursors)) == 0
+        assert [len(e.received("GET")) for e in (kaleyra_emulator, other)] == asked

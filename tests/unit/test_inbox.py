@@ -293,6 +293,9 @@ OLD_EVENTS_DDL = """CREATE TABLE events (
     received_at {real} NOT NULL,
     superseded INTEGER NOT NULL DEFAULT 0,
     data TEXT NOT NULL)"""
+OLD_WATCH_DDL = """CREATE TABLE watch (
+    provider TEXT NOT NULL, message_id TEXT NOT NULL, phone TEXT, added_at {real} NOT NULL,
+    PRIMARY KEY (provider, message_id))"""
 
 
 def test_an_inbox_from_before_accounts_is_migrated_in_place(inbox_url, open_test_inbox):
@@ -307,6 +310,8 @@ def test_an_inbox_from_before_accounts_is_migrated_in_place(inbox_url, open_test
 
         with psycopg.connect(inbox_url, autocommit=True) as conn:
             conn.execute(OLD_EVENTS_DDL.format(seq="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", real="FLOAT8"))
+            conn.execute(OLD_WATCH_DDL.format(real="FLOAT8"))
+            conn.execute("INSERT INTO watch VALUES ('kaleyra', 'm0', NULL, 1.0)")
             conn.execute(
                 "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -317,9 +322,26 @@ def test_an_inbox_from_before_accounts_is_migrated_in_place(inbox_url, open_test
 
         with sqlite3.connect(inbox_url) as conn:
             conn.execute(OLD_EVENTS_DDL.format(seq="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
+            conn.execute(OLD_WATCH_DDL.format(real="REAL"))
+            conn.execute("INSERT INTO watch VALUES ('kaleyra', 'm0', NULL, 1.0)")
             conn.execute("INSERT INTO events VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)", row)
         conn.close()
     inbox = open_test_inbox()
     open_test_inbox()  # a second opener finds the column there
     assert inbox.append([reply(1), reply(2)], account="au").duplicates == 1
     assert [(e.event.event_id, e.account) for e in inbox.read("bridge").entries] == [("r1", None), ("r2", "au")]
+    # The watch list too: an old row belongs to no account until one claims it.
+    inbox.watch("kaleyra", {"m1": None}, account="in")
+    assert list(inbox.watched("kaleyra")) == ["m0", "m1"]
+    assert list(inbox.watched("kaleyra", account="in")) == ["m1"]
+
+
+def test_the_watch_list_keeps_each_accounts_sends(open_test_inbox):
+    inbox = open_test_inbox()
+    inbox.watch("kaleyra", {"a1": "+919876543210", "a2": None})  # the client, before the router says whose
+    inbox.watch("kaleyra", {"b1": None}, account="in2")
+    inbox.watch("kaleyra", {"a1": "+910000000000", "a2": None}, account="in")  # claimed; the phone stays
+    inbox.watch("kaleyra", {"a1": None})  # a repeat without an account keeps the owner
+    assert inbox.watched("kaleyra", account="in") == {"a1": "+919876543210", "a2": None}
+    assert list(inbox.watched("kaleyra", account="in2")) == ["b1"]
+    assert list(inbox.watched("kaleyra")) == ["a1", "a2", "b1"]
