@@ -42,6 +42,7 @@ from smsrelay.redaction import redact
 
 __all__ = [
     "DEFAULT_ERRORS",
+    "HEADROOM",
     "OTHER",
     "SERVER_ERROR",
     "ErrorRule",
@@ -80,6 +81,12 @@ class RetryPolicy:
         if retry_after is not None:
             return retry_after
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+
+
+# How far under a documented limit the default limiters pace: a request reaches the provider a
+# little after its turn (threads, the network), and that delay must never put one more request
+# than allowed into any of the provider's windows.
+HEADROOM = 0.02
 
 
 class Limiter(Protocol):
@@ -178,7 +185,7 @@ class Transport:
     Every request (proxies, TLS, redirects, keep-alive) goes through requests' public
     API; the ``HTTPAdapter`` keeps up to ``pool_size`` connections alive, one per
     concurrent worker, and never retries on its own (the retry rule above decides).
-    ``limiter`` paces the requests (default: a token bucket at ``rate_limit``).
+    ``limiter`` paces the requests (default: evenly spaced turns, ``HEADROOM`` under ``rate_limit``).
     ``error_mapper`` turns an error response into the provider's core error; the
     adapter supplies it because only the adapter knows its error bodies.
     """
@@ -206,7 +213,9 @@ class Transport:
         self.clock = clock or SystemClock()
         self.limiter: Limiter | None = limiter
         if limiter is None and rate_limit:
-            self.limiter = RateLimiter(rate_limit, clock=self.clock)
+            # Evenly spaced turns, no burst: a bucket of `rate` tokens can put twice the rate
+            # into one second (a full bucket, then its refill), which a per-second limit refuses.
+            self.limiter = RateLimiter(rate_limit * (1 - HEADROOM), burst=1, clock=self.clock)
         self.error_mapper = error_mapper
         self.requests_made = 0
         self._count_lock = threading.Lock()

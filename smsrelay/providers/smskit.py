@@ -61,6 +61,7 @@ from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, EventPage, Provider, Webhook
 from smsrelay.redaction import redact
 from smsrelay.transport import (
+    HEADROOM,
     SERVER_ERROR,
     ErrorRule,
     RateLimiter,
@@ -213,14 +214,15 @@ class WindowLimiter(RateLimiter):
     exceeds "100 requests/hour" in the first hour; a sliding window never does.
 
     >>> from smsrelay.clock import ManualClock
-    >>> wl = WindowLimiter(2, 60, clock=ManualClock()); wl.acquire(), wl.acquire(), wl.acquire()
+    >>> wl = WindowLimiter(2, 60, clock=ManualClock(), headroom=0); wl.acquire(), wl.acquire(), wl.acquire()
     (0.0, 0.0, 60.0)
     """
 
-    def __init__(self, limit: int, window: float, *, clock: Clock) -> None:
+    def __init__(self, limit: int, window: float, *, clock: Clock, headroom: float = HEADROOM) -> None:
         super().__init__(limit / window, burst=limit, clock=clock)
         self.limit = limit
-        self.window = window
+        # A little longer than the provider's window: request 101 must arrive after request 1's hour.
+        self.window = window * (1 + headroom)
         self._sent: deque[datetime] = deque()
 
     def eta(self, calls: int) -> float:
