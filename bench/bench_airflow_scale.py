@@ -53,9 +53,8 @@ PACE = (
     "more shards at once do not help (parallelism 8, one run: 1.96 at the emulator, tasks 21.5 s each)"
 )
 RESUME = (
-    "SendSmsOperator: store each request's results in task_state_store as it is answered, not at the "
-    "end of the shard, so a retry on a backend without lookup_by_ref (Kudosity V1) skips what a killed "
-    "try sent, and refuses only the one request in flight"
+    "the send journal (SMSRELAY_JOURNAL) on every worker: without it, a retry on a backend that cannot be "
+    "asked by key (Kudosity V1) sends again what the killed try had sent"
 )
 
 DAG = """
@@ -242,7 +241,7 @@ def run(smoke: bool) -> list[Figure]:
             services = _airflow(where, emu.url, store)
             services.start()
             try:
-                return _measure(services, emu, recipients, shards, floor, smoke)
+                return _measure(services, emu, store, recipients, shards, floor, smoke)
             finally:
                 services.stop()
                 emu.stop()
@@ -252,7 +251,9 @@ def run(smoke: bool) -> list[Figure]:
         shutil.rmtree(where, ignore_errors=True)
 
 
-def _measure(services: Any, emu: Emulator, recipients: int, shards: int, floor: int, smoke: bool) -> list[Figure]:
+def _measure(
+    services: Any, emu: Emulator, journal: str, recipients: int, shards: int, floor: int, smoke: bool
+) -> list[Figure]:
     timeout = 300 if smoke else 900
     size = f"{recipients:,} recipients in {shards} shards, parallelism {PARALLELISM}"
     # Run 1: the clean run.
@@ -279,7 +280,7 @@ def _measure(services: Any, emu: Emulator, recipients: int, shards: int, floor: 
             goal="0",
             met=st["rate_limited"] == 0,
             detail=how,
-            closes="more headroom in SharedRateLimiter (5% absorbs a request 50 ms late; a busier host needs more)",
+            closes="more headroom in SharedRateLimiter (8% absorbs a request 80 ms late; a busier host needs more)",
         ),
         Figure(
             BENCH,
@@ -314,7 +315,11 @@ def _measure(services: Any, emu: Emulator, recipients: int, shards: int, floor: 
         print(f"# {f.name}: {f.value} {f.unit} ({f.detail})", file=sys.stderr, flush=True)
     if smoke:
         return figures
-    # Run 2: one shard's task process is SIGKILLed mid-send; Airflow retries it.
+    # Run 2: one shard's task process is SIGKILLed mid-send; Airflow retries it. The workers keep
+    # the send journal in the same PostgreSQL (a new scheduler, so its task processes see it).
+    services.stop("scheduler")
+    services.af.env["SMSRELAY_JOURNAL"] = journal
+    services.start("scheduler")
     emu.control("POST", "reset")
     first = 61420000000
     run_id = _trigger(services, {"recipients": recipients, "shards": shards, "first_number": first})
@@ -326,14 +331,15 @@ def _measure(services: Any, emu: Emulator, recipients: int, shards: int, floor: 
     counts = emu.sends_per_recipient()
     duplicates = sum(c - 1 for c in counts.values() if c > 1)
     missing = recipients - len(counts)
+    in_doubt = len(numbers - set(counts))  # of the killed shard's recipients
     tries = services.query(
-        "SELECT try_number FROM task_instance WHERE run_id = ? AND task_id = 'send' AND map_index = ?",
+        "SELECT try_number, state FROM task_instance WHERE run_id = ? AND task_id = 'send' AND map_index = ?",
         run_id,
         killed["map_index"],
     )
     kill = (
-        f"shard {killed['map_index']} killed with {at_kill:,} of {len(numbers):,} sent; "
-        f"it ended on try {tries[0][0] if tries else '?'}; run {state}, {st['rate_limited']} × 429"
+        f"shard {killed['map_index']} killed with {at_kill:,} of {len(numbers):,} sent; it ended {tries[0][1]} "
+        f"on try {tries[0][0]}; run {state}, {st['rate_limited']} × 429; send journal in the same PostgreSQL"
     )
     figures += [
         Figure(
@@ -348,15 +354,15 @@ def _measure(services: Any, emu: Emulator, recipients: int, shards: int, floor: 
         ),
         Figure(
             BENCH,
-            "recipients never sent after the kill",
-            missing,
+            "recipients left in doubt by the kill",
+            in_doubt,
             "",
-            goal="0",
-            met=missing == 0,
-            detail=kill,
-            closes=RESUME,
+            detail=f"of the killed shard, not sent again: Kudosity V1 cannot be asked by key, so the task "
+            f"fails naming them, for a person to settle (smsrelay reconcile); {missing} unsent in the run",
         ),
     ]
+    for f in figures[-2:]:
+        print(f"# {f.name}: {f.value} {f.unit} ({f.detail})", file=sys.stderr, flush=True)
     return figures
 
 

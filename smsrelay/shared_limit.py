@@ -15,10 +15,10 @@ so the row lock makes it atomic; every time is the database's clock, so workers 
 hosts whose clocks disagree still agree on the schedule. A turn is a reservation:
 the caller sleeps until its slot, and slots are evenly spaced (``burst`` 1 by
 default: strict spacing stays within any "N per second" rule, however the provider
-counts its windows). The spacing keeps ``headroom`` (5%) below the rate, because a
-request the OS sends a few milliseconds after its slot must not share the provider's
-one-second window with the request ``rate`` slots later: at 15/s, 5% absorbs a request
-up to 50 ms late. A turn reached later than that (a CPU stall) is left unused and
+counts its windows). The spacing keeps ``headroom`` (8%) below the rate, because a
+request sent some milliseconds after its slot (the OS, the GIL, a busy provider) must
+not share the provider's one-second window with the request ``rate`` slots later: at
+15/s, 8% absorbs a request up to 80 ms late. A turn reached later than that (a CPU stall) is left unused and
 another taken. The row's key is the provider and a SHA-256 of the account's
 credentials; the key itself is never stored.
 
@@ -137,7 +137,7 @@ class SharedRateLimiter:
         account: str,
         rate: float,
         burst: int = 1,
-        headroom: float = 0.05,
+        headroom: float = 0.08,
         provider: str | None = None,
         clock: Clock | None = None,
     ) -> None:
