@@ -15,6 +15,9 @@ each (which the provider would answer with 429s)::
 
     export AIRFLOW_CONN_SMSRELAY_DEFAULT='{"conn_type": "smsrelay_kudosity", "password": "...",
       "extra": {"sender": "Acme", "rate_limit_store": "postgresql://airflow@db/smsrelay"}}'
+
+On a backend that cannot be asked by key (Kudosity V1), also give the workers
+``SMSRELAY_JOURNAL`` (the same URL), so a shard whose worker dies is not sent twice.
 """
 
 from __future__ import annotations
