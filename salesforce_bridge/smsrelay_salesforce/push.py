@@ -14,8 +14,12 @@ by record; the rest of the batch goes on.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -127,6 +131,14 @@ def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
+class _Ended:
+    """The claimer's last word: whether rows may remain, or why it stopped."""
+
+    more: bool = False
+    error: BaseException | None = None
+
+
+@dataclass
 class _Job:
     """One due record on its way through the run."""
 
@@ -168,6 +180,9 @@ class Pusher:
         self.progress = progress
         self.m = config.mapping.message
         self.clock = client.provider.clock
+        self._consents: set[str] | None = None
+        self._consent_read: Future[set[str] | None] | None = None
+        self._refused: list[_Job] = []
 
     # -- the query -------------------------------------------------------------------
     def select_fields(self) -> list[str]:
@@ -222,17 +237,100 @@ class Pusher:
     def run(self, summary: Summary) -> Summary:
         """Reconcile, then send every due record; count into ``summary``."""
         summary.dry_run = self.dry_run
-        self._consents: set[str] | None = None
-        self.reconcile(summary)
-        self.org.phase = "claim"
+        self._consents = None
+        # The opt-out list is read while the crash-recovery query runs: one round trip, not two.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-sf-consent") as pool:
+            self._consent_read = read = pool.submit(self._all_opted_out)
+            try:
+                self.reconcile(summary)
+            finally:
+                wait([read])  # the org is this thread's again
         rows = self.org.query_iter(self.due_query())
-        for chunk in self._chunks(rows):
-            self.org.check_budget()
-            summary.due += len(chunk)
-            jobs = [self._job(r) for r in chunk]
-            self._process(jobs, summary, claim=True)
-            self.org.phase = "claim"
+        while self._round(rows, summary):
+            pass
         return summary
+
+    def _round(self, rows: Iterator[dict[str, Any]], summary: Summary) -> bool:
+        """Up to ``limits.send_chunk`` due records, pipelined: a background thread queries and
+        claims them a Collections call at a time, at most one claimed batch ahead, while this
+        thread sends what is claimed (as soon as a full provider request is ready); then one
+        write-back. Returns whether more rows may follow.
+
+        Only this thread sends, and only jobs whose claim Salesforce confirmed. The org is
+        used by one thread at a time: the claimer until it ends, then this one.
+        """
+        ahead: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=1)
+        side = Summary(dry_run=self.dry_run)  # the claimer's counts, folded in after it ends
+        stop = threading.Event()
+        limit = self.config.limits.send_chunk
+        size = max(1, min(self.config.limits.batch_size, 200))
+
+        def claimer() -> None:
+            ended = _Ended()
+            try:
+                self.org.phase = "claim"
+                taken = 0
+                while not stop.is_set() and taken < limit:
+                    batch = list(itertools.islice(rows, min(size, limit - taken)))
+                    if not batch:
+                        return
+                    taken += len(batch)
+                    self.org.check_budget()
+                    side.due += len(batch)
+                    ahead.put(self._stage([self._job(r) for r in batch], side, claim=True))
+                ended.more = taken >= limit
+            except BaseException as exc:  # handed to the sending thread, which raises it
+                ended.error = exc
+            finally:
+                ahead.put(ended)
+
+        thread = threading.Thread(target=claimer, name="smsrelay-sf-claim", daemon=True)
+        thread.start()
+        full = max(1, self.client.capabilities.bulk_max)
+        pending: dict[str | None, list[_Job]] = {}
+        sent: list[_Job] = []
+        results: dict[str, RecipientResult] = {}
+        ended: _Ended | None = None
+
+        def send(group: list[_Job]) -> None:
+            results.update(self._send(group, summary, done=len(sent)))
+            sent.extend(group)
+
+        try:
+            while ended is None:
+                item = ahead.get()
+                if isinstance(item, _Ended):
+                    ended = item
+                    break
+                for j in item:
+                    pending.setdefault(j.sender, []).append(j)
+                for sender in [s for s, g in pending.items() if len(g) >= full]:
+                    send(pending.pop(sender))
+            for group in list(pending.values()):  # claimed, so sent even if claiming stopped early
+                pending.pop(group[0].sender)
+                send(group)
+        except BaseException as exc:
+            stop.set()
+            while ended is None:  # let the claimer finish its call and end
+                item = ahead.get()
+                if isinstance(item, _Ended):
+                    ended = item
+                else:
+                    for j in item:
+                        pending.setdefault(j.sender, []).append(j)
+            thread.join()
+            summary.add(side)
+            if isinstance(exc, (AuthError, InsufficientCredit)):
+                # Nothing of these went out: claims back to Queued; what was sent is written back.
+                self._release([j for g in pending.values() for j in g] + self._refused, exc)
+                self._write_back(sent, results, summary)
+            raise
+        thread.join()
+        summary.add(side)
+        self._write_back(sent, results, summary)
+        if ended.error is not None:
+            raise ended.error
+        return ended.more
 
     def _job(self, record: dict[str, Any]) -> _Job:
         attempts = int(record.get(self.m.f("attempts")) or 0) + 1
@@ -240,7 +338,8 @@ class Pusher:
         # fresh key, while a crash mid-attempt keeps its key and is looked up, not resent.
         return _Job(id=record["Id"], record=_flat(record), attempts=attempts, key=f"sf-{record['Id']}-{attempts}")
 
-    def _process(self, jobs: list[_Job], summary: Summary, *, claim: bool) -> None:
+    def _stage(self, jobs: list[_Job], summary: Summary, *, claim: bool) -> list[_Job]:
+        """Prepare, check consent, render and claim; the jobs that may be sent."""
         for job in jobs:
             self._prepare(job)
         # Consent first: an opted-out number is skipped whatever else is wrong with its record.
@@ -249,13 +348,20 @@ class Pusher:
             if job.outcome is None:
                 self._render(job)
         jobs = self._claim(jobs, summary, claim=claim)
-        sendable = [j for j in jobs if j.outcome is None]
         for j in jobs:
             if j.outcome == "Rejected":
                 summary.rejected += 1
             elif j.outcome == "Skipped_Opted_Out":
                 summary.skipped_opted_out += 1
-        results = self._send(sendable, summary)
+        return [j for j in jobs if j.outcome is None]
+
+    def _process(self, jobs: list[_Job], summary: Summary, *, claim: bool) -> None:
+        sendable = self._stage(jobs, summary, claim=claim)
+        try:
+            results = self._send(sendable, summary)
+        except (AuthError, InsufficientCredit) as exc:
+            self._release(self._refused, exc)
+            raise
         self._write_back(sendable, results, summary)
 
     # -- preparing one record ------------------------------------------------------------
@@ -310,8 +416,8 @@ class Pusher:
 
     def _opted_out(self, phones: list[str]) -> set[str]:
         c = self.config.mapping.consent
-        if self._consents is None:
-            self._consents = self._all_opted_out()
+        if self._consent_read is not None:
+            self._consents, self._consent_read = self._consent_read.result(), None
         if self._consents is not None:
             return self._consents & set(phones)
         rows = self.org.select_in([c.f("phone")], c.object, c.f("phone"), phones, where=f"{c.f('opted_out')} = true")
@@ -363,8 +469,11 @@ class Pusher:
         return kept
 
     # -- sending ---------------------------------------------------------------------------
-    def _send(self, jobs: list[_Job], summary: Summary) -> dict[str, RecipientResult]:
+    def _send(self, jobs: list[_Job], summary: Summary, *, done: int = 0) -> dict[str, RecipientResult]:
+        """Send ``jobs`` (claimed); their results by key. On a refusal of the whole send
+        (``AuthError``, ``InsufficientCredit``) ``self._refused`` holds what did not go out."""
         results: dict[str, RecipientResult] = {}
+        self._refused = []
         by_sender: dict[str | None, list[_Job]] = {}
         for j in jobs:
             by_sender.setdefault(j.sender, []).append(j)
@@ -372,9 +481,9 @@ class Pusher:
             message = Message(body="{{ sf_body }}", sender=sender, track_links=self.config.send.track_links)
             recipients = [Recipient(j.phone or "", vars={"sf_body": j.body}, key=j.key) for j in group]
 
-            def progress(n: int, total: int, base: int = len(results)) -> None:
+            def progress(n: int, total: int, base: int = done + len(results)) -> None:
                 if self.progress:
-                    self.progress("sending", base + n, len(jobs))
+                    self.progress("sending", base + n, done + len(jobs))
 
             try:
                 if self.router is not None:
@@ -389,8 +498,8 @@ class Pusher:
                 # Settled ones are written back; the rest stay Sending for the next run.
                 items = exc.result.results if exc.result is not None else ()
                 summary.errors.append(redact(str(exc)))
-            except (AuthError, InsufficientCredit) as exc:
-                self._release(group, exc)
+            except (AuthError, InsufficientCredit):
+                self._refused = group
                 raise
             for j, r in zip(group, items, strict=False):
                 results[j.key] = r
