@@ -23,7 +23,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -252,6 +253,7 @@ class Org:
         self._lock = threading.Lock()
         self._sf: Salesforce | None = None
         self._described: dict[str, dict[str, Any]] = {}
+        self._describe_failed: dict[str, OrgError] = {}
         self._token: str | None = None
         self.instance_url: str | None = None
 
@@ -451,9 +453,29 @@ class Org:
 
     def describe(self, obj: str, *, fresh: bool = False) -> dict[str, Any]:
         """The object's REST describe, fetched once per connection unless ``fresh``."""
+        failed = self._describe_failed.pop(obj, None)
+        if failed is not None and not fresh:
+            raise failed
         if fresh or obj not in self._described:
             self._described[obj] = self.rest(f"sobjects/{obj}/describe/")
         return self._described[obj]
+
+    def prefetch(self, objs: Iterable[str], also: Callable[[], T]) -> T:
+        """Describe ``objs`` not described yet, and run ``also`` (e.g. a probe query), all at
+        once: one round trip of latency instead of one each. A describe that failed is
+        raised by :meth:`describe`, without a second call; ``also``'s result is returned.
+        """
+        self.connect()
+        todo = [o for o in dict.fromkeys(objs) if o not in self._described]
+        with ThreadPoolExecutor(max_workers=len(todo) + 1, thread_name_prefix="smsrelay-sf-describe") as pool:
+            extra = pool.submit(also)
+            described = {o: pool.submit(self.rest, f"sobjects/{o}/describe/") for o in todo}
+        for obj, fut in described.items():
+            try:
+                self._described[obj] = fut.result()
+            except OrgError as exc:
+                self._describe_failed[obj] = exc
+        return extra.result()
 
     def field_types(self, obj: str) -> dict[str, str]:
         """API name -> REST describe type of every field of ``obj`` (one describe, cached)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -46,7 +48,10 @@ class Bridge:
         self.router = Router(config.routing, clock=clock) if config.routing and client is None else None
         if self.router is not None:
             client = next(iter(self.router.clients.values()))
-        self.client = client or Client(settings=config.sms, clock=clock, inbox=config.inbox)
+        # Without an inbox the send journal is a file beside the state file: each key is claimed
+        # there before its request, so the client need not ask the provider for it first.
+        journal = None if config.inbox else str(_journal_path(config.state_file))
+        self.client = client or Client(settings=config.sms, clock=clock, inbox=config.inbox, journal=journal)
         self.clock = clock or self.client.provider.clock
         self.org = Org(config.org, limits=config.limits, clock=self.clock, session=session, bulk_poll=bulk_poll)
         self.state = State(config.state_file)
@@ -225,14 +230,18 @@ class Bridge:
         """
         if self._preflight_done:
             return
-        problems = self.org_problems()
+        clients = self.clients()
+        # The provider is asked while the org is described: one round trip for both.
+        with ThreadPoolExecutor(max_workers=len(clients), thread_name_prefix="smsrelay-sf-check") as pool:
+            checks = [pool.submit(client.check) for client in clients]
+            problems = self.org_problems()
         if problems:
             where = self.config.source or "bridge.yaml"
             raise ConfigError(
                 f"{where} does not match the org; nothing was claimed or changed:\n  - " + "\n  - ".join(problems)
             )
-        for client in self.clients():
-            client.check()
+        for check in checks:
+            check.result()
         self._preflight_done = True
 
     def check(self) -> list[str]:
@@ -260,11 +269,15 @@ class Bridge:
         problems: list[str] = []
         phase, self.org.phase = self.org.phase, "check"
         try:
-            self.org.connect()
+            # Every describe and the probe query at once: one round trip; the probe counts
+            # only when the mapping holds (it is what the describes are checked against).
+            mapping = self.config.mapping
+            objs = [o.object for o in mapping.objects().values()] + list(mapping.person.objects)
+            refused = self.org.prefetch(objs, self._check_query)
             described = self._check_mapping(problems)
             self._check_template(described, problems)
             if not problems:
-                self._check_query(problems)
+                problems += refused
         finally:
             self.org.phase = phase
         return problems
@@ -355,7 +368,7 @@ class Bridge:
             elif "." in path and not any(f.get("relationshipName") == head for f in fields.values()):
                 problems.append(f"send.template: {msg} has no relationship {head}")
 
-    def _check_query(self, problems: list[str]) -> None:
+    def _check_query(self) -> list[str]:
         # The send query itself, with LIMIT 0: Salesforce parses every field of the filter, the
         # template and the relationship paths and answers with no rows, so it costs one call.
         soql = Pusher(self.org, self.client, self.config, self.state).probe_query()
@@ -364,7 +377,15 @@ class Bridge:
         except OrgError as exc:
             if exc.status_code != 400:
                 raise
-            problems.append(f"send.where / send.template: Salesforce refused the send query: {exc}")
+            return [f"send.where / send.template: Salesforce refused the send query: {exc}"]
+        return []
+
+
+def _journal_path(state_file: Path) -> Path | str:
+    """The send journal's SQLite file: ``bridge.db`` -> ``bridge.journal.db``."""
+    if str(state_file) == ":memory:":
+        return ":memory:"
+    return state_file.with_name(state_file.stem + ".journal" + (state_file.suffix or ".db"))
 
 
 def _status(client: Client, ids: list[str], *, several: bool) -> dict[str, Delivery]:
