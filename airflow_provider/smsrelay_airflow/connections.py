@@ -51,6 +51,12 @@ _HTTP_FIELDS: dict[str, ConnField] = {
         "e.g. postgresql://airflow@db/smsrelay.",
         secret=True,  # the URL may hold a password
     ),
+    "journal": ConnField(
+        "Send journal (path or PostgreSQL URL)",
+        description="Each message's key is recorded here before it is sent, so a retry after a killed "
+        "try sends nothing twice; one every worker reaches, e.g. postgresql://airflow@db/smsrelay.",
+        secret=True,  # the URL may hold a password
+    ),
     "webhook_secret": ConnField(
         "Webhook secret", description="Authenticates the provider's pushes (reports, replies).", secret=True
     ),

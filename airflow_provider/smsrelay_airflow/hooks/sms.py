@@ -4,7 +4,8 @@ The connection is read lazily (never in ``__init__``), and arguments given to th
 hook override the connection's extras. Secrets live in the password field (and in
 extras whose names Airflow masks: ``api_secret``, ``webhook_secret``); the password of
 the extra ``rate_limit_store`` (the PostgreSQL URL of the account's shared rate limit,
-which every worker of the account then keeps together) is masked too.
+which every worker of the account then keeps together) is masked too, and so is that of
+the extra ``journal`` (the client's send journal: a path or URL, as ``SMSRELAY_JOURNAL``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "SandboxSmsHook",
     "SmsHook",
     "SmsKitSmsHook",
+    "journal_for_connection",
     "routing_for_connection",
     "settings_for_connection",
 ]
@@ -33,6 +35,8 @@ __all__ = [
 # Which connection attribute holds each core setting; everything else is an extra.
 _FROM_CONN = {"api_key": "password", "sid": "login"}
 _SECRETS = ("api_key", "api_secret", "webhook_secret")
+# The client's, not the provider's: Client(journal=...), never a provider setting.
+_CLIENT_ONLY = ("journal",)
 
 
 def _extras(conn: Any) -> dict[str, Any]:
@@ -88,8 +92,8 @@ def settings_for_connection(
     from smsrelay import ConfigError, missing_credentials, settings_from_mapping
 
     source = f"Airflow connection {conn.conn_id!r}"
-    extras = _extras(conn)
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    extras = {k: v for k, v in _extras(conn).items() if k not in _CLIENT_ONLY}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None and k not in _CLIENT_ONLY}
     backend = backend_for_conn_type(conn.conn_type)
     provider = overrides.pop("provider", None) or extras.pop("provider", None) or (backend and backend.provider)
     extras.pop("provider", None)
@@ -126,6 +130,29 @@ def settings_for_connection(
         # No field= here: "field 'api_key': <text>" reads as a credential to the core's redaction.
         raise ConfigError(f"{provider} needs {missing[0]}; put it in the connection's {where} field", file=source)
     return settings_from_mapping(data, provider, source=source, env={})
+
+
+def journal_for_connection(conn: Any, overrides: Mapping[str, Any] | None = None, *, mask: bool = True) -> str | None:
+    """The send journal a connection names (extra ``journal``; the hook's ``journal=`` wins), if any.
+
+    A path or a URL (PostgreSQL when the workers are on several machines). None leaves it to
+    ``SMSRELAY_JOURNAL`` in the worker's environment, as ``Client`` reads it.
+
+    >>> extra = json.dumps({"journal": "postgresql://airflow@db/smsrelay"})  # doctest: +SKIP
+    >>> journal_for_connection(Connection(conn_id="sms", conn_type="smsrelay_mesms", extra=extra))  # doctest: +SKIP
+    'postgresql://airflow@db/smsrelay'
+    """
+    value = (overrides or {}).get("journal") or _extras(conn).get("journal")
+    if not value:
+        return None
+    text = str(value)
+    if "://" in text:
+        if mask:
+            _mask_dsn_password(text)
+        return text
+    from pathlib import Path
+
+    return str(Path(text).expanduser())
 
 
 def routing_for_connection(conn: Any) -> RoutingConfig | None:
@@ -228,7 +255,7 @@ class SmsHook(BaseHook):
             for value in (settings.api_key, settings.api_secret, settings.webhook_secret):
                 if value:
                     mask_secret(value)
-        return Router(config)
+        return Router(config, journal=self.journal)
 
     @cached_property
     def settings(self) -> ProviderSettings:
@@ -249,10 +276,15 @@ class SmsHook(BaseHook):
         return self.router.config.default_region if self.router is not None else self.settings.default_region
 
     @cached_property
+    def journal(self) -> str | None:
+        """The send journal's path or URL (extra ``journal``); None: ``SMSRELAY_JOURNAL``, if set."""
+        return journal_for_connection(self.connection, self.overrides, mask=self.mask_secrets)
+
+    @cached_property
     def client(self) -> Client:
         from smsrelay import Client
 
-        return Client(settings=self.settings)
+        return Client(settings=self.settings, journal=self.journal)
 
     def get_conn(self) -> Client:
         """The core client (built on first use)."""

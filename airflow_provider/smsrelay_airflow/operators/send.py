@@ -1,6 +1,6 @@
 """``SendSmsOperator``: send a templated SMS to one number or many, exactly once per recipient.
 
-Retry safety, in three layers (a triggerer restart replays a trigger, apache/airflow#67945,
+Retry safety, in four layers (a triggerer restart replays a trigger, apache/airflow#67945,
 https://github.com/apache/airflow/issues/67945, so sends happen on the worker only):
 
 1. Every message carries an idempotency key derived from dag id, run id, task id,
@@ -8,8 +8,14 @@ https://github.com/apache/airflow/issues/67945, so sends happen on the worker on
 2. On Airflow >= 3.3, the results (message ids) go to ``task_state_store`` right
    after the provider answers, and a retry reads them back and re-sends only what
    was not accepted.
-3. A retry that finds no stored results asks the provider by key
-   (``lookup_by_ref``) before sending, where the provider can tell.
+3. A retry that finds no stored result for a recipient an earlier try may have sent
+   (a try killed mid-send; before 3.3, any retry) asks the provider by key
+   (``lookup_by_ref``) before sending, where the provider can tell; a provider that
+   dedupes the key itself (``idempotency``) is simply sent the same key again; and
+   with a send journal (the connection's extra ``journal``, or ``SMSRELAY_JOURNAL``)
+   the client's journal decides.
+4. Otherwise (Kudosity V1, ME-SMS without a journal) nothing can prove those messages
+   were not accepted: they are reported *in doubt*, with their keys, and not sent again.
 
 The send always happens here, on the worker; ``wait_for_delivery`` defers to a
 trigger that only polls.
@@ -27,7 +33,7 @@ from smsrelay_airflow.outcomes import DEFAULT_SUCCESS, judge
 from smsrelay_airflow.outcomes import success_statuses as check_statuses
 
 if TYPE_CHECKING:
-    from smsrelay import Message, Recipient, Router
+    from smsrelay import Client, Message, PreparedSms, Recipient, Router
     from smsrelay_airflow.hooks.sms import SmsHook
 
 __all__ = ["STATE_KEY", "SendSmsOperator", "recipients_from"]
@@ -77,6 +83,26 @@ def recipients_from(to: Any) -> list[Recipient]:
 def _ambiguous(row: Mapping[str, Any]) -> bool:
     """A send the provider may or may not have accepted (the core's ``AmbiguousSend``)."""
     return not row.get("message_id") and row.get("status") == "unknown"
+
+
+def _doubt_row(p: Any) -> dict[str, Any]:
+    """A prepared message an earlier try may have sent, that nothing can settle."""
+    return {
+        "to": p.to,
+        "message_id": None,
+        "status": "unknown",
+        "parts": p.parts,
+        "error": "in doubt: an earlier try may have sent it; not sent again",
+        "key": p.key,
+    }
+
+
+class _InDoubt(Exception):
+    """Messages an earlier try may have sent, not sent again; ``rows`` go to the task state."""
+
+    def __init__(self, message: str, rows: list[dict[str, Any] | None]) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 def _row(r: Any) -> dict[str, Any]:
@@ -180,7 +206,9 @@ class SendSmsOperator(BaseOperator):
         if not recipients:
             self.log.info("No recipients: nothing to send.")
             return self._output({"provider": None, "key": key, "sent_at": None, "results": [], "batch_id": None})
-        resume = bool(state) or try_number > 1  # an earlier try may have sent some of these
+        # An earlier try may have sent some of these: with a store, only one that reached the
+        # send (it writes the state first); without one (Airflow < 3.3), any earlier try.
+        resume = bool(state) if store is not None else try_number > 1
         try:
             if store is not None and not state:
                 state = {"key": key, "sent_at": datetime.now(UTC).isoformat()}
@@ -193,6 +221,10 @@ class SendSmsOperator(BaseOperator):
                 resume=resume,
                 sent_at=state.get("sent_at"),
             )
+        except _InDoubt as exc:
+            if store is not None:  # their keys, for a later try (and for you) to settle them by
+                store.set(STATE_KEY, {"key": key, "sent_at": state.get("sent_at"), "results": exc.rows})
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
         except AmbiguousSend as exc:
             rows = getattr(exc, "rows", None)
             if store is not None and rows is not None:
@@ -232,7 +264,7 @@ class SendSmsOperator(BaseOperator):
         message = Message(body=body, sender=self.sender or None, vars=dict(self.vars or {}), ref=key)
         rows: list[dict[str, Any] | None] = list(previous) if previous is not None else [None] * len(recipients)
         if self.hook.router is not None:
-            return self._send_routed(self.hook.router, recipients, message, rows, sent_at)
+            return self._send_routed(self.hook.router, recipients, message, rows, sent_at, resume=resume)
         client = self.hook.client
         done = sum(1 for r in rows if r and r.get("message_id"))
         if done:
@@ -244,17 +276,14 @@ class SendSmsOperator(BaseOperator):
             for i, row in zip(unsure, found, strict=True):
                 before = rows[i]
                 rows[i] = row if row is not None else (None if before is None else {**before, "status": "lost"})
-        still = [row["to"] for row in (rows[i] for i in unsure) if row and _ambiguous(row)]
+        elif unsure and not client.capabilities.idempotency and client.journal is None:
+            # Nothing can prove these were not accepted: in doubt, never sent again.
+            blind = [i for i in unsure if rows[i] is None]
+            for i, p in zip(blind, self._prepared(client, [recipients[i] for i in blind], message), strict=True):
+                rows[i] = _doubt_row(p) if p is not None else None  # an invalid number was never sent
+        still = [r for r in (rows[i] for i in unsure) if r is not None and _ambiguous(r)]
         if still:
-            from smsrelay import mask_phone
-
-            # Masked: the exception text lands in Airflow's task log and UI.
-            shown = ", ".join(mask_phone(n) for n in still[:20])
-            raise AirflowFailException(
-                f"{self.task_id}: {len(still)} message(s) may or may not have been accepted by an earlier try "
-                f"({shown}), and {client.provider.name} cannot be asked by key; not sending them "
-                "again. Check the provider's log, then clear the task state to resend."
-            )
+            raise _InDoubt(self._in_doubt(still, client.provider.name, journal=client.journal is not None), rows)
         todo = [i for i, r in enumerate(rows) if not (r and r.get("message_id"))]
         batch_id = None
         sent_at = sent_at or datetime.now(UTC).isoformat()
@@ -285,21 +314,27 @@ class SendSmsOperator(BaseOperator):
         message: Message,
         rows: list[dict[str, Any] | None],
         sent_at: str | None,
+        *,
+        resume: bool,
     ) -> dict[str, Any]:
         """Through the connection's routes (extra ``routing``); each row names its ``account``.
 
-        A retry sends what has no id yet, under the same keys, so each account's lookup by key
-        guards it; what an earlier try left in doubt is never offered to any account again.
+        A retry sends what has no id yet, under the same keys. With a send journal the router
+        pins each key to the account that holds it; without one, a row an earlier try may have
+        sent is sent again only when its route has one account, which can be asked by key or
+        dedupes it; otherwise it is in doubt. What an earlier try left in doubt is never
+        offered to any account again.
         """
-        from smsrelay import AmbiguousRoute, mask_phone
+        from smsrelay import AmbiguousRoute
 
-        still = [r for r in rows if r and _ambiguous(r)]
+        journal = all(c.journal is not None for c in router.clients.values())
+        if resume and not journal:
+            for i, r in enumerate(rows):
+                if r is None:
+                    rows[i] = self._route_doubt(router, recipients[i], message)
+        still = [r for r in rows if r is not None and _ambiguous(r)]
         if still:
-            shown = ", ".join(f"{mask_phone(r['to'])} at {r.get('account')}" for r in still[:20])
-            raise AirflowFailException(
-                f"{self.task_id}: {len(still)} message(s) may or may not have been accepted by an earlier try "
-                f"({shown}); not sending them again. Check that account's log, then clear the task state to resend."
-            )
+            raise _InDoubt(self._in_doubt(still, None, journal=journal), rows)
         todo = [i for i, r in enumerate(rows) if not (r and r.get("message_id"))]
         if rows and len(todo) < len(rows):
             self.log.info("Found %d message(s) sent by an earlier try; not sending them again.", len(rows) - len(todo))
@@ -320,13 +355,69 @@ class SendSmsOperator(BaseOperator):
             "results": rows,
         }
 
+    @staticmethod
+    def _prepared(client: Client, recipients: list[Recipient], message: Message) -> list[PreparedSms | None]:
+        """Each recipient's message as the client would send it (with its key); None if it cannot be sent."""
+        out: list[PreparedSms | None] = []
+        for rcpt in recipients:
+            ready, _ = client.prepare(message, [rcpt], on_invalid="skip")
+            out.append(ready[0] if ready else None)
+        return out
+
+    def _route_doubt(self, router: Router, rcpt: Recipient, message: Message) -> dict[str, Any] | None:
+        """The in-doubt row of a recipient an earlier routed try may have sent, or None if resending is safe.
+
+        Safe: no route takes it (never sent), or its route has one account, which the client
+        asks by key before sending or which dedupes the key. A route of several accounts may
+        have sent it through any of them, and the first would not know.
+        """
+        from smsrelay import InvalidRequest, normalize_phone
+
+        try:
+            found = router.route_for(normalize_phone(rcpt.to, router.config.default_region))
+        except InvalidRequest:
+            return None
+        if found is None:
+            return None
+        accounts = found[1].accounts
+        caps = router.clients[accounts[0]].capabilities
+        if len(accounts) == 1 and (caps.lookup_by_ref or caps.idempotency):
+            return None
+        for name in accounts:  # every account derives the same key; the first that can take it says which
+            [p] = self._prepared(router.clients[name], [rcpt], message)
+            if p is not None:
+                return {**_doubt_row(p), "account": name if len(accounts) == 1 else None}
+        return None
+
+    def _in_doubt(self, rows: list[dict[str, Any]], provider: str | None, *, journal: bool) -> str:
+        """Why these messages are not sent again, and what to do: for the task log and UI."""
+        from smsrelay import mask_phone
+
+        keys = [str(r.get("key")) for r in rows]
+        self.log.error("In doubt, not sent again; their keys: %s", ", ".join(keys))
+        # Numbers masked: the text lands in Airflow's task log and UI.
+        shown = ", ".join(
+            f"{mask_phone(r['to'])} at {r['account']}" if r.get("account") else mask_phone(r["to"]) for r in rows[:20]
+        )
+        more = f", and {len(rows) - 20} more" if len(rows) > 20 else ""
+        who = f"{provider} cannot be asked by key" if provider else "their accounts cannot be asked by key"
+        fix = (
+            ""
+            if journal
+            else " So that a retry knows what a killed try sent, give the workers a send journal: the "
+            "connection's extra 'journal' (a PostgreSQL URL every worker reaches) or SMSRELAY_JOURNAL."
+        )
+        return (
+            f"{len(rows)} message(s) may or may not have been accepted by an earlier try ({shown}{more}), "
+            f"and {who}; not sending them again. Their keys: {', '.join(keys[:20])}{more} (all in the task "
+            f"state {STATE_KEY!r} and the log). Check the provider's log for them; to send them again, clear "
+            f"the task state (or run the DAG again) with the recipients it does not show.{fix}"
+        )
+
     def _lookup(self, recipients: list[Recipient], message: Any) -> list[dict[str, Any] | None]:
         """Ask the provider which of these messages it already has, by idempotency key."""
         client = self.hook.client
-        keys: list[str | None] = []
-        for rcpt in recipients:
-            ready, _ = client.prepare(message, [rcpt], on_invalid="skip")
-            keys.append(ready[0].key if ready else None)
+        keys = [p.key if p is not None else None for p in self._prepared(client, recipients, message)]
         found = client.lookup([k for k in keys if k])
         if found:
             self.log.info("An earlier try already sent %d message(s); not sending them again.", len(found))
