@@ -251,42 +251,51 @@ class Pusher:
         return summary
 
     def _round(self, rows: Iterator[dict[str, Any]], summary: Summary) -> bool:
-        """Up to ``limits.send_chunk`` due records, pipelined: a background thread queries and
-        claims them a Collections call at a time, at most one claimed batch ahead, while this
-        thread sends what is claimed (as soon as a full provider request is ready); then one
-        write-back. Returns whether more rows may follow.
+        """Up to ``limits.send_chunk`` due records, pipelined in three threads: a reader pages
+        through the due query and prepares a batch (``limits.batch_size``) at a time, two
+        batches ahead at most; a claimer claims each in one Collections call, one claimed
+        batch ahead at most; this thread sends what is claimed as soon as a full provider
+        request is ready, then writes back once. Returns whether more rows may follow.
 
-        Only this thread sends, and only jobs whose claim Salesforce confirmed. The org is
-        used by one thread at a time: the claimer until it ends, then this one.
+        Only this thread sends, and only jobs whose claim Salesforce confirmed. The write-back
+        starts after the reader and the claimer have ended.
         """
         ahead: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=1)
         side = Summary(dry_run=self.dry_run)  # the claimer's counts, folded in after it ends
         stop = threading.Event()
-        limit = self.config.limits.send_chunk
-        size = max(1, min(self.config.limits.batch_size, 200))
+        read = threading.Thread(target=self._read, args=(rows, stop), name="smsrelay-sf-read", daemon=True)
 
         def claimer() -> None:
             ended = _Ended()
             try:
                 self.org.phase = "claim"
-                taken = 0
-                while not stop.is_set() and taken < limit:
-                    batch = list(itertools.islice(rows, min(size, limit - taken)))
-                    if not batch:
-                        return
-                    taken += len(batch)
+                read.start()
+                while True:
+                    item = self._ready_batches.get()
+                    if isinstance(item, _Ended):
+                        ended = item
+                        break
+                    if stop.is_set():
+                        continue  # read to the end, claim nothing more
                     self.org.check_budget()
-                    side.due += len(batch)
-                    ahead.put(self._stage([self._job(r) for r in batch], side, claim=True))
-                ended.more = taken >= limit
+                    side.due += len(item)
+                    ahead.put(self._stage(item, side, claim=True, ready=True))
             except BaseException as exc:  # handed to the sending thread, which raises it
                 ended.error = exc
+                stop.set()
+                _drain(self._ready_batches)
             finally:
+                read.join()
                 ahead.put(ended)
 
+        self._ready_batches: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
         thread = threading.Thread(target=claimer, name="smsrelay-sf-claim", daemon=True)
         thread.start()
-        full = max(1, self.client.capabilities.bulk_max)
+        # A send of several full requests at once (up to a quarter of the provider's concurrency,
+        # at most 8): one send_many per batch would cost its own overhead on every claim.
+        caps = self.client.capabilities
+        workers = self.client.settings.concurrency or caps.concurrency
+        full = max(1, caps.bulk_max) * max(1, min(workers // 4, 8))
         pending: dict[str | None, list[_Job]] = {}
         sent: list[_Job] = []
         results: dict[str, RecipientResult] = {}
@@ -338,15 +347,43 @@ class Pusher:
         # fresh key, while a crash mid-attempt keeps its key and is looked up, not resent.
         return _Job(id=record["Id"], record=_flat(record), attempts=attempts, key=f"sf-{record['Id']}-{attempts}")
 
-    def _stage(self, jobs: list[_Job], summary: Summary, *, claim: bool) -> list[_Job]:
-        """Prepare, check consent, render and claim; the jobs that may be sent."""
+    def _read(self, rows: Iterator[dict[str, Any]], stop: threading.Event) -> None:
+        """Up to ``limits.send_chunk`` rows of the due query, prepared a batch at a time for
+        the claimer (at most two batches ahead), so the next query page and the next batch's
+        preparing overlap the claims. Ends with ``_Ended``; an error is handed on in it."""
+        limit = self.config.limits.send_chunk
+        size = max(1, min(self.config.limits.batch_size, 200))
+        ended = _Ended()
+        taken = 0
+        try:
+            while not stop.is_set() and taken < limit:
+                batch = list(itertools.islice(rows, min(size, limit - taken)))
+                if not batch:
+                    break
+                taken += len(batch)
+                jobs = [self._job(r) for r in batch]
+                self._ready(jobs)
+                self._ready_batches.put(jobs)
+            ended.more = taken >= limit
+        except BaseException as exc:
+            ended.error = exc
+        finally:
+            self._ready_batches.put(ended)
+
+    def _ready(self, jobs: list[_Job]) -> None:
+        """Prepare, check consent and render: each job's outcome if it will not be sent."""
         for job in jobs:
             self._prepare(job)
         # Consent first: an opted-out number is skipped whatever else is wrong with its record.
-        self._check_consent([j for j in jobs if j.outcome is None], summary)
+        self._check_consent([j for j in jobs if j.outcome is None])
         for job in jobs:
             if job.outcome is None:
                 self._render(job)
+
+    def _stage(self, jobs: list[_Job], summary: Summary, *, claim: bool, ready: bool = False) -> list[_Job]:
+        """Prepare (unless ``ready``), check consent, render and claim; the jobs that may be sent."""
+        if not ready:
+            self._ready(jobs)
         jobs = self._claim(jobs, summary, claim=claim)
         for j in jobs:
             if j.outcome == "Rejected":
@@ -396,7 +433,7 @@ class Pusher:
         if not job.body.strip():
             job.outcome, job.error_code, job.error = "Rejected", "EMPTY_BODY", "the message body is empty"
 
-    def _check_consent(self, jobs: list[_Job], summary: Summary) -> None:
+    def _check_consent(self, jobs: list[_Job]) -> None:
         """Skip a record when its number has an opt-out consent record, or its Contact or
         Lead has the opt-out flag set (an opt-out recorded on the person, by any channel)."""
         if not jobs:
@@ -708,6 +745,12 @@ class Pusher:
 
 
 CONSENT_CACHE = 50_000
+
+
+def _drain(q: queue.Queue[Any]) -> None:
+    """Take from ``q`` until its producer's ``_Ended``, so the producer is never left blocked."""
+    while not isinstance(q.get(), _Ended):
+        pass
 
 
 def _cut(text: str | None, n: int = 255) -> str | None:
