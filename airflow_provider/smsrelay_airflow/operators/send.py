@@ -410,8 +410,9 @@ class SendSmsOperator(BaseOperator):
         return (
             f"{len(rows)} message(s) may or may not have been accepted by an earlier try ({shown}{more}), "
             f"and {who}; not sending them again. Their keys: {', '.join(keys[:20])}{more} (all in the task "
-            f"state {STATE_KEY!r} and the log). Check the provider's log for them; to send them again, clear "
-            f"the task state (or run the DAG again) with the recipients it does not show.{fix}"
+            f"state {STATE_KEY!r} and the log). Check the provider's log for them: if none arrived, clear the "
+            f"task state {STATE_KEY!r} and the task to send them all again; else send the missing ones in a "
+            f"new run.{fix}"
         )
 
     def _lookup(self, recipients: list[Recipient], message: Any) -> list[dict[str, Any] | None]:
