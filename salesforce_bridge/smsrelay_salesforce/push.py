@@ -20,7 +20,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -136,6 +136,22 @@ class _Ended:
 
     more: bool = False
     error: BaseException | None = None
+
+
+@dataclass
+class _Outcomes:
+    """A write-back composed: record updates, and the jobs requeued or left for review."""
+
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    written: list[tuple[_Job, RecipientResult, datetime]] = field(default_factory=list)
+    unsent: list[tuple[_Job, RecipientResult]] = field(default_factory=list)
+    doubtful: list[_Job] = field(default_factory=list)
+
+    def extend(self, other: _Outcomes) -> None:
+        self.updates += other.updates
+        self.written += other.written
+        self.unsent += other.unsent
+        self.doubtful += other.doubtful
 
 
 @dataclass
@@ -297,13 +313,11 @@ class Pusher:
         workers = self.client.settings.concurrency or caps.concurrency
         full = max(1, caps.bulk_max) * max(1, min(workers // 4, 8))
         pending: dict[str | None, list[_Job]] = {}
-        sent: list[_Job] = []
-        results: dict[str, RecipientResult] = {}
+        outcomes = _Outcomes()  # composed as each send lands, while the claimer waits on Salesforce
         ended: _Ended | None = None
 
         def send(group: list[_Job]) -> None:
-            results.update(self._send(group, summary, done=len(sent)))
-            sent.extend(group)
+            outcomes.extend(self._outcomes(group, self._send(group, summary, done=len(outcomes.written)), summary))
 
         try:
             while ended is None:
@@ -332,11 +346,11 @@ class Pusher:
             if isinstance(exc, (AuthError, InsufficientCredit)):
                 # Nothing of these went out: claims back to Queued; what was sent is written back.
                 self._release([j for g in pending.values() for j in g] + self._refused, exc)
-                self._write_back(sent, results, summary)
+                self._apply(outcomes, summary)
             raise
         thread.join()
         summary.add(side)
-        self._write_back(sent, results, summary)
+        self._apply(outcomes, summary)
         if ended.error is not None:
             raise ended.error
         return ended.more
@@ -577,12 +591,16 @@ class Pusher:
     def _write_back(
         self, jobs: list[_Job], results: Mapping[str, RecipientResult], summary: Summary, *, fresh: bool = True
     ) -> None:
+        self._apply(self._outcomes(jobs, results, summary, fresh=fresh), summary)
+
+    def _outcomes(
+        self, jobs: list[_Job], results: Mapping[str, RecipientResult], summary: Summary, *, fresh: bool = True
+    ) -> _Outcomes:
+        """What to write for each sent job (counted into ``summary``); :meth:`_apply` writes it."""
         f = self.m.f
         now = self.clock.now()
-        updates: list[dict[str, Any]] = []
-        written: list[tuple[_Job, RecipientResult]] = []
-        doubtful: list[_Job] = []
-        unsent: list[tuple[_Job, RecipientResult]] = []
+        out = _Outcomes()
+        updates, written, doubtful, unsent = out.updates, out.written, out.doubtful, out.unsent
         for j in jobs:
             r = results.get(j.key)
             if r is not None and r.retryable:
@@ -627,7 +645,13 @@ class Pusher:
                 rec[f("delivery_status")] = DELIVERY_PICKLIST[r.status]
                 rec[f("delivery_updated_at")] = now
             updates.append(rec)
-            written.append((j, r))
+            written.append((j, r, now))
+        return out
+
+    def _apply(self, out: _Outcomes, summary: Summary) -> None:
+        """Write the outcomes: the unsent back to Queued, the doubtful to Ambiguous, the rest at once."""
+        f = self.m.f
+        updates, written, doubtful, unsent = out.updates, out.written, out.doubtful, out.unsent
         if unsent:
             summary.requeued += len(unsent)
             if not self.dry_run:
@@ -665,7 +689,7 @@ class Pusher:
         finally:
             self.org.phase = phase
         applied: list[Applied] = []
-        for (j, r), o in zip(written, outcomes, strict=True):
+        for (j, r, now), o in zip(written, outcomes, strict=True):
             if not o.ok:
                 summary.writeback_failed += 1
                 log.error("write-back of %s failed (%s: %s); it is reconciled next run", j.id, o.code, o.message)
