@@ -223,6 +223,21 @@ def test_a_routed_retry_after_a_killed_try_holds_back_what_no_account_can_tell(
     assert australian is None  # SMSKit dedupes its key: safe to send once the Thai one is settled
 
 
+def test_a_routed_retry_with_a_journal_gets_back_what_the_killed_try_sent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mesms_emulator: MeSmsEmulator, smskit_emulator: SmsKitEmulator
+) -> None:
+    journal = str(tmp_path / "journal.db")
+    connect(monkeypatch, {"routing": routing(mesms_emulator, smskit_emulator), "journal": journal})
+    to = [THAI[0], AUSTRALIAN[0]]
+    store = killed_try(to, message="hi")
+    posts = len(mesms_emulator.received("POST")), len(smskit_emulator.received("POST"))
+
+    output = retry(to, store, message="hi")
+
+    assert output["accepted"] == 2 and [r["account"] for r in output["results"]] == ["th", "phone"]
+    assert (len(mesms_emulator.received("POST")), len(smskit_emulator.received("POST"))) == posts
+
+
 def test_the_journal_extra_goes_to_the_client_with_its_password_masked(tmp_path: Path) -> None:
     from airflow.sdk import Connection
     from airflow.sdk._shared.secrets_masker import redact
