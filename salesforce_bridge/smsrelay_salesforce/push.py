@@ -276,7 +276,7 @@ class Pusher:
         Only this thread sends, and only jobs whose claim Salesforce confirmed. The write-back
         starts after the reader and the claimer have ended.
         """
-        ahead: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=1)
+        ahead: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
         side = Summary(dry_run=self.dry_run)  # the claimer's counts, folded in after it ends
         stop = threading.Event()
         read = threading.Thread(target=self._read, args=(rows, stop), name="smsrelay-sf-read", daemon=True)
