@@ -248,6 +248,7 @@ class Org:
         # Calls per phase of a run; the caller sets ``phase`` as it goes.
         self.phase = "other"
         self.phase_calls: dict[str, int] = {}
+        self._here = threading.local()  # a thread's own phase (phase_here), over the shared one
         self.used: int | None = None
         self.total: int | None = None
         self._lock = threading.Lock()
@@ -264,13 +265,18 @@ class Org:
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         if "/services/oauth2/" in response.url:
             return
+        phase = getattr(self._here, "phase", None) or self.phase
         with self._lock:
             self.calls += 1
-            self.phase_calls[self.phase] = self.phase_calls.get(self.phase, 0) + 1
+            self.phase_calls[phase] = self.phase_calls.get(phase, 0) + 1
             info = response.headers.get("Sforce-Limit-Info")
             m = _LIMIT_INFO.search(info or "")
             if m:
                 self.used, self.total = int(m.group(1)), int(m.group(2))
+
+    def phase_here(self, phase: str) -> None:
+        """Count this thread's calls under ``phase``, whatever ``phase`` the others set."""
+        self._here.phase = phase
 
     @property
     def usage(self) -> float | None:

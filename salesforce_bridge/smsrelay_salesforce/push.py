@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import nodes
 
@@ -68,6 +68,7 @@ HANDOFF: dict[Status, str] = {
 DELIVERY_PICKLIST: dict[Status, str] = {s: s.value.capitalize() for s in Status}
 
 Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
 def template_fields(source: str) -> set[str]:
@@ -198,6 +199,8 @@ class Pusher:
         self.clock = client.provider.clock
         self._consents: set[str] | None = None
         self._consent_read: Future[set[str] | None] | None = None
+        self._left: Future[list[dict[str, Any]]] | None = None
+        self._begun: list[Future[Any]] | None = None
         self._refused: list[_Job] = []
 
     # -- the query -------------------------------------------------------------------
@@ -253,18 +256,39 @@ class Pusher:
     def run(self, summary: Summary) -> Summary:
         """Reconcile, then send every due record; count into ``summary``."""
         summary.dry_run = self.dry_run
-        self._consents = None
-        # The opt-out list is read while the crash-recovery query runs: one round trip, not two.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-sf-consent") as pool:
-            self._consent_read = read = pool.submit(self._all_opted_out)
-            try:
-                self.reconcile(summary)
-            finally:
-                wait([read])  # the org is this thread's again
+        reads = self.begin()
+        try:
+            self.reconcile(summary)
+        finally:
+            wait(reads)  # the org is this thread's again
         rows = self.org.query_iter(self.due_query())
         while self._round(rows, summary):
             pass
         return summary
+
+    def begin(self) -> list[Future[Any]]:
+        """Start the two reads a run opens with, at once and in the background: the records a
+        crash left in Sending, and the opt-out list. The bridge calls this before its checks,
+        so all share one round trip; :meth:`run` waits for them (and calls it if nobody did).
+        """
+        if self._begun is None:
+            self.org.connect()  # signed in here, once: not by two threads at a time
+            pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smsrelay-sf-begin")
+            self._consent_read = pool.submit(self._read_as, "claim", self._all_opted_out)
+            self._left = pool.submit(self._read_as, "reconcile", self._left_in_sending)
+            pool.shutdown(wait=False)
+            self._begun = [self._consent_read, self._left]
+        return self._begun
+
+    def _read_as(self, phase: str, read: Callable[[], T]) -> T:
+        self.org.phase_here(phase)
+        return read()
+
+    def _left_in_sending(self) -> list[dict[str, Any]]:
+        f = self.m.f
+        fields = ", ".join(self.select_fields())
+        soql = f"SELECT {fields} FROM {self.m.object} WHERE {f('status')} = 'Sending' ORDER BY Id"
+        return list(self.org.query_iter(soql))
 
     def _round(self, rows: Iterator[dict[str, Any]], summary: Summary) -> bool:
         """Up to ``limits.send_chunk`` due records, pipelined in three threads: a reader pages
@@ -706,10 +730,8 @@ class Pusher:
         sent again (same key) if it says it never saw them, Ambiguous if it cannot tell."""
         f = self.m.f
         self.org.phase = "reconcile"
-        soql = (
-            f"SELECT {', '.join(self.select_fields())} FROM {self.m.object} WHERE {f('status')} = 'Sending' ORDER BY Id"
-        )
-        rows = list(self.org.query_iter(soql))
+        left, self._left = self._left, None
+        rows = left.result() if left is not None else self._left_in_sending()
         if not rows:
             return
         jobs: list[_Job] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -89,8 +89,7 @@ class Bridge:
         self.state.lock()
         run_id = self.state.start_run("sync" + (" (dry run)" if dry_run else ""))
         try:
-            self.preflight()
-            if push:
+            pusher = (
                 Pusher(
                     self.org,
                     self.client,
@@ -99,7 +98,18 @@ class Bridge:
                     dry_run=dry_run,
                     progress=progress,
                     router=self.router,
-                ).run(summary)
+                )
+                if push
+                else None
+            )
+            # The push's first reads go out with the checks: one round trip for both.
+            reads = pusher.begin() if pusher is not None else []
+            try:
+                self.preflight()
+            finally:
+                wait(reads)
+            if pusher is not None:
+                pusher.run(summary)
             if pull:
                 if self.router is not None:  # with an inbox, every account's events are polled into it
                     self.router.pump(limit=self.config.limits.event_page)
