@@ -28,7 +28,7 @@ from smsrelay.providers.kudosity import KudosityProvider
 
 BENCH = "send_kudosity"
 FULL, SMOKE = 20_000, 40
-# Held at 15 calls/s, 1,000 messages are 67 simulated seconds: 13 s of real time at SPEED.
+# Held at 15 calls/s, 1,000 messages are 67 simulated seconds: 33 s of real time at SPEED.
 LIMITED = 1_000
 LOOPBACK, LOOPBACK_SMOKE = 3_000, 40
 NAIVE_SAMPLE = 500  # the naive loop is sequential, so a sample scales linearly
@@ -38,18 +38,18 @@ SHARED = "Your order has shipped. Reply STOP to opt out."
 LIFTED = "loopback, rate limit lifted to 1e9/s, emulator process on a real clock, no delays"
 # Against a one-second window a faster clock would turn the client's few milliseconds of thread
 # scheduling into tens of simulated milliseconds, and so into 429s no real network would cause.
-SPEED = 5.0
+SPEED = 2.0
 LIMITER = (
-    "Kudosity's default limiter is a token bucket (15/s, bursts of 15): in any one second it can "
-    "let through up to 30 calls, which a per-second window refuses. A sliding-window limiter like "
-    "SMSKit's WindowLimiter (15 in any 1 s, with a margin for network jitter) would send none over"
+    "the client paces 2% under 15/s (transport.HEADROOM), which absorbs a request arriving up to "
+    "20 simulated ms late; at SPEED× that is 20/SPEED ms of real scheduling delay. A 429 here means "
+    "the two-core machine delayed a request longer than that (other processes' load): an idle "
+    "machine or a slower clock closes it; a real network's jitter is what the 2% is sized for"
 )
 
 BULK = (
     "40 requests of 500 numbers on real time: the emulator parses and stores each in about 60 ms of "
-    "real CPU (one client, no latency), which is most of the gap, and the token bucket's 429s cost "
-    "the rest. The client's own work overlaps the sending: the first 500 numbers leave after about "
-    "20 ms of validating"
+    "real CPU (one client, no latency), which is most of the gap. The client's own work overlaps "
+    "the sending: the first 500 numbers leave after about 20 ms of validating"
 )
 
 

@@ -27,18 +27,17 @@ from smsrelay.clock import ScaledClock
 
 BENCH = "send_smskit"
 KEY = "sk_test_key"
-LIMITED, SMOKE = 5_000, 40
+LIMITED, SMOKE = 2_000, 40
 LOOPBACK = 3_000
 NAIVE_SAMPLE = 500  # the naive loop is sequential, so a sample scales linearly
 TEMPLATE = "Hi {{ name }}, your code is {{ code }}. Reply STOP to opt out."
-# An hour in 0.2 s: each window's 100 requests take a fraction of it on two cores.
-SPEED = 18_000.0
+# An hour in 1 s: each window's 100 requests take a fraction of it on two cores, and the
+# limiter's 2% headroom (72 simulated s) is 20 ms of real scheduling delay.
+SPEED = 3_600.0
 MARGIN = (
-    "smsrelay's WindowLimiter lets request 101 go exactly an hour after request 1 left the client; "
-    "if request 1 took longer to arrive than request 101 (a few ms of scheduling or network), the "
-    "provider still counts it and answers 429. A margin in the window (e.g. 1%: 100 per 3,636 s) "
-    "would send none over. A refused attempt also takes a slot of the client's window when it is "
-    "retried, so each 429 slows the client further"
+    "smsrelay's WindowLimiter counts SMSKit's hour as 2% longer (transport.HEADROOM): request 101 "
+    "may arrive up to 72 simulated s (20 ms real at SPEED) later than request 1 did. A 429 here means "
+    "the machine delayed a request longer than that; an idle machine or a slower clock closes it"
 )
 UNSENT = (
     "a 429 whose Retry-After is longer than the transport's longest wait (120 s) comes back failed "

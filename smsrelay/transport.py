@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +53,7 @@ __all__ = [
     "RetryPolicy",
     "StatusTable",
     "Transport",
+    "WindowLimiter",
     "default_error",
     "error_for_status",
     "json_object",
@@ -141,6 +144,60 @@ class RateLimiter:
         return wait
 
 
+class WindowLimiter(RateLimiter):
+    """At most ``limit`` requests in any ``window`` seconds: a provider's "N per period".
+
+    A token bucket at 100/hour would allow 100 at once and then one every 36 s, which
+    exceeds "100 requests/hour" in the first hour; a sliding window never does. The
+    window is kept ``headroom`` longer than the provider's, so a request that arrives a
+    little after it left still lands in the right one.
+
+    >>> from smsrelay.clock import ManualClock
+    >>> wl = WindowLimiter(2, 60, clock=ManualClock(), headroom=0); wl.acquire(), wl.acquire(), wl.acquire()
+    (0.0, 0.0, 60.0)
+    """
+
+    def __init__(self, limit: int, window: float, *, clock: Clock, headroom: float = HEADROOM) -> None:
+        super().__init__(limit / window, burst=limit, clock=clock)
+        self.limit = limit
+        # A little longer than the provider's window: request 101 must arrive after request 1's hour.
+        self.window = window * (1 + headroom)
+        self._sent: deque[datetime] = deque()
+
+    @classmethod
+    def for_rate(cls, rate: float, *, clock: Clock) -> WindowLimiter:
+        """``rate`` calls a second as a window: whole calls in any second, or one per 1/rate s.
+
+        >>> w = WindowLimiter.for_rate(50_000 / 300, clock=SystemClock()); (w.limit, round(w.window, 2))
+        (166, 1.02)
+        """
+        if rate >= 1:
+            return cls(math.floor(rate), 1.0, clock=clock)
+        return cls(1, 1 / rate, clock=clock)
+
+    def eta(self, calls: int) -> float:
+        """Seconds until ``calls`` more requests have gone, from the window's state now."""
+        with self._lock:
+            now = self._clock.now()
+            live = [t for t in self._sent if (now - t).total_seconds() < self.window]
+        windows = -(-(len(live) + calls) // self.limit) - 1
+        return float(max(0, windows) * self.window)
+
+    def acquire(self) -> float:
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock.now()
+                while self._sent and (now - self._sent[0]).total_seconds() >= self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return waited
+                wait = self.window - (now - self._sent[0]).total_seconds()
+            self._clock.sleep(wait)
+            waited += wait
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date).
 
@@ -185,7 +242,7 @@ class Transport:
     Every request (proxies, TLS, redirects, keep-alive) goes through requests' public
     API; the ``HTTPAdapter`` keeps up to ``pool_size`` connections alive, one per
     concurrent worker, and never retries on its own (the retry rule above decides).
-    ``limiter`` paces the requests (default: evenly spaced turns, ``HEADROOM`` under ``rate_limit``).
+    ``limiter`` paces the requests (default: ``rate_limit`` calls in any second, ``HEADROOM`` longer).
     ``error_mapper`` turns an error response into the provider's core error; the
     adapter supplies it because only the adapter knows its error bodies.
     """
@@ -213,9 +270,9 @@ class Transport:
         self.clock = clock or SystemClock()
         self.limiter: Limiter | None = limiter
         if limiter is None and rate_limit:
-            # Evenly spaced turns, no burst: a bucket of `rate` tokens can put twice the rate
-            # into one second (a full bucket, then its refill), which a per-second limit refuses.
-            self.limiter = RateLimiter(rate_limit * (1 - HEADROOM), burst=1, clock=self.clock)
+            # A window, not a bucket: a bucket of `rate` tokens can put twice the rate into one
+            # second (a full bucket, then its refill), which a per-second limit refuses.
+            self.limiter = WindowLimiter.for_rate(rate_limit, clock=self.clock)
         self.error_mapper = error_mapper
         self.requests_made = 0
         self._count_lock = threading.Lock()

@@ -330,6 +330,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         emu = self.server.emulator
+        arrived = emu.clock.now()  # at the edge, as a provider stamps it: before the body is read
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
@@ -339,7 +340,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             query=parts.query,
             headers={k: v for k, v in self.headers.items()},
             body=body,
-            received_at=emu.clock.now(),
+            received_at=arrived,
         )
         try:
             resp = emu.dispatch(req)

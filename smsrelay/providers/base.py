@@ -96,6 +96,9 @@ class Provider(abc.ABC):
     required: ClassVar[tuple[str, ...]] = ("api_key",)
     default_base_url: ClassVar[str] = ""
     default_rate_limit: ClassVar[float | None] = None
+    # The documented limit as the provider words it, "N requests per period (s)": paced as a
+    # sliding window, which lets a short send go as fast as that window allows.
+    default_rate_window: ClassVar[tuple[int, float] | None] = None
     # The adapter's HTTP, built by :meth:`make_transport`; None for one that speaks no HTTP.
     transport: Transport | None = None
 
@@ -117,17 +120,19 @@ class Provider(abc.ABC):
 
         Connect within ``min(5 s, timeout)``, read within ``timeout`` (at least
         ``min_read_timeout``), retry ``retries`` times, pace at ``rate_limit`` (else
-        the adapter's documented ``default_rate_limit``) unless ``limiter`` is given,
+        the adapter's documented ``default_rate_window`` or ``default_rate_limit``) unless ``limiter`` is given,
         in a bucket shared across processes when ``rate_limit_store`` is set (it wins),
         and pool a connection per concurrent worker.
         """
         # Imported here: requests loads only when an adapter speaks HTTP (the sandbox does not).
         from smsrelay.shared_limit import shared_limiter
-        from smsrelay.transport import RetryPolicy, Transport
+        from smsrelay.transport import RetryPolicy, Transport, WindowLimiter
 
         settings = self.settings
         concurrency = settings.concurrency or self.capabilities.concurrency
         rate = settings.rate_limit or self.default_rate_limit
+        if limiter is None and not settings.rate_limit and self.default_rate_window:
+            limiter = WindowLimiter(*self.default_rate_window, clock=self.clock)
         # rate_limit_store: one schedule for the account across processes, in place of this process's.
         limiter = shared_limiter(settings, self.name, base_url, rate, self.clock) or limiter
         return Transport(

@@ -215,6 +215,7 @@ class KaleyraProvider(Provider):
     default_base_url = HOSTS["global"]
     # "up to 50,000 requests for every 5 minutes" (support.kaleyra.com 3000110656); no TPS is published.
     default_rate_limit: ClassVar[float | None] = 50_000 / 300
+    default_rate_window: ClassVar[tuple[int, float] | None] = (50_000, 300.0)
 
     def __init__(self, settings: Any, **kw: Any) -> None:
         super().__init__(settings, **kw)

@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -61,12 +60,11 @@ from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, EventPage, Provider, Webhook
 from smsrelay.redaction import redact
 from smsrelay.transport import (
-    HEADROOM,
     SERVER_ERROR,
     ErrorRule,
-    RateLimiter,
     StatusTable,
     Transport,
+    WindowLimiter,
     default_error,
     error_for_status,
     parse_retry_after,
@@ -84,7 +82,6 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "WEBHOOK_EVENTS",
     "SmsKitProvider",
-    "WindowLimiter",
     "signature",
 ]
 
@@ -207,47 +204,6 @@ def _error(resp: requests.Response) -> SmsRelayError:
     )
 
 
-class WindowLimiter(RateLimiter):
-    """At most ``limit`` requests in any ``window`` seconds, SMSKit's documented budget.
-
-    A token bucket at 100/hour would allow 100 at once and then one every 36 s, which
-    exceeds "100 requests/hour" in the first hour; a sliding window never does.
-
-    >>> from smsrelay.clock import ManualClock
-    >>> wl = WindowLimiter(2, 60, clock=ManualClock(), headroom=0); wl.acquire(), wl.acquire(), wl.acquire()
-    (0.0, 0.0, 60.0)
-    """
-
-    def __init__(self, limit: int, window: float, *, clock: Clock, headroom: float = HEADROOM) -> None:
-        super().__init__(limit / window, burst=limit, clock=clock)
-        self.limit = limit
-        # A little longer than the provider's window: request 101 must arrive after request 1's hour.
-        self.window = window * (1 + headroom)
-        self._sent: deque[datetime] = deque()
-
-    def eta(self, calls: int) -> float:
-        """Seconds until ``calls`` more requests have gone, from the window's state now."""
-        with self._lock:
-            now = self._clock.now()
-            live = [t for t in self._sent if (now - t).total_seconds() < self.window]
-        windows = -(-(len(live) + calls) // self.limit) - 1
-        return float(max(0, windows) * self.window)
-
-    def acquire(self) -> float:
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock.now()
-                while self._sent and (now - self._sent[0]).total_seconds() >= self.window:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return waited
-                wait = self.window - (now - self._sent[0]).total_seconds()
-            self._clock.sleep(wait)
-            waited += wait
-
-
 class SmsKitProvider(Provider):
     """The SMSKit adapter.
 
@@ -279,14 +235,15 @@ class SmsKitProvider(Provider):
     }
     default_base_url: ClassVar[str] = "https://api.smskit.cloud"
     default_rate_limit: ClassVar[float | None] = 100 / 3600  # seed: 100 requests/hour
+    default_rate_window: ClassVar[tuple[int, float] | None] = (100, 3600.0)
 
     def __init__(self, settings: ProviderSettings, *, clock: Clock | None = None) -> None:
         super().__init__(settings, clock=clock)
         self.default_priority = self._priority(settings.option("priority"), "priority")
         self.default_devices = self._devices(settings.option("devices"), "devices")
         self.tolerance = float(settings.option("webhook_tolerance", DEFAULT_TOLERANCE))
-        rate = settings.rate_limit or self.default_rate_limit
-        # The documented budget is per hour: enforce it as a window of that hour.
+        # The documented budget is per hour: a rate_limit given in requests a second is one too.
+        rate = settings.rate_limit
         window = WindowLimiter(max(1, round(rate * 3600)), 3600.0, clock=self.clock) if rate else None
         self.transport = self.make_transport(
             settings.base_url or self.default_base_url,

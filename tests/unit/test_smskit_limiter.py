@@ -7,8 +7,7 @@ from datetime import timedelta
 
 import smsrelay.providers.smskit
 from smsrelay import Client, ManualClock
-from smsrelay.providers.smskit import WindowLimiter
-from smsrelay.transport import HEADROOM
+from smsrelay.transport import HEADROOM, WindowLimiter
 
 HOUR = 3600 * (1 + HEADROOM)  # the limiter's window: the provider's hour, plus the headroom for arrival jitter
 

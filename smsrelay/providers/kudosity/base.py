@@ -187,6 +187,7 @@ class KudosityProvider(Provider):
     default_base_url = V2_BASE_URL
     # Kudosity docs (API Overview, rate limiting): "15 calls per sec" per account; the rest is dropped.
     default_rate_limit: ClassVar[float | None] = 15.0
+    default_rate_window: ClassVar[tuple[int, float] | None] = (15, 1.0)
 
     def __new__(cls, settings: Any, *, clock: Clock | None = None) -> KudosityProvider:
         # The registry's one name: the `api` option picks the class. A subclass of this
