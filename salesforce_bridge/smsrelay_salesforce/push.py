@@ -293,9 +293,9 @@ class Pusher:
     def _round(self, rows: Iterator[dict[str, Any]], summary: Summary) -> bool:
         """Up to ``limits.send_chunk`` due records, pipelined in three threads: a reader pages
         through the due query and prepares a batch (``limits.batch_size``) at a time, two
-        batches ahead at most; a claimer claims each in one Collections call, one claimed
-        batch ahead at most; this thread sends what is claimed as soon as a full provider
-        request is ready, then writes back once. Returns whether more rows may follow.
+        batches ahead at most; a claimer claims each in one Collections call, two claimed
+        batches ahead at most; this thread sends what is claimed as soon as a few full provider
+        requests are ready, then writes back once. Returns whether more rows may follow.
 
         Only this thread sends, and only jobs whose claim Salesforce confirmed. The write-back
         starts after the reader and the claimer have ended.
@@ -308,8 +308,6 @@ class Pusher:
         def claimer() -> None:
             ended = _Ended()
             try:
-                self.org.phase = "claim"
-                read.start()
                 while True:
                     item = self._ready_batches.get()
                     if isinstance(item, _Ended):
@@ -330,6 +328,8 @@ class Pusher:
 
         self._ready_batches: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
         thread = threading.Thread(target=claimer, name="smsrelay-sf-claim", daemon=True)
+        self.org.phase = "claim"
+        read.start()
         thread.start()
         # A send of several full requests at once (up to a quarter of the provider's concurrency,
         # at most 8): one send_many per batch would cost its own overhead on every claim.
