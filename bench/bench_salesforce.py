@@ -532,7 +532,8 @@ def run(smoke: bool) -> list[Figure]:
                f"{e2e['seconds']:.2f} s; {how}; of the wall: {STARTUP_ROUNDS} start-up round trip, S + 1 in "
                f"sequence after them, × L = {(STARTUP_ROUNDS + sf_sequence + 1) * LATENCY:.2f} s, the org "
                f"emulator's own handling {e2e['org_busy']:.2f} s ({sf_calls} calls), the bridge's CPU "
-               f"{e2e['cpu']:.2f} s (reader, claimer and sender threads)",
+               f"{e2e['cpu']:.2f} s (reader, claimer and sender threads); less all the org's handling (some of "
+               f"it overlapped), {(e2e['seconds'] - e2e['org_busy']) / least:.2f}× the floor",
                closes),
         Figure(BENCH, f"end to end Salesforce calls, {e2e_n:,} records", sf_calls, "calls", detail=(
             f"floor {sf_floor}; " + ", ".join(f"{k} {v}" for k, v in e2e["calls"].items()))),
