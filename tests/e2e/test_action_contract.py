@@ -449,7 +449,11 @@ def test_import_loads_only_the_chosen_provider(action_venv, tmp_path):
         "print(before, after, heavy)\n"
     )
     out = subprocess.run([str(action_venv), "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['smsrelay.providers.base'] ['smsrelay.providers.base', 'smsrelay.providers.sandbox'] []"
+    # batching is the client's request planner (pure Python, no provider), not an adapter.
+    assert out.strip() == (
+        "['smsrelay.providers.base', 'smsrelay.providers.batching'] "
+        "['smsrelay.providers.base', 'smsrelay.providers.batching', 'smsrelay.providers.sandbox'] []"
+    )
 
 
 def test_the_venv_holds_only_the_core(action_venv):
