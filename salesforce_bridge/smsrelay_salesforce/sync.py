@@ -110,6 +110,7 @@ class Bridge:
                 wait(reads)
             if pusher is not None:
                 pusher.run(summary)
+                self._compact_journal()
             if pull:
                 if self.router is not None:  # with an inbox, every account's events are polled into it
                     self.router.pump(limit=self.config.limits.event_page)
@@ -134,6 +135,13 @@ class Bridge:
             self.state.finish_run(run_id, summary.to_dict())
             self.state.unlock()
         return summary
+
+    def _compact_journal(self) -> None:
+        """The journal beside the state file forgets keys accepted over 14 days ago (the inbox's
+        ``dedupe_window``), as the receiver's compaction does for an inbox; keys in flight stay."""
+        journal = self.client.journal if not self.config.inbox and self.router is None else None
+        if journal is not None:
+            journal.inbox.compact()
 
     def feeds(self) -> list[tuple[str, Client]]:
         """Each event feed to read, with the name of its cursor in the state file.
