@@ -21,7 +21,6 @@ from smsrelay.approval import (
     decide_gate,
     gate_code,
 )
-from smsrelay.client import Client, Preview
 from smsrelay.clock import Clock, ManualClock, ScaledClock, SystemClock
 from smsrelay.config import (
     ProviderSettings,
@@ -70,18 +69,6 @@ from smsrelay.phone import normalize as normalize_phone
 from smsrelay.providers.base import Balance, EventPage, Quote
 from smsrelay.recipients import CsvRecipient, read_recipients_csv
 from smsrelay.redaction import redact, register_secret
-from smsrelay.routing import (
-    AmbiguousRoute,
-    Refusal,
-    RoutedEvent,
-    RoutedEventPage,
-    RoutedResult,
-    RoutedSend,
-    Router,
-    RoutingConfig,
-    load_routing,
-    routing_from_mapping,
-)
 from smsrelay.segments import Segments
 from smsrelay.segments import analyse as analyse_segments
 from smsrelay.shared_limit import SharedRateLimiter
@@ -89,8 +76,21 @@ from smsrelay.templates import compile_template
 from smsrelay.templates import render as render_template
 
 if TYPE_CHECKING:
+    from smsrelay.client import Client, Preview
     from smsrelay.feed import Feed
     from smsrelay.inbox import Inbox, InboxPage, open_inbox
+    from smsrelay.routing import (
+        AmbiguousRoute,
+        Refusal,
+        RoutedEvent,
+        RoutedEventPage,
+        RoutedResult,
+        RoutedSend,
+        Router,
+        RoutingConfig,
+        load_routing,
+        routing_from_mapping,
+    )
 
 # The event feed and inbox (SQLite, psycopg) load on first use: a plain send needs neither.
 _LAZY = {
@@ -98,6 +98,20 @@ _LAZY = {
     "Inbox": "smsrelay.inbox",
     "InboxPage": "smsrelay.inbox",
     "open_inbox": "smsrelay.inbox",
+    # The client and the router (requests and phonenumbers behind them) load on first use,
+    # so importing a name like APPROVE_WORDS (an Airflow DAG at parse time) stays cheap.
+    "Client": "smsrelay.client",
+    "Preview": "smsrelay.client",
+    "AmbiguousRoute": "smsrelay.routing",
+    "Refusal": "smsrelay.routing",
+    "RoutedEvent": "smsrelay.routing",
+    "RoutedEventPage": "smsrelay.routing",
+    "RoutedResult": "smsrelay.routing",
+    "RoutedSend": "smsrelay.routing",
+    "Router": "smsrelay.routing",
+    "RoutingConfig": "smsrelay.routing",
+    "load_routing": "smsrelay.routing",
+    "routing_from_mapping": "smsrelay.routing",
 }
 
 

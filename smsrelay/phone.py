@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-import phonenumbers
+from typing import TYPE_CHECKING, Literal
 
 from smsrelay.errors import InvalidRequest
+
+if TYPE_CHECKING:  # phonenumbers (~17 ms to import) loads on first use: mask() and DAG parsing need none of it
+    import phonenumbers
 
 __all__ = ["WireFormat", "from_wire", "mask", "normalize", "to_wire"]
 
@@ -28,6 +29,8 @@ def normalize(number: str, default_region: str | None = None) -> str:
     >>> normalize("+1 (202) 555-0143")
     '+12025550143'
     """
+    import phonenumbers
+
     raw = (number or "").strip()
     if not raw:
         raise InvalidRequest("the phone number is empty", field="to", recipient=number)
@@ -51,6 +54,8 @@ def normalize(number: str, default_region: str | None = None) -> str:
 
 
 def _invalid_reason(parsed: phonenumbers.PhoneNumber) -> str:
+    import phonenumbers
+
     result = phonenumbers.is_possible_number_with_reason(parsed)
     reasons = {
         phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
@@ -71,6 +76,8 @@ def to_wire(e164: str, style: WireFormat) -> str:
         return e164
     if style == "digits":
         return e164.lstrip("+")
+    import phonenumbers
+
     parsed = phonenumbers.parse(e164, None)
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL).replace(" ", "").replace("-", "")
 
