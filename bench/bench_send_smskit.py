@@ -37,7 +37,9 @@ SPEED = 3_600.0
 MARGIN = (
     "smsrelay's WindowLimiter counts SMSKit's hour as 2% longer (transport.HEADROOM): request 101 "
     "may arrive up to 72 simulated s (20 ms real at SPEED) later than request 1 did. A 429 here means "
-    "the machine delayed a request longer than that; an idle machine or a slower clock closes it"
+    "one request took longer than that between its turn and the emulator (threads waiting for the "
+    "GIL on two cores), and its Retry-After then holds that worker up to a window. What would close "
+    "it: counting a turn from when its bytes leave rather than when it is granted, or a slower clock"
 )
 UNSENT = (
     "a 429 whose Retry-After is longer than the transport's longest wait (120 s) comes back failed "

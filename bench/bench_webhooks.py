@@ -283,8 +283,8 @@ def run(smoke: bool) -> list[Figure]:
                 f" 1 replica, {two.receiver_cores:.2f} with 2 ({two.cpu}). A replica is one Python process, held"
                 " to one core: two replicas gain only the CPU that the second core has left after the load"
                 " generator, PostgreSQL and other processes, and each batches half as many requests per"
-                " commit and per loop turn, so it spends more CPU per event. What would close it: a core per"
-                " replica, with PostgreSQL and the load generator on other cores or hosts",
+                " commit and per loop turn, so it spends more CPU per event",
+                closes="a core per replica, with PostgreSQL and the load generator on other cores or hosts",
             )
         )
     return figures
