@@ -74,6 +74,16 @@ def routed(
     return data
 
 
+def serve_inbox(bridge: Bridge, start_receiver: Any, webhooks: tuple[str, ...]) -> Any:
+    """Start the receiver serving a route per account into the bridge's inbox; point ``webhooks``' providers at it."""
+    router, routing = bridge.router, bridge.config.routing
+    assert router is not None and router.inbox is not None and routing is not None
+    receiver = start_receiver([route_for(s, name) for name, s in routing.accounts.items()], router.inbox)
+    for name in webhooks:
+        router.clients[name].provider.register_webhook(f"{receiver.url}/webhooks/{name}")
+    return router
+
+
 @pytest.fixture
 def bridge(
     sf_org: Any,
@@ -89,11 +99,7 @@ def bridge(
     data = routed(sf_org, sf_tls, tmp_path, mesms_emulator, kaleyra_emulator, kudosity_v2_emulator)
     env = {"SF_TEST_TOKEN": sf_org.issue_token()}
     bridge = Bridge(config_from_mapping(data, env=env), clock=clock, bulk_poll=0.01)
-    assert bridge.router is not None and bridge.router.inbox is not None
-    routing = bridge.config.routing
-    assert routing is not None
-    receiver = start_receiver([route_for(s, name) for name, s in routing.accounts.items()], bridge.router.inbox)
-    bridge.router.clients["au"].provider.register_webhook(receiver.url + "/webhooks/au")
+    serve_inbox(bridge, start_receiver, ("au",))
     yield bridge
     bridge.close()
 
@@ -215,11 +221,7 @@ def test_two_kudosity_accounts_share_sms_inbox_each_report_written_once(
         sms["accounts"]["nz"] = {**sms["accounts"]["au"], "api_key": nz_key, "base_url": nz_emulator.url}
         sms["routes"].insert(0, {"match": {"country": "NZ"}, "accounts": ["nz"]})
         with Bridge(config_from_mapping(data, env={"SF_TEST_TOKEN": sf_org.issue_token()}), clock=clock) as bridge:
-            router, routing = bridge.router, bridge.config.routing
-            assert router is not None and router.inbox is not None and routing is not None
-            receiver = start_receiver([route_for(s, name) for name, s in routing.accounts.items()], router.inbox)
-            for name in ("au", "nz"):
-                router.clients[name].provider.register_webhook(f"{receiver.url}/webhooks/{name}")
+            router = serve_inbox(bridge, start_receiver, ("au", "nz"))
             sf_org.insert(
                 MSG, [{"To__c": n, "Body__c": "Your parcel", "Status__c": "Queued"} for n in (AUSTRALIAN, kiwi)]
             )
