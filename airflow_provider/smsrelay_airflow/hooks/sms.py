@@ -54,7 +54,7 @@ def _extras(conn: Any) -> dict[str, Any]:
 
 
 def _mask_dsn_password(dsn: str) -> None:
-    """Mask the ``rate_limit_store`` URL's password in task logs: Airflow masks extras by name, not this one."""
+    """Mask a URL extra's password (``rate_limit_store``, ``journal``) in task logs: Airflow masks extras by name."""
     from urllib.parse import urlsplit
 
     try:
