@@ -18,13 +18,12 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.bench_send_mesms import loopback_emulator
+from bench.bench_send_mesms import loopback_emulator, timed_send
 from bench.limits import Path, measure
 from bench.load import Call, capacity, naive
 from bench.report import Figure
 from smsrelay import Client, Message, Recipient
 from smsrelay.clock import ScaledClock
-from smsrelay.providers.kudosity import KudosityProvider
 
 BENCH = "send_kudosity"
 FULL, SMOKE = 20_000, 40
@@ -137,25 +136,12 @@ def _limit_paths(n: int, limited: int) -> list[Path]:
     ]  # fmt: skip
 
 
-def _timed_send(client: Client, message: Message, recipients: list[Recipient]) -> tuple[float, int]:
-    provider = client.provider
-    assert isinstance(provider, KudosityProvider)
-    before = provider.requests_made
-    started = time.perf_counter()
-    result = client.send_many(message, recipients)
-    seconds = time.perf_counter() - started
-    if not result.all_accepted:
-        raise RuntimeError(f"{len(result.failed)} of {len(recipients)} sends failed, e.g. {result.failed[0].error}")
-    return seconds, provider.requests_made - before
-
-
 def _v2_loopback(n: int) -> list[Figure]:
     with loopback_emulator("kudosity-v2") as url:
         sample = min(n, NAIVE_SAMPLE)
         naive_seconds = naive(_v2_calls(url, sample, "naive")) * (n / sample)
         raw_rate = capacity(_v2_calls(url, n, "capacity"), concurrency=8)
-        with _v2_client(None, url, rate_limit=1e9) as client:
-            ours, _ = _timed_send(client, Message(TEMPLATE), _recipients(n, "smsrelay"))
+        ours = timed_send(_v2_client(None, url, rate_limit=1e9), Message(TEMPLATE), _recipients(n, "smsrelay"))
     how = f"V2, {n:,} personalised messages; {LIFTED}"
     scaled = f"naive loop timed on {sample:,} and scaled" if n > sample else "naive loop"
     return [
@@ -174,8 +160,8 @@ def _v1_loopback(n: int) -> list[Figure]:
         started = time.perf_counter()
         capacity(bulk, concurrency=min(4, len(bulk)))
         raw_rate = n / (time.perf_counter() - started)  # messages a second in 500-number calls
-        with _v1_client(None, url, rate_limit=1e9) as client:
-            ours, _ = _timed_send(client, Message(SHARED), [Recipient(_number(i)) for i in range(n)])
+        recipients = [Recipient(_number(i)) for i in range(n)]
+        ours = timed_send(_v1_client(None, url, rate_limit=1e9), Message(SHARED), recipients)
     how = f"V1, {n:,} recipients, one shared body; {LIFTED}"
     scaled = f"naive loop (one send-sms per number) timed on {sample:,} and scaled" if n > sample else "naive loop"
     return [

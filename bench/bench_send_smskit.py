@@ -15,10 +15,9 @@ smsrelay's limiter lifted (``rate_limit``), against the naive loop and the raw l
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-from bench.bench_send_mesms import loopback_emulator
+from bench.bench_send_mesms import loopback_emulator, timed_send
 from bench.limits import Path, measure
 from bench.load import Call, capacity, naive
 from bench.report import Figure
@@ -75,12 +74,7 @@ def _loopback(n: int) -> list[Figure]:
         sample = min(n, NAIVE_SAMPLE)
         naive_seconds = naive(_calls(url, sample, "naive")) * (n / sample)
         raw_rate = capacity(_calls(url, n, "capacity"), concurrency=8)
-        with _client(None, url, rate_limit=1e9) as client:
-            started = time.perf_counter()
-            result = client.send_many(Message(TEMPLATE), _recipients(n, "smsrelay"))
-            ours = time.perf_counter() - started
-    if not result.all_accepted:
-        raise RuntimeError(f"{len(result.failed)} of {n} sends failed, e.g. {result.failed[0].error}")
+        ours = timed_send(_client(None, url, rate_limit=1e9), Message(TEMPLATE), _recipients(n, "smsrelay"))
     how = f"{n:,} personalised messages, loopback, no delays, limits lifted on both sides"
     naive_how = f"naive loop timed on {sample:,} and scaled" if n > sample else "naive loop"
     return [
