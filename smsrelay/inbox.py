@@ -47,7 +47,7 @@ from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import ConfigError, InvalidRequest
 from smsrelay.lifecycle import precedence
 from smsrelay.model import Delivery, Event, Status, event_from_dict, event_to_dict
-from smsrelay.redaction import redact
+from smsrelay.redaction import safe_dsn
 
 __all__ = [
     "AppendResult",
@@ -108,15 +108,6 @@ class AppendResult:
     added: int = 0
     duplicates: int = 0
     superseded: int = 0
-
-
-def _safe_url(url: str) -> str:
-    """The URL with any password masked, for messages and reprs.
-
-    >>> _safe_url("postgresql://app:s3cret@db/smsrelay")
-    'postgresql://app:***@db/smsrelay'
-    """
-    return redact(re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url))
 
 
 def _check_name(name: str) -> str:
@@ -827,7 +818,7 @@ class PostgresInbox(Inbox):
                     self._exec(cur, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS account TEXT")
 
     def __repr__(self) -> str:
-        return f"PostgresInbox({_safe_url(self.url)!r})"
+        return f"PostgresInbox({safe_dsn(self.url)!r})"
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -842,7 +833,7 @@ class PostgresInbox(Inbox):
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
             raise ConfigError(
-                f"cannot connect to the PostgreSQL inbox {_safe_url(self.url)!r}: {_safe_url(redact(str(exc)))}",
+                f"cannot connect to the PostgreSQL inbox {safe_dsn(self.url)!r}: {safe_dsn(str(exc))}",
                 field="inbox",
             ) from None
 
@@ -959,6 +950,6 @@ def open_inbox(url: str | Path, *, clock: Clock | None = None, **kw: Any) -> Inb
         raise ConfigError(f"use sqlite:///path for an SQLite inbox, got {text!r}", field="inbox")
     elif "://" in text:
         raise ConfigError(
-            f"unknown inbox URL scheme in {_safe_url(text)!r}; use postgresql://… or sqlite:///path", field="inbox"
+            f"unknown inbox URL scheme in {safe_dsn(text)!r}; use postgresql://… or sqlite:///path", field="inbox"
         )
     return SqliteInbox(text, clock=clock, **kw)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MASK", "redact", "register_secret"]
+__all__ = ["MASK", "redact", "register_secret", "safe_dsn"]
 
 MASK = "***"
 
@@ -70,3 +71,21 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
     text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
     return _NAMED.sub(lambda m: m.group("name") + MASK, text)
+
+
+def safe_dsn(dsn: str) -> str:
+    """The connection string with its password masked, for reprs, logs and errors.
+
+    >>> safe_dsn("postgresql://app:s3cret@db:5432/smsrelay")
+    'postgresql://app:***@db:5432/smsrelay'
+    >>> safe_dsn("host=db user=app password=s3cret")
+    'host=db user=app password=***'
+    """
+    try:
+        parts = urlsplit(dsn)
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[1]
+            dsn = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
+    except ValueError:  # not a URL (a malformed port, say): redact() below still masks password=…
+        pass
+    return redact(dsn)

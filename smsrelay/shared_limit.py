@@ -44,11 +44,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import ConfigError, TransportError
-from smsrelay.redaction import MASK, redact, register_secret
+from smsrelay.redaction import register_secret, safe_dsn
 
 if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
@@ -71,24 +71,6 @@ SET next_slot = GREATEST(next_slot, now.t - make_interval(secs => %(credit)s))
 FROM now
 WHERE account = %(account)s
 RETURNING next_slot, now.t"""
-
-
-def safe_dsn(dsn: str) -> str:
-    """The connection string with its password masked, for reprs, logs and errors.
-
-    >>> safe_dsn("postgresql://app:s3cret@db:5432/smsrelay")
-    'postgresql://app:***@db:5432/smsrelay'
-    >>> safe_dsn("host=db user=app password=s3cret")
-    'host=db user=app password=***'
-    """
-    try:
-        parts = urlsplit(dsn)
-        if parts.password is not None:
-            host = parts.netloc.rsplit("@", 1)[1]
-            dsn = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
-    except ValueError:  # not a URL (a malformed port, say): redact() below still masks password=…
-        pass
-    return redact(dsn)
 
 
 def register_dsn(dsn: str | None) -> None:
