@@ -303,13 +303,14 @@ class Pusher:
         ahead: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
         side = Summary(dry_run=self.dry_run)  # the claimer's counts, folded in after it ends
         stop = threading.Event()
-        read = threading.Thread(target=self._read, args=(rows, stop), name="smsrelay-sf-read", daemon=True)
+        batches: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
+        read = threading.Thread(target=self._read, args=(rows, batches, stop), name="smsrelay-sf-read", daemon=True)
 
         def claimer() -> None:
             ended = _Ended()
             try:
                 while True:
-                    item = self._ready_batches.get()
+                    item = batches.get()
                     if isinstance(item, _Ended):
                         ended = item
                         break
@@ -321,12 +322,11 @@ class Pusher:
             except BaseException as exc:  # handed to the sending thread, which raises it
                 ended.error = exc
                 stop.set()
-                _drain(self._ready_batches)
+                _drain(batches)
             finally:
                 read.join()
                 ahead.put(ended)
 
-        self._ready_batches: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
         thread = threading.Thread(target=claimer, name="smsrelay-sf-claim", daemon=True)
         self.org.phase = "claim"
         read.start()
@@ -385,7 +385,9 @@ class Pusher:
         # fresh key, while a crash mid-attempt keeps its key and is looked up, not resent.
         return _Job(id=record["Id"], record=_flat(record), attempts=attempts, key=f"sf-{record['Id']}-{attempts}")
 
-    def _read(self, rows: Iterator[dict[str, Any]], stop: threading.Event) -> None:
+    def _read(
+        self, rows: Iterator[dict[str, Any]], batches: queue.Queue[list[_Job] | _Ended], stop: threading.Event
+    ) -> None:
         """Up to ``limits.send_chunk`` rows of the due query, prepared a batch at a time for
         the claimer (at most two batches ahead), so the next query page and the next batch's
         preparing overlap the claims. Ends with ``_Ended``; an error is handed on in it."""
@@ -401,12 +403,12 @@ class Pusher:
                 taken += len(batch)
                 jobs = [self._job(r) for r in batch]
                 self._ready(jobs)
-                self._ready_batches.put(jobs)
+                batches.put(jobs)
             ended.more = taken >= limit
         except BaseException as exc:
             ended.error = exc
         finally:
-            self._ready_batches.put(ended)
+            batches.put(ended)
 
     def _ready(self, jobs: list[_Job]) -> None:
         """Prepare, check consent and render: each job's outcome if it will not be sent."""
