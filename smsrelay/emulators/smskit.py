@@ -224,9 +224,15 @@ class SmsKitEmulator(Emulator):
     def rate_limit_account(self, req: EmuRequest) -> str | None:
         # seed: "limited per API client": a refused (401) key counts against no budget.
         key = req.header("x-api-key")
-        if key in self.suspended_keys or not self.key_accepted(key, self.api_keys):
-            return None
-        return key
+        return None if self._refusal(key) else key
+
+    def _refusal(self, key: str | None) -> str | None:
+        """Why SMSKit answers 401 to ``key``; None: the key is accepted."""
+        if key in self.suspended_keys:
+            return "This API client is suspended."  # seed: 401
+        if not self.key_accepted(key, self.api_keys):
+            return "Missing or invalid API key."
+        return None
 
     # -- errors ---------------------------------------------------------------------
     # ASSUMPTION: SMSKit's reference SDK is .NET (seed: "SMSKit.ApiClient"), so errors are
@@ -255,10 +261,8 @@ class SmsKitEmulator(Emulator):
     def _gate(self, req: EmuRequest) -> tuple[str | None, EmuResponse | None]:
         """Authenticate (the kit counted the request against the key's budget on arrival)."""
         key = req.header("x-api-key")
-        if key in self.suspended_keys:
-            return None, self._problem(401, "Unauthorized", "This API client is suspended.")  # seed: 401
-        if not self.key_accepted(key, self.api_keys):
-            return None, self._problem(401, "Unauthorized", "Missing or invalid API key.")
+        if why := self._refusal(key):
+            return None, self._problem(401, "Unauthorized", why)
         assert key is not None
         return key, None
 
