@@ -144,7 +144,7 @@ class RateLimiter:
         return wait
 
 
-class WindowLimiter(RateLimiter):
+class WindowLimiter:
     """At most ``limit`` requests in any ``window`` seconds: a provider's "N per period".
 
     A token bucket at 100/hour would allow 100 at once and then one every 36 s, which
@@ -158,11 +158,12 @@ class WindowLimiter(RateLimiter):
     """
 
     def __init__(self, limit: int, window: float, *, clock: Clock, headroom: float = HEADROOM) -> None:
-        super().__init__(limit / window, burst=limit, clock=clock)
         self.limit = limit
         # A little longer than the provider's window: request 101 must arrive after request 1's hour.
         self.window = window * (1 + headroom)
         self._sent: deque[datetime] = deque()
+        self._clock = clock
+        self._lock = threading.Lock()
 
     @classmethod
     def for_rate(cls, rate: float, *, clock: Clock) -> WindowLimiter:
