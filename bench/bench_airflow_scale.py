@@ -127,13 +127,13 @@ class Emulator:
 
 def _airflow(where: Path, emu_url: str, store: str) -> Any:
     """A migrated Airflow home with only this bench's DAG, its services not yet started."""
-    from tests.fixtures.airflow import AirflowHome, AirflowServices, _base_env
+    from tests.fixtures.airflow import AirflowHome, AirflowServices, airflow_env
 
     home, dags = where / "airflow", where / "dags"
     home.mkdir()
     dags.mkdir()
     (dags / f"{DAG_ID}.py").write_text(textwrap.dedent(DAG).format(dag_id=DAG_ID, parallelism=PARALLELISM))
-    af = AirflowHome(home, dags, _base_env(home, dags))
+    af = AirflowHome(home, dags, airflow_env(home, dags))
     migrate = subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], env=af.env, capture_output=True, text=True, timeout=600
     )

@@ -24,7 +24,7 @@ from smsrelay_airflow.hooks.sms import SmsHook  # noqa: E402
 
 from smsrelay import SharedRateLimiter  # noqa: E402
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator  # noqa: E402
-from tests.fixtures.airflow import _base_env  # noqa: E402
+from tests.fixtures.airflow import airflow_env  # noqa: E402
 from tests.fixtures.kudosity import SENDER, V2_KEY  # noqa: E402
 from tests.unit.test_shared_limit import most_in_any_window, run_gated  # noqa: E402
 
@@ -73,7 +73,7 @@ def test_the_extra_gives_the_hook_a_shared_limiter_and_its_password_stays_hidden
 
 def test_two_workers_on_one_connection_keep_the_accounts_rate_together(postgres_url: str, tmp_path) -> None:
     with KudosityV2Emulator(api_keys=(V2_KEY,)) as emu:
-        env = _base_env(tmp_path, tmp_path)
+        env = airflow_env(tmp_path, tmp_path)
         env["AIRFLOW_CONN_SMS_SHARED"] = kudosity_conn(emu.url, postgres_url).as_json()
         cmds = [[sys.executable, "-c", WORKER, postgres_url, str(first), str(PER_WORKER)] for first in (0, 1000)]
         outs = [json.loads(o.strip().splitlines()[-1]) for o in run_gated(postgres_url, cmds, env=env)]
