@@ -1,6 +1,6 @@
 """One provider account's rate limit, shared by every process that sends through it.
 
-Each worker's own :class:`~smsrelay.transport.RateLimiter` paces only that worker:
+Each worker's own :class:`~smsrelay.transport.WindowLimiter` paces only that worker:
 four Airflow workers on one Kudosity account would send at four times its 15 calls
 a second. :class:`SharedRateLimiter` keeps the account's bucket in PostgreSQL
 instead, so processes on any host take their turns from one schedule. Set it with
