@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from bench.bench_send_mesms import PER_REQUEST, loopback_emulator, loopback_figures, timed_send
+from bench.bench_send_mesms import PER_REQUEST
 from bench.limits import Path, measure
 from bench.load import Call, capacity, naive
+from bench.loopback import loopback_emulator, loopback_figures, timed_send
 from bench.report import Figure
 from smsrelay import Client, Message, Recipient
 from smsrelay.clock import ScaledClock

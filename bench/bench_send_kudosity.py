@@ -18,9 +18,9 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.bench_send_mesms import loopback_emulator, timed_send
 from bench.limits import Path, measure
 from bench.load import Call, capacity, naive
+from bench.loopback import loopback_emulator, timed_send
 from bench.report import Figure
 from smsrelay import Client, Message, Recipient
 from smsrelay.clock import ScaledClock

@@ -19,12 +19,11 @@ clock runs only a few times faster than real time.
 from __future__ import annotations
 
 import json
-import time
-from contextlib import AbstractContextManager
 from typing import Any
 
-from bench.limits import Path, emulator_process, measure
+from bench.limits import Path, measure
 from bench.load import Call, capacity, naive
+from bench.loopback import loopback_emulator, loopback_figures, timed_send
 from bench.report import Figure
 from smsrelay import Client, Message, Recipient
 from smsrelay.clock import ScaledClock
@@ -58,28 +57,6 @@ ONE_REQUEST = (
 )
 
 
-def loopback_emulator(name: str) -> AbstractContextManager[str]:
-    """``smsrelay emulate NAME`` in its own process with no latency and no rate limit; its URL."""
-    return emulator_process(name, "--rate-limit", "off")
-
-
-def loopback_figures(
-    bench: str, how: str, n: int, naive_seconds: float, ours: float, raw_rate: float | None
-) -> list[Figure]:
-    """The loopback figures of one campaign: information, no goal."""
-    rate = n / ours
-    out = [
-        Figure(bench, f"loopback: {how}: send_many vs naive loop (wall)", naive_seconds / ours, "×",
-               detail=f"{n:,} recipients, limits lifted; naive {naive_seconds:.1f}s, send_many {ours:.2f}s"),
-    ]  # fmt: skip
-    if raw_rate is not None:
-        out.append(
-            Figure(bench, f"loopback: {how}: throughput vs emulator capacity", 100 * rate / raw_rate, "%",
-                   detail=f"send_many {rate:,.0f} msg/s, load generator {raw_rate:,.0f} req/s (8 connections)")
-        )  # fmt: skip
-    return out
-
-
 def _number(i: int) -> str:
     return f"+6681{i:07d}"
 
@@ -101,17 +78,6 @@ def _calls(url: str, n: int, run: str, shared: bool) -> list[Call]:
         body: dict[str, Any] = {"sender": "Acme", "content": text, "msisdns": [r.to.lstrip("+")]}
         out.append(Call("POST", url + SEND, json.dumps(body).encode(), headers))
     return out
-
-
-def timed_send(client: Client, message: Message, recipients: list[Recipient]) -> float:
-    """Seconds ``client.send_many`` takes; every message must be accepted."""
-    with client:
-        started = time.perf_counter()
-        result = client.send_many(message, recipients)
-        took = time.perf_counter() - started
-    if not result.all_accepted:
-        raise RuntimeError(f"{len(result.failed)} of {len(recipients)} sends failed, e.g. {result.failed[0].error}")
-    return took
 
 
 def _client(clock: ScaledClock | None, url: str) -> Client:
