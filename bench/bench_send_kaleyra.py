@@ -20,7 +20,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from bench.bench_send_mesms import PER_REQUEST
-from bench.limits import Path, measure
+from bench.limits import Path, measure, personalised
 from bench.load import Call, capacity, naive
 from bench.loopback import loopback_emulator, loopback_figures, timed_send
 from bench.report import Figure
@@ -59,9 +59,7 @@ def _number(i: int) -> str:
 
 
 def _recipients(n: int, run: str) -> list[Recipient]:
-    return [
-        Recipient(_number(i), vars={"name": f"Customer {run}{i}", "code": f"{i * 7919 % 10**6:06d}"}) for i in range(n)
-    ]
+    return personalised(n, run, _number)
 
 
 def _calls(url: str, n: int, run: str, shared: bool) -> list[Call]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench.limits import Path, measure
+from bench.limits import Path, measure, personalised
 from bench.load import Call, capacity, naive
 from bench.loopback import loopback_emulator, timed_send
 from bench.report import Figure
@@ -48,10 +48,7 @@ UNSENT = (
 
 
 def _recipients(n: int, run: str) -> list[Recipient]:
-    return [
-        Recipient(f"+25471{i:07d}", vars={"name": f"Customer {run}{i}", "code": f"{(i * 7919) % 1_000_000:06d}"})
-        for i in range(n)
-    ]
+    return personalised(n, run, lambda i: f"+25471{i:07d}")
 
 
 def _calls(url: str, n: int, run: str = "script") -> list[Call]:

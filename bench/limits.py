@@ -142,6 +142,13 @@ def _scaled(run: Run, sample: int, full: int, bound: Callable[[int], float]) -> 
     return Run(run.seconds * factor, round(run.requests * full / sample), round(run.throttled * full / sample))
 
 
+def personalised(n: int, run: str, number: Callable[[int], str]) -> list[Recipient]:
+    """``n`` recipients numbered by ``number``, each with its own ``name`` (tagged ``run``) and ``code``."""
+    return [
+        Recipient(number(i), vars={"name": f"Customer {run}{i}", "code": f"{i * 7919 % 10**6:06d}"}) for i in range(n)
+    ]
+
+
 @dataclass(frozen=True)
 class Path:
     """One provider path: its client, message and recipients, and the baselines' requests."""
