@@ -23,7 +23,6 @@ duplicates and gaps. ``--smoke`` runs 2,000 recipients in 4 shards, without the 
 from __future__ import annotations
 
 import collections
-import contextlib
 import importlib.util
 import json
 import os
@@ -38,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.limits import emulator_process
 from bench.report import Figure
 
 BENCH = "airflow_scale"
@@ -90,18 +90,10 @@ with DAG(
 
 
 class Emulator:
-    """The Kudosity V1 emulator as its own process, with its control API."""
+    """The Kudosity V1 emulator's control API at ``url``."""
 
-    def __init__(self) -> None:
-        cmd = [sys.executable, "-m", "smsrelay", "emulate", "kudosity-v1", "--port", "0"]
-        cmd += ["--latency", "150ms", "--rate-limit", "documented"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening on " not in line:
-            self.proc.kill()
-            raise RuntimeError(f"the kudosity-v1 emulator did not start: {line!r}")
-        self.url = line.split("listening on ", 1)[1].split()[0]
+    def __init__(self, url: str) -> None:
+        self.url = url
 
     def control(self, method: str, path: str) -> Any:
         req = urllib.request.Request(
@@ -116,13 +108,6 @@ class Emulator:
     def sends_per_recipient(self) -> collections.Counter[str]:
         """How many times each number was sent to, from the emulator's own record."""
         return collections.Counter(row["to"] for row in self.control("GET", "messages?limit=10000000"))
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        if self.proc.poll() is None:
-            self.proc.kill()
 
 
 def _airflow(where: Path, emu_url: str, store: str) -> Any:
@@ -237,14 +222,14 @@ def run(smoke: bool) -> list[Figure]:
     try:
         with temporary_postgres() as server:
             store = create_database(server)
-            emu = Emulator()
-            services = _airflow(where, emu.url, store)
-            services.start()
-            try:
-                return _measure(services, emu, store, recipients, shards, floor, smoke)
-            finally:
-                services.stop()
-                emu.stop()
+            with emulator_process("kudosity-v1", "--latency", "150ms", "--rate-limit", "documented") as url:
+                emu = Emulator(url)
+                services = _airflow(where, emu.url, store)
+                services.start()
+                try:
+                    return _measure(services, emu, store, recipients, shards, floor, smoke)
+                finally:
+                    services.stop()
     except FileNotFoundError as exc:  # no PostgreSQL on this machine
         return [Figure(BENCH, f"skipped: {exc}", 0, "")]
     finally:
