@@ -167,6 +167,9 @@ class SharedRateLimiter:
                 return waited
             log.debug("shared rate limit: reached a turn %.3f s late; taking a new one", late)
 
+    def departed(self) -> None:
+        """The schedule is shared in the database; a late departure is what ``late_after`` refuses."""
+
     def eta(self, calls: int) -> float:
         """Seconds until ``calls`` more requests have gone: the turns already taken, then ours."""
         row = self._run("SELECT next_slot, clock_timestamp() FROM smsrelay_rate_limits WHERE account = %s")

@@ -14,22 +14,22 @@ the request was written raises ``TransportError(request_sent=True)`` or
 
 from __future__ import annotations
 
+import bisect
 import email.utils
 import logging
 import math
 import random
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import requests
-import requests.adapters
 import urllib3.exceptions
 
 from smsrelay.clock import Clock, SystemClock
+from smsrelay.departure import DepartureAdapter, departing
 from smsrelay.errors import (
     AuthError,
     InsufficientCredit,
@@ -103,6 +103,10 @@ class Limiter(Protocol):
         """Seconds until ``calls`` more requests have gone, from the limiter's state now."""
         ...
 
+    def departed(self) -> None:
+        """The request whose turn this thread took last is leaving now (its connection is open)."""
+        ...
+
 
 class RateLimiter:
     """A token bucket: at most ``rate`` calls a second, in bursts of ``burst``.
@@ -143,14 +147,18 @@ class RateLimiter:
             self._clock.sleep(wait)
         return wait
 
+    def departed(self) -> None:
+        """A bucket's refill starts at the turn; a late departure does not move it."""
+
 
 class WindowLimiter:
     """At most ``limit`` requests in any ``window`` seconds: a provider's "N per period".
 
     A token bucket at 100/hour would allow 100 at once and then one every 36 s, which
-    exceeds "100 requests/hour" in the first hour; a sliding window never does. The
-    window is kept ``headroom`` longer than the provider's, so a request that arrives a
-    little after it left still lands in the right one.
+    exceeds "100 requests/hour" in the first hour; a sliding window never does. A turn
+    counts from when its request leaves (:meth:`departed`: after the connection is made),
+    not from when it was taken, and the window is kept ``headroom`` longer than the
+    provider's, so a request that arrives a little after it left still lands in the right one.
 
     >>> from smsrelay.clock import ManualClock
     >>> wl = WindowLimiter(2, 60, clock=ManualClock(), headroom=0); wl.acquire(), wl.acquire(), wl.acquire()
@@ -161,9 +169,10 @@ class WindowLimiter:
         self.limit = limit
         # A little longer than the provider's window: request 101 must arrive after request 1's hour.
         self.window = window * (1 + headroom)
-        self._sent: deque[datetime] = deque()
+        self._sent: list[datetime] = []  # the turns in the window, oldest first
         self._clock = clock
         self._lock = threading.Lock()
+        self._mine = threading.local()  # the turn this thread took last, until its request leaves
 
     @classmethod
     def for_rate(cls, rate: float, *, clock: Clock) -> WindowLimiter:
@@ -190,13 +199,27 @@ class WindowLimiter:
             with self._lock:
                 now = self._clock.now()
                 while self._sent and (now - self._sent[0]).total_seconds() >= self.window:
-                    self._sent.popleft()
+                    del self._sent[0]
                 if len(self._sent) < self.limit:
                     self._sent.append(now)
+                    self._mine.turn = now
                     return waited
                 wait = self.window - (now - self._sent[0]).total_seconds()
             self._clock.sleep(wait)
             waited += wait
+
+    def departed(self) -> None:
+        """Count this thread's last turn from now: its request is leaving only now."""
+        turn = getattr(self._mine, "turn", None)
+        if turn is None:
+            return
+        self._mine.turn = None
+        with self._lock:
+            now = self._clock.now()
+            i = bisect.bisect_left(self._sent, turn)
+            if i < len(self._sent) and self._sent[i] == turn:
+                del self._sent[i]
+            bisect.insort(self._sent, max(now, turn))
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -278,7 +301,8 @@ class Transport:
         self.requests_made = 0
         self._count_lock = threading.Lock()
         self.session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        # Its connections tell the limiter when a request leaves (smsrelay.departure).
+        adapter = DepartureAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = "smsrelay"
@@ -339,9 +363,7 @@ class Transport:
             with self._count_lock:
                 self.requests_made += 1
             try:
-                resp = self.session.request(
-                    method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
-                )
+                resp = self._send(method, url, params=params, json=json, data=data, headers=headers)
             except requests.RequestException as exc:
                 sent = not _never_sent(exc)
                 err: SmsRelayError = TransportError(
@@ -371,6 +393,12 @@ class Transport:
                 self._pause(attempt, parse_retry_after(resp.headers.get("Retry-After")), self._error(resp))
                 continue
             raise self._error(resp)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        if self.limiter is None:
+            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+        with departing(self.limiter.departed):
+            return self.session.request(method, url, timeout=self.timeout, **kwargs)
 
     def _pause(self, attempt: int, retry_after: float | None, err: Exception) -> None:
         delay = self.retry.delay(attempt, retry_after)

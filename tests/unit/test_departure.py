@@ -1,0 +1,84 @@
+"""A rate-limit turn counts from when the request leaves its connection, not from when it was taken."""
+
+from __future__ import annotations
+
+import threading
+
+from smsrelay import ManualClock
+from smsrelay.departure import _HTTPConnection, departing
+from smsrelay.emulators.base import Emulator, RateLimit
+from smsrelay.transport import Transport, WindowLimiter
+
+
+def test_a_late_departure_moves_its_turn():
+    clock = ManualClock()
+    limiter = WindowLimiter(1, 1.0, clock=clock, headroom=0)
+    start = clock.now()
+    limiter.acquire()
+    clock.advance(0.3)  # the handshake of a cold connection
+    limiter.departed()
+    limiter.acquire()
+    # The provider counted the first request at 0.3 s, so the second may arrive at 1.3 s, not 1.0 s.
+    assert (clock.now() - start).total_seconds() == 1.3
+
+
+def test_a_turn_moves_once_and_only_its_own_thread_moves_it():
+    clock = ManualClock()
+    limiter = WindowLimiter(2, 1.0, clock=clock, headroom=0)
+    limiter.acquire()
+    other = threading.Thread(target=limiter.departed)  # took no turn: nothing to move
+    other.start()
+    other.join()
+    clock.advance(0.5)
+    limiter.departed()
+    clock.advance(0.2)
+    limiter.departed()  # already counted from 0.5
+    limiter.acquire()
+    start = clock.now()
+    limiter.acquire()
+    assert (clock.now() - start).total_seconds() == 0.8  # the window frees at 1.5 s, a second after the first turn
+
+
+def test_the_connection_is_open_when_the_request_departs():
+    seen: list[bool] = []
+    with Emulator() as emu:
+        host, port = emu.url.removeprefix("http://").split(":")
+        conn = _HTTPConnection(host, int(port.rstrip("/")))
+        assert conn.sock is None
+        with departing(lambda: seen.append(conn.sock is not None)):
+            conn.request("GET", "/_emulator/state")
+        assert conn.getresponse().status == 200
+        conn.close()
+    assert seen == [True]
+
+
+class _Turns:
+    """A limiter that records what the transport tells it."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def acquire(self) -> float:
+        self.events.append("turn")
+        return 0.0
+
+    def eta(self, calls: int) -> float:
+        return 0.0
+
+    def departed(self) -> None:
+        self.events.append("left")
+
+
+def test_each_attempt_departs_once_even_after_a_429():
+    turns = _Turns()
+    with Emulator() as emu:
+        emu.set_rate_limit(RateLimit(1, 3600))
+        transport = Transport(emu.url, provider="x", limiter=turns, clock=ManualClock())
+        transport.request("GET", "/anything", ok=lambda r: r.status_code == 404)
+        try:
+            transport.request("GET", "/anything", ok=lambda r: r.status_code == 404)
+        except Exception:
+            pass
+        transport.close()
+    attempts = turns.events.count("turn")
+    assert attempts >= 2 and turns.events == ["turn", "left"] * attempts
