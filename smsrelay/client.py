@@ -131,7 +131,7 @@ class _Sending:
         self.batch_ids: list[str] = []
         self.fatal: SmsRelayError | None = None
         self.done = 0
-        self.stream = RequestStream(client._plan, client.capabilities.bulk_max)
+        self.stream = RequestStream(client._plan, client.capabilities.bulk_max, client.provider.request_key)
         workers = max(1, client.settings.concurrency or client.capabilities.concurrency)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smsrelay-send")
         self.jobs: list[tuple[list[PreparedSms], Future[tuple[str | None, list[RecipientResult]]]]] = []

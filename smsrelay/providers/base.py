@@ -8,7 +8,7 @@ does). A method the provider cannot serve raises ``Unsupported``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -174,6 +174,15 @@ class Provider(abc.ABC):
         """
         size = max(1, self.capabilities.bulk_max)
         return [list(batch[i : i + size]) for i in range(0, len(batch), size)]
+
+    def request_key(self, sms: PreparedSms) -> Hashable:
+        """What messages that share a request have in common: :meth:`plan_requests` never mixes keys.
+
+        The default (one key for all) lets any messages share a request; an adapter that
+        plans one body per request returns ``batching.body_key``. ``send_many`` keeps the
+        messages still waiting for a request by this key (``RequestStream``).
+        """
+        return None
 
     def lookup(self, keys: Sequence[str]) -> dict[str, RecipientResult]:
         """Find messages previously sent with these idempotency keys.

@@ -28,7 +28,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -61,7 +61,7 @@ from smsrelay.model import (
 )
 from smsrelay.phone import from_wire
 from smsrelay.providers.base import BatchOutcome, Provider
-from smsrelay.providers.batching import join_outcomes, plan_by_body
+from smsrelay.providers.batching import body_key, join_outcomes, plan_by_body
 from smsrelay.redaction import redact
 from smsrelay.transport import OTHER, SERVER_ERROR, ErrorRule, StatusTable, Transport, error_for_status, json_object
 from smsrelay.webhooks import WebhookRequest, constant_time_equals, json_body
@@ -307,6 +307,10 @@ class KaleyraProvider(Provider):
     def plan_requests(self, batch: Sequence[PreparedSms]) -> list[list[PreparedSms]]:
         """One request per distinct body (and sender, schedule, options), ``batch_size`` at most."""
         return plan_by_body(batch, self.capabilities.bulk_max)
+
+    def request_key(self, sms: PreparedSms) -> Hashable:
+        """Messages share a request only with equal body, sender, schedule and options."""
+        return body_key(sms)
 
     @staticmethod
     def request_ref(keys: Sequence[str]) -> str:

@@ -27,7 +27,7 @@ import base64
 import functools
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,7 +49,7 @@ from smsrelay.errors import (
 from smsrelay.model import Capabilities, Delivery, PreparedSms, RecipientResult, Status
 from smsrelay.phone import to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage, Provider, Quote
-from smsrelay.providers.batching import join_outcomes, plan_by_body
+from smsrelay.providers.batching import body_key, join_outcomes, plan_by_body
 from smsrelay.redaction import redact
 from smsrelay.transport import OTHER, SERVER_ERROR, ErrorRule, StatusTable, Transport, error_for_status, json_object
 
@@ -218,6 +218,10 @@ class MeSmsProvider(Provider):
         [3]
         """
         return plan_by_body(batch, self.capabilities.bulk_max)
+
+    def request_key(self, sms: PreparedSms) -> Hashable:
+        """Messages share a request only with equal body, sender, schedule and options."""
+        return body_key(sms)
 
     def _payload(self, group: Sequence[PreparedSms], msisdns: list[str], dry_run: bool) -> dict[str, Any]:
         first = group[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -43,7 +43,7 @@ from smsrelay.model import (
 )
 from smsrelay.phone import from_wire, to_wire
 from smsrelay.providers.base import Balance, BatchOutcome, EventPage
-from smsrelay.providers.batching import plan_by_body
+from smsrelay.providers.batching import body_key, plan_by_body
 from smsrelay.providers.kudosity._php import php_json_of_query
 from smsrelay.providers.kudosity.base import KudosityProvider, _Cursor, _int, _opts, _req, _v1_time, log, parse_time
 from smsrelay.providers.kudosity.tables import OPT_OUT_WORDS, V1_BASE_URL, V1_CAPABILITIES, V1_STATUS
@@ -92,6 +92,10 @@ class KudosityV1(KudosityProvider):
     def plan_requests(self, batch: Sequence[PreparedSms]) -> list[list[PreparedSms]]:
         """One body to ≤500 numbers a request (``providers/batching.py``)."""
         return plan_by_body(batch, self.capabilities.bulk_max)
+
+    def request_key(self, sms: PreparedSms) -> Hashable:
+        """Messages share a request only with equal body, sender, schedule and options."""
+        return body_key(sms)
 
     def _submit(self, batch: Sequence[PreparedSms]) -> BatchOutcome:
         # V1 sends one body to many numbers, so group by everything the call carries.
