@@ -36,6 +36,7 @@ enforces a :class:`RateLimit` (``True``: the one the provider documents, the cla
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import heapq
 import itertools
@@ -49,7 +50,6 @@ import ssl
 import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -258,20 +258,26 @@ class RateLimit:
 
 
 class _SlidingWindow:
-    """The arrival times of the requests each account had accepted within the last ``per`` seconds."""
+    """The arrival times of the requests each account had accepted within the last ``per`` seconds.
+
+    Kept sorted: a request is stamped as it arrives, before it takes the emulator's lock, so
+    two that arrive together may be counted in either order; each is judged by the requests
+    that arrived in the ``per`` seconds before it, as a provider's edge would judge it.
+    """
 
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
-        self._logs: dict[str, deque[datetime]] = {}
+        self._logs: dict[str, list[datetime]] = {}
 
     def admit(self, account: str, now: datetime) -> float | None:
         """Count a request that arrives at ``now``; or, over the limit, the seconds until a slot frees."""
-        log_ = self._logs.setdefault(account, deque())
-        while log_ and (now - log_[0]).total_seconds() >= self.limit.per:
-            log_.popleft()
-        if len(log_) >= self.limit.requests:
-            return self.limit.per - (now - log_[0]).total_seconds()
-        log_.append(now)
+        log_ = self._logs.setdefault(account, [])
+        per = timedelta(seconds=self.limit.per)
+        del log_[: bisect.bisect_right(log_, now - per)]  # left the window of this and every later arrival
+        before = bisect.bisect_right(log_, now)  # those that arrived before it, all within its window
+        if before >= self.limit.requests:
+            return self.limit.per - (now - log_[before - self.limit.requests]).total_seconds()
+        bisect.insort(log_, now)
         return None
 
 

@@ -18,7 +18,7 @@ import requests
 
 from smsrelay import ScaledClock
 from smsrelay.cli import main
-from smsrelay.emulators.base import Emulator, EmuRequest, RateLimit
+from smsrelay.emulators.base import Emulator, EmuRequest, RateLimit, _SlidingWindow
 from smsrelay.emulators.kaleyra import KaleyraEmulator
 from smsrelay.emulators.kudosity_v1 import KudosityV1Emulator
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
@@ -334,3 +334,14 @@ def test_emulate_bad_value_exits_2_as_a_process():
     cmd = [sys.executable, "-m", "smsrelay", "emulate", "smskit", "--rate-limit", "lots"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "--rate-limit" in done.stderr and not done.stdout
+
+
+def test_requests_counted_out_of_arrival_order_are_judged_by_arrival():
+    # Stamped on arrival, then counted under the lock: the later arrival may be counted first.
+    window = _SlidingWindow(RateLimit(2, 1.0))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    assert window.admit("a", t0 + timedelta(seconds=1.0)) is None
+    assert window.admit("a", t0 + timedelta(seconds=0.5)) is None
+    # At 1.6 s the request of 0.5 s has left the window; only the one of 1.0 s is in it.
+    assert window.admit("a", t0 + timedelta(seconds=1.6)) is None
+    assert window.admit("a", t0 + timedelta(seconds=1.7)) == pytest.approx(0.3)
