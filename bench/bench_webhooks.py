@@ -220,9 +220,13 @@ def _measure(label: str, inbox_url: str, workdir: Path, n: int, replicas: int = 
     return _Run((n - warm) / elapsed, cuts[49] * 1000, cuts[98] * 1000, cpu, per_event, sum(server_cpu) / elapsed)
 
 
-def _figures(name: str, r: _Run, detail: str, *, goals: bool) -> list[Figure]:
-    """Rate, p50, p99 and receiver CPU per event of one run; the goals apply to SQLite's."""
+def _figures(name: str, r: _Run, detail: str, *, goals: bool, smoke: bool = False) -> list[Figure]:
+    """Rate, p50, p99 and receiver CPU per event of one run; the goals apply to SQLite's.
+
+    A smoke run shows the goals but judges none: its few events show the bench runs, not how fast.
+    """
     where = f"{detail}; {r.cpu}"
+    judge = goals and not smoke
     return [
         Figure(
             "webhooks",
@@ -230,7 +234,7 @@ def _figures(name: str, r: _Run, detail: str, *, goals: bool) -> list[Figure]:
             r.rate,
             "events/s",
             f"≥ {GOAL_RATE:,.0f}" if goals else None,
-            r.rate >= GOAL_RATE if goals else None,
+            r.rate >= GOAL_RATE if judge else None,
             where,
         ),
         Figure("webhooks", f"{name}: p50 latency", r.p50_ms, "ms", detail=where),
@@ -240,7 +244,7 @@ def _figures(name: str, r: _Run, detail: str, *, goals: bool) -> list[Figure]:
             r.p99_ms,
             "ms",
             f"< {GOAL_P99_MS:.0f}" if goals else None,
-            r.p99_ms < GOAL_P99_MS if goals else None,
+            r.p99_ms < GOAL_P99_MS if judge else None,
             where,
         ),
         # CPU per event depends far less than the rate on what else the machine runs.
@@ -256,7 +260,7 @@ def run(smoke: bool) -> list[Figure]:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smsrelay-bench-")))
         lite = _measure("sqlite", str(workdir / "inbox.db"), workdir, n)
-        figures += _figures("receiver → SQLite inbox", lite, detail, goals=True)
+        figures += _figures("receiver → SQLite inbox", lite, detail, goals=True, smoke=smoke)
         try:
             from tests.fixtures.postgres import create_database, temporary_postgres
 
@@ -277,7 +281,7 @@ def run(smoke: bool) -> list[Figure]:
                 ratio,
                 "×",
                 f"≥ {GOAL_SCALE}",
-                ratio >= GOAL_SCALE,
+                None if smoke else ratio >= GOAL_SCALE,
                 f"{two.rate:,.0f} ÷ {one.rate:,.0f} events/s; receiver CPU per event {one.receiver_us:.0f} µs"
                 f" with 1 replica, {two.receiver_us:.0f} µs with 2; receiver cores {one.receiver_cores:.2f} with"
                 f" 1 replica, {two.receiver_cores:.2f} with 2 ({two.cpu}). A replica is one Python process, held"
