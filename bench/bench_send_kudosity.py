@@ -39,12 +39,12 @@ LIFTED = "loopback, rate limit lifted to 1e9/s, emulator process on a real clock
 # scheduling into tens of simulated milliseconds, and so into 429s no real network would cause.
 SPEED = 2.0
 LIMITER = (
-    "the client's window is 2% longer than Kudosity's second (transport.HEADROOM), which absorbs "
-    "a request arriving up to 20 simulated ms late, 20/SPEED ms of real delay here; a 429 means one "
-    "request took longer than that between its turn and the emulator (threads of the client and "
-    "the emulator waiting for the GIL on two cores). What would close it: counting a turn from "
-    "when its bytes leave rather than when it is granted, or a slower clock; a real network's "
-    "jitter is what the 2% is sized for"
+    "the client counts a turn from when its request leaves its connection (smsrelay.departure), "
+    "and its window is 2% longer than Kudosity's second (transport.HEADROOM), which absorbs a "
+    "request stamped up to 20 simulated ms after it left, 20/SPEED ms of real delay here; a 429 "
+    "means one request took longer than that (threads of the client and the emulator waiting for "
+    "the GIL on two cores). What would close it: a slower clock; a real network's jitter is what "
+    "the 2% is sized for"
 )
 
 BULK = (

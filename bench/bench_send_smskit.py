@@ -34,11 +34,12 @@ TEMPLATE = "Hi {{ name }}, your code is {{ code }}. Reply STOP to opt out."
 # limiter's 2% headroom (72 simulated s) is 20 ms of real scheduling delay.
 SPEED = 3_600.0
 MARGIN = (
-    "smsrelay's WindowLimiter counts SMSKit's hour as 2% longer (transport.HEADROOM): request 101 "
-    "may arrive up to 72 simulated s (20 ms real at SPEED) later than request 1 did. A 429 here means "
-    "one request took longer than that between its turn and the emulator (threads waiting for the "
-    "GIL on two cores), and its Retry-After then holds that worker up to a window. What would close "
-    "it: counting a turn from when its bytes leave rather than when it is granted, or a slower clock"
+    "smsrelay's WindowLimiter counts a turn from when its request leaves its connection "
+    "(smsrelay.departure) and SMSKit's hour as 2% longer (transport.HEADROOM): request 101 may "
+    "arrive up to 72 simulated s (20 ms real at SPEED) later than request 1 did. A 429 here means "
+    "one request took longer than that between leaving the client and being stamped by the emulator "
+    "(threads waiting for the GIL on two cores), and its Retry-After then holds that worker up to a "
+    "window. What would close it: a slower clock, where the same real delay is fewer simulated seconds"
 )
 UNSENT = (
     "a 429 whose Retry-After is longer than the transport's longest wait (120 s) comes back failed "
