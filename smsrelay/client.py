@@ -198,7 +198,10 @@ class Client:
 
     ``Client("kudosity", api_key=...)`` takes settings as keyword arguments;
     ``Client()`` reads ``SMSRELAY_*`` variables (or ``SMSRELAY_CONFIG``), and
-    defaults to the embedded ``sandbox``.
+    defaults to the embedded ``sandbox``. ``account`` names this account where
+    several share one inbox (a :class:`~smsrelay.routing.Router` passes each its
+    name): the sends it records there for polling carry it, so each account asks
+    only for its own.
     """
 
     def __init__(
@@ -213,8 +216,10 @@ class Client:
         reconcile_window: float | timedelta | None = None,
         on_doubt: OnDoubt | None = None,
         journal: str | SendJournal | bool | None = None,
+        account: str | None = None,
         **options: Any,
     ) -> None:
+        self.account = account
         self._journal_spec = journal
         # env= stands for the whole environment: SMSRELAY_JOURNAL and SMSRELAY_INBOX come from it alone.
         self._env: Mapping[str, str] = env if env is not None else os.environ
@@ -814,11 +819,11 @@ class Client:
         sent = {r.message_id: r.to for r in result.results if r.message_id and r.accepted}
         if sent:
             try:
-                self.inbox.watch(self.provider.name, sent)
+                # One write, with the account: two accounts of one provider share the watch list.
+                self.inbox.watch(self.provider.name, sent, account=self.account)
             except Exception as exc:  # the messages are sent; only their polled reports are at stake
-                log.warning(
-                    "%s: could not record %d sent message(s) in the inbox: %s", self.provider.name, len(sent), exc
-                )
+                name = self.account or self.provider.name
+                log.warning("%s: could not record %d sent message(s) in the inbox: %s", name, len(sent), exc)
 
     def feed(self, cursor: str = "default") -> Feed:
         """The unified feed read through the durable cursor named ``cursor``.

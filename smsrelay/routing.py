@@ -499,9 +499,12 @@ class Router:
 
             spec = open_inbox(spec, clock=clock)
         self.inbox: Inbox | None = spec
-        # One client per account; they share the journal, so a key is claimed before each account sends it.
+        # One client per account; they share the journal, so a key is claimed before each account sends it,
+        # and the inbox, where each records the sends it watches under its own name.
         self.clients: dict[str, Client] = {
-            name: Client(settings=s, clock=clock, env=env, on_doubt="report", journal=journal, inbox=self.inbox)
+            name: Client(
+                settings=s, clock=clock, env=env, on_doubt="report", journal=journal, inbox=self.inbox, account=name
+            )
             for name, s in config.accounts.items()
         }
         self._feeds: dict[str, Feed] = {}
@@ -844,16 +847,6 @@ class Router:
                 log.warning("%s refused %d message(s); trying %s", src, n, dst)
         return again
 
-    def _claim(self, name: str, inbox: Inbox, sent: Mapping[str, str]) -> None:
-        """Record the account on the sends its client watches for their reports (Kaleyra, Kudosity V1).
-
-        Two accounts of one provider share the inbox's watch list: each asks only for its own.
-        """
-        try:
-            self._feed(name, inbox).watch(sent)
-        except Exception as exc:  # the messages are sent; only their polled reports are at stake
-            log.warning("%s: could not record %d sent message(s) in the inbox: %s", name, len(sent), exc)
-
     def _send_account(
         self, name: str, msg: Message, rcpts: list[Recipient], dry_run: bool, on_invalid: OnInvalid
     ) -> list[RecipientResult]:
@@ -861,11 +854,9 @@ class Router:
         try:
             if dry_run:
                 return _dry_run(client, msg, rcpts, on_invalid)
-            results = list(client.send_many(msg, rcpts, on_invalid=on_invalid, on_doubt="report").results)
-            sent = {r.message_id: r.to for r in results if r.message_id and r.accepted}
-            if self.inbox is not None and sent:
-                self._claim(name, self.inbox, sent)
-            return results
+            # The client records the sends its provider reports by id (Kaleyra, Kudosity V1) in the
+            # inbox's watch list, under this account's name.
+            return list(client.send_many(msg, rcpts, on_invalid=on_invalid, on_doubt="report").results)
         except (AuthError, InsufficientCredit, ConfigError, Unsupported, InvalidRequest) as exc:
             # The account refused the whole request (credentials, credit) or cannot send it at
             # all (no sender, no schedule, no link tracking): nothing was taken, so each message
