@@ -17,13 +17,20 @@ HOOKS = "smsrelay_airflow.hooks.sms"
 
 @dataclass(frozen=True)
 class ConnField:
-    """One extra field of a connection form; ``kind`` is a JSON-schema type."""
+    """One extra field of a connection form; ``kind`` is a JSON-schema type.
+
+    The hook masks what these flags say in task logs: a ``secret`` whole, a ``dsn`` (a URL)
+    only its password. A ``client_only`` field is the client's (``Client(journal=...)``),
+    never a provider setting.
+    """
 
     label: str
     kind: str = "string"
     description: str = ""
     secret: bool = False
     placeholder: str | None = None
+    dsn: bool = False
+    client_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,16 @@ _HTTP_FIELDS: dict[str, ConnField] = {
         "Shared rate limit (PostgreSQL URL)",
         description="Every worker on this account takes turns from one bucket in this database, "
         "e.g. postgresql://airflow@db/smsrelay.",
-        secret=True,  # the URL may hold a password
+        secret=True,  # the form hides it: the URL may hold a password
+        dsn=True,
     ),
     "journal": ConnField(
         "Send journal (path or PostgreSQL URL)",
         description="Each message's key is recorded here before it is sent, so a retry after a killed "
         "try sends nothing twice; one every worker reaches, e.g. postgresql://airflow@db/smsrelay.",
-        secret=True,  # the URL may hold a password
+        secret=True,  # the form hides it: the URL may hold a password
+        dsn=True,
+        client_only=True,
     ),
     "webhook_secret": ConnField(
         "Webhook secret", description="Authenticates the provider's pushes (reports, replies).", secret=True

@@ -181,6 +181,40 @@ def test_secret_goes_through_airflows_redact_and_nowhere_raw(kudosity_conn: Any)
     assert V2_KEY not in message
 
 
+@pytest.mark.parametrize("via", ["connection", "hook argument"])
+@pytest.mark.parametrize("conn_type", sorted(BACKENDS))
+def test_every_field_the_table_marks_secret_or_url_is_masked(conn_type: str, via: str) -> None:
+    """The field table alone says what to mask, so a secret field added there is masked with no other change."""
+    import uuid
+
+    from airflow.sdk._shared.secrets_masker import redact
+
+    marked = {name: f for name, f in BACKENDS[conn_type].fields.items() if f.secret or f.dsn}
+
+    def read(mask_secrets: bool) -> tuple[dict[str, str], dict[str, str]]:
+        """A hook given every marked field, read as building its client does: (secrets, URL passwords)."""
+        run = uuid.uuid4().hex[:12]  # fresh values: the masker is process-wide
+        secrets = {n: f"{n}-{run}" for n, f in marked.items() if not f.dsn}
+        passwords = {n: f"pw-{n}-{run}" for n, f in marked.items() if f.dsn}
+        values = {**secrets, **{n: f"postgresql://airflow:{pw}@db/smsrelay" for n, pw in passwords.items()}}
+        extra, arguments = (values, {}) if via == "connection" else ({}, values)
+        conn = Connection(conn_id="sms", conn_type=conn_type, login="HXIN1", extra=json.dumps(extra))
+        hook = SmsHook(connection=conn, api_key=f"key-{run}", mask_secrets=mask_secrets, **arguments)
+        assert hook.settings and hook.journal == values.get("journal")  # client-only: not a provider setting
+        return {**secrets, "api_key": f"key-{run}"}, passwords
+
+    secrets, passwords = read(mask_secrets=True)
+    for name, value in secrets.items():
+        assert redact(f"{name}={value}") == f"{name}=***", name
+    for name, password in passwords.items():
+        url = f"postgresql://airflow:{password}@db/smsrelay"
+        assert redact(url) == "postgresql://airflow:***@db/smsrelay", name
+    if via == "hook argument":  # Airflow itself masks a connection's extras whose names sound secret
+        # Triggers pass mask_secrets=False (a mask_secret call from the triggerer's loop can deadlock).
+        secrets, passwords = read(mask_secrets=False)
+        assert all(redact(value) == value for value in [*secrets.values(), *passwords.values()])
+
+
 def test_test_connection_reports_a_refused_key(monkeypatch: pytest.MonkeyPatch, kudosity_conn: Any) -> None:
     conn = Connection(
         conn_id="wrong", conn_type="smsrelay_kudosity", host=kudosity_conn.url, password="not-the-key-000"

@@ -1,11 +1,11 @@
 """``SmsHook``: an Airflow connection turned into a core smsrelay ``Client``.
 
 The connection is read lazily (never in ``__init__``), and arguments given to the
-hook override the connection's extras. Secrets live in the password field (and in
-extras whose names Airflow masks: ``api_secret``, ``webhook_secret``); the password of
-the extra ``rate_limit_store`` (the PostgreSQL URL of the account's shared rate limit,
-which every worker of the account then keeps together) is masked too, and so is that of
-the extra ``journal`` (the client's send journal: a path or URL, as ``SMSRELAY_JOURNAL``).
+hook override the connection's extras. Secrets live in the password field and in the
+extras the field table (``connections.py``) marks: a ``secret`` one is masked whole
+(``api_secret``, ``webhook_secret``), a ``dsn`` one only its URL's password
+(``rate_limit_store``, ``journal``). A ``client_only`` extra (``journal``, the client's
+send journal: a path or URL, as ``SMSRELAY_JOURNAL``) is never a provider setting.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from smsrelay_airflow._compat import BaseHook, mask_secret
-from smsrelay_airflow.connections import BACKENDS, backend_for_conn_type, ui_field_behaviour
+from smsrelay_airflow.connections import BACKENDS, ConnField, backend_for_conn_type, ui_field_behaviour
 
 if TYPE_CHECKING:
     from smsrelay import Client, Delivery, EventPage, ProviderSettings, Router, RoutingConfig, SendResult
@@ -34,9 +34,13 @@ __all__ = [
 
 # Which connection attribute holds each core setting; everything else is an extra.
 _FROM_CONN = {"api_key": "password", "sid": "login"}
-_SECRETS = ("api_key", "api_secret", "webhook_secret")
-# The client's, not the provider's: Client(journal=...), never a provider setting.
-_CLIENT_ONLY = ("journal",)
+# Every backend's extras: the extra 'provider' may pick a backend other than the type's, so a
+# name marked in any backend's form is treated so in all.
+_FIELDS: list[tuple[str, ConnField]] = [(name, f) for b in BACKENDS.values() for name, f in b.fields.items()]
+# api_key is the password field's; Airflow masks that, but not the hook's api_key= argument.
+_SECRETS = ("api_key", *dict.fromkeys(name for name, f in _FIELDS if f.secret and not f.dsn))
+_DSNS = tuple(dict.fromkeys(name for name, f in _FIELDS if f.dsn))
+_CLIENT_ONLY = tuple(dict.fromkeys(name for name, f in _FIELDS if f.client_only))
 
 
 def _extras(conn: Any) -> dict[str, Any]:
@@ -53,8 +57,18 @@ def _extras(conn: Any) -> dict[str, Any]:
     return out
 
 
+def _mask_secrets(values: Mapping[str, Any]) -> None:
+    """Register with Airflow's masker the secrets among ``values`` (by field name), as the field table marks them."""
+    for name in _SECRETS:
+        if values.get(name):
+            mask_secret(str(values[name]))
+    for name in _DSNS:
+        if isinstance(values.get(name), str):
+            _mask_dsn_password(values[name])
+
+
 def _mask_dsn_password(dsn: str) -> None:
-    """Mask a URL extra's password (``rate_limit_store``, ``journal``) in task logs: Airflow masks extras by name."""
+    """Mask a URL extra's password (a ``dsn`` field) in task logs: Airflow masks extras by name, not inside URLs."""
     from urllib.parse import urlsplit
 
     try:
@@ -116,11 +130,8 @@ def settings_for_connection(
         from pathlib import Path
 
         data["path"] = str(Path(data["path"]).expanduser())
-    for name in _SECRETS if mask else ():
-        if data.get(name):
-            mask_secret(str(data[name]))
-    if mask and isinstance(data.get("rate_limit_store"), str):
-        _mask_dsn_password(data["rate_limit_store"])
+    if mask:
+        _mask_secrets(data)
     try:
         missing = missing_credentials(provider, data)
     except ConfigError as exc:
@@ -148,7 +159,7 @@ def journal_for_connection(conn: Any, overrides: Mapping[str, Any] | None = None
     text = str(value)
     if "://" in text:
         if mask:
-            _mask_dsn_password(text)
+            _mask_secrets({"journal": text})
         return text
     from pathlib import Path
 
