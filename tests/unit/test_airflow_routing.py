@@ -243,3 +243,27 @@ def test_ids_name_their_account_for_all_or_for_none(monkeypatch: pytest.MonkeyPa
     connect(monkeypatch, {})
     with pytest.raises(ConfigError, match="has no account 'au': it does not route"):
         SmsHook().status(["m1"], account="au")
+
+
+def test_a_routed_connection_masks_each_accounts_secrets_as_the_field_table_marks_them(tmp_path: Path) -> None:
+    """Each account's key and secrets masked whole, its rate_limit_store URL's password alone."""
+    import uuid
+
+    from airflow.sdk._shared.secrets_masker import redact
+
+    run = uuid.uuid4().hex[:12]  # fresh values: the masker is process-wide
+    store = f"postgresql://airflow:pw-{run}@db/smsrelay"
+    secrets = {"api_key": f"key-{run}", "api_secret": f"v1-{run}", "webhook_secret": f"hook-{run}"}
+    account = {"provider": "sandbox", "path": str(tmp_path / "sandbox.db"), "rate_limit_store": store, **secrets}
+    # From a file: Airflow masks an inline extra's secret-sounding keys itself, not a file's.
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps({"accounts": {"a": account}, "routes": [{"accounts": ["a"]}]}))
+    conn = Connection(conn_id="sms", conn_type="smsrelay_sandbox", extra=json.dumps({"routing_file": str(routes)}))
+    hook = SmsHook(connection=conn)
+    try:
+        assert hook.router is not None and list(hook.router.clients) == ["a"]
+        for name, value in secrets.items():
+            assert redact(f"{name}={value}") == f"{name}=***", name
+        assert redact(store) == "postgresql://airflow:***@db/smsrelay"
+    finally:
+        hook.close()

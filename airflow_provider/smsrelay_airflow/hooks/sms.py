@@ -41,6 +41,7 @@ _FIELDS: list[tuple[str, ConnField]] = [(name, f) for b in BACKENDS.values() for
 _SECRETS = ("api_key", *dict.fromkeys(name for name, f in _FIELDS if f.secret and not f.dsn))
 _DSNS = tuple(dict.fromkeys(name for name, f in _FIELDS if f.dsn))
 _CLIENT_ONLY = tuple(dict.fromkeys(name for name, f in _FIELDS if f.client_only))
+_MASKED = (*_SECRETS, *_DSNS)
 
 
 def _extras(conn: Any) -> dict[str, Any]:
@@ -263,9 +264,8 @@ class SmsHook(BaseHook):
         if config is None:
             return None
         for settings in config.accounts.values() if self.mask_secrets else ():
-            for value in (settings.api_key, settings.api_secret, settings.webhook_secret):
-                if value:
-                    mask_secret(value)
+            # A marked field is a setting of its own (api_secret) or a provider option.
+            _mask_secrets({name: getattr(settings, name, None) or settings.option(name) for name in _MASKED})
         return Router(config, journal=self.journal)
 
     @cached_property
