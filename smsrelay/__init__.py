@@ -23,6 +23,7 @@ from smsrelay.approval import (
 )
 from smsrelay.clock import Clock, ManualClock, ScaledClock, SystemClock
 from smsrelay.config import (
+    SECRET_FIELDS,
     ProviderSettings,
     known_settings,
     load_settings,
@@ -127,6 +128,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APPROVE_WORDS",
     "REJECT_WORDS",
+    "SECRET_FIELDS",
     "AmbiguousRoute",
     "AmbiguousSend",
     "Approval",

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import yaml
 
 __all__ = [
+    "SECRET_FIELDS",
     "ProviderSettings",
     "known_settings",
     "load_settings",
@@ -46,6 +47,8 @@ __all__ = [
     "settings_from_mapping",
 ]
 
+# The settings whose values are secrets: registered for redaction, hidden from reprs, and
+# masked by integrations that log (the Airflow hook).
 SECRET_FIELDS = ("api_key", "api_secret", "webhook_secret", "webhook_secret_previous")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -215,6 +215,16 @@ def test_every_field_the_table_marks_secret_or_url_is_masked(conn_type: str, via
         assert all(redact(value) == value for value in [*secrets.values(), *passwords.values()])
 
 
+def test_the_cores_secret_settings_are_masked_though_no_form_field_names_them() -> None:
+    from airflow.sdk._shared.secrets_masker import redact
+
+    previous = "whsec-previous-5f1e2d3c4b"  # the secret being rotated out: a setting, not a form field
+    conn = Connection(conn_id="sms", conn_type="smsrelay_kudosity", password="key-0123456789")
+    hook = SmsHook(connection=conn, webhook_secret_previous=previous)
+    assert hook.settings
+    assert redact(f"secret={previous}") == "secret=***"
+
+
 def test_test_connection_reports_a_refused_key(monkeypatch: pytest.MonkeyPatch, kudosity_conn: Any) -> None:
     conn = Connection(
         conn_id="wrong", conn_type="smsrelay_kudosity", host=kudosity_conn.url, password="not-the-key-000"

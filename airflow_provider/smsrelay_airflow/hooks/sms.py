@@ -59,8 +59,14 @@ def _extras(conn: Any) -> dict[str, Any]:
 
 
 def _mask_secrets(values: Mapping[str, Any]) -> None:
-    """Register with Airflow's masker the secrets among ``values`` (by field name), as the field table marks them."""
-    for name in _SECRETS:
+    """Register with Airflow's masker the secrets among ``values`` (by field name), as the field table marks them.
+
+    The core's own secret settings count too: ``webhook_secret_previous`` is no form field,
+    but a hook argument or a routing file may carry it.
+    """
+    from smsrelay import SECRET_FIELDS
+
+    for name in dict.fromkeys([*_SECRETS, *SECRET_FIELDS]):
         if values.get(name):
             mask_secret(str(values[name]))
     for name in _DSNS:
