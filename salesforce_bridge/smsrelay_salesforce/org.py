@@ -98,6 +98,7 @@ def soql_quote(value: str) -> str:
     return str(format_soql("{}", value))
 
 
+@functools.lru_cache(maxsize=256)  # a write-back stamps one time on each of its records
 def format_datetime(dt: datetime) -> str:
     """A Salesforce dateTime in UTC with milliseconds, as the REST and Bulk APIs take it.
 
@@ -533,6 +534,8 @@ class Org:
         refused: dict[int, RecordOutcome] = {}
         for i, rec in enumerate(records):
             for name, value in rec.items():
+                if value is None:
+                    continue  # null fits every type
                 why = value_problem(types.get(name), value)
                 if why:
                     rid = rec.get("Id")
@@ -585,22 +588,15 @@ class Org:
         self, op: str, obj: str, records: Sequence[Mapping[str, Any]], external_id: str | None
     ) -> list[RecordOutcome]:
         key = external_id or "Id"
-        columns: list[str] = []
-        for rec in records:
-            for k in rec:
-                if k not in columns:
-                    columns.append(k)
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        for rec in records:
-            writer.writerow([_csv_value(rec[c]) if c in rec else "" for c in columns])
         job: dict[str, Any] = {"object": obj, "operation": op, "contentType": "CSV", "lineEnding": "LF"}
         if op == "upsert":
             job["externalIdFieldName"] = key
-        info = self.rest("jobs/ingest/", "POST", json.dumps(job))
+        # The job is opened while its CSV is written: the file's writing costs no round trip.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-sf-bulk") as pool:
+            opened = pool.submit(self.rest, "jobs/ingest/", "POST", json.dumps(job))
+            data = _csv_file(records)
+            info = opened.result()
         job_id = info["id"]
-        data = buf.getvalue().encode()
         self.call(
             lambda sf: sf._call_salesforce(
                 "PUT", f"{sf.base_url}jobs/ingest/{job_id}/batches", data=data, headers={"Content-Type": "text/csv"}
@@ -647,6 +643,19 @@ class Org:
             again = iter(self.write(op, obj, lock_retry, external_id=external_id, bulk=False))
             out = [next(again) if (not o.ok and o.code in TRANSIENT_CODES) else o for o in out]
         return out
+
+
+def _csv_file(records: Sequence[Mapping[str, Any]]) -> bytes:
+    """The records as one Bulk API 2.0 CSV upload: a column per field any record names."""
+    columns: dict[str, None] = {}
+    for rec in records:
+        columns.update(dict.fromkeys(rec))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for rec in records:
+        writer.writerow([_csv_value(rec[c]) if c in rec else "" for c in columns])
+    return buf.getvalue().encode()
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):

@@ -823,6 +823,17 @@ class _Evaluator:
         self.now = now
         self.computed = computed
         self._likes: dict[str, re.Pattern[str]] = {}
+        # Per comparison (by id: the query outlives this evaluator): a plain field = / != literal, as
+        # (field name, field, normalised literal), or None; found once, not once per row.
+        self._plain: dict[int, tuple[str, FieldSchema, Any] | None] = {}
+
+    def _plain_equality(self, e: Comparison) -> tuple[str, FieldSchema, Any] | None:
+        if len(e.field.path) != 1 or isinstance(e.value, DateRange | tuple):
+            return None
+        f = self.bound.fields[e.field]
+        if self.computed is not None and f.calculated:
+            return None
+        return f.name, f, _norm(e.value, f)
 
     def value(self, record: Record, ref: FieldRef) -> Any:
         if len(ref.path) == 1:
@@ -840,6 +851,15 @@ class _Evaluator:
             return any(self.test(i, record) for i in e.items)
         if isinstance(e, Not):
             return not self.test(e.item, record)
+        if e.op == "=" or e.op == "!=":
+            key = id(e)
+            if key not in self._plain:
+                self._plain[key] = self._plain_equality(e)
+            plain = self._plain[key]
+            if plain is not None:  # what _compare does, with the literal normalised once
+                name, field, literal = plain
+                actual = _norm(record.get(name), field)
+                return bool(actual == literal) if e.op == "=" else bool(actual != literal)
         f = self.bound.fields[e.field]
         actual = self.value(record, e.field)
         if e.op == "LIKE":
@@ -870,8 +890,10 @@ def execute(
     ``fetch(object, id)`` returns a related row for relationship paths;
     ``computed(object, field, record)`` the value of a roll-up or formula field.
     """
-    ev = _Evaluator(bound, schema, fetch, now, computed)
     q = bound.query
+    if q.limit == 0:
+        return []  # nothing to return, so nothing to match (LIMIT 0 checks the query, as bind did)
+    ev = _Evaluator(bound, schema, fetch, now, computed)
     rows = [r for r in records if q.where is None or ev.test(q.where, r)]
     # Stable sorts from the last key to the first give a multi-key order with per-key direction and nulls.
     for item in reversed(q.order_by):

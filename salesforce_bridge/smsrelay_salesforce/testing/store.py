@@ -382,6 +382,11 @@ class OrgStore(Emulator):
         meta = self._meta[obj.name]
         for f in meta.indexed:
             idx = self._unique[(obj.name, f.name)]
+            value = new.get(f.name) if new is not None else None
+            if value is not None and old is not None and old.get(f.name) == value:
+                ids = idx.get(self._key(f, value))
+                if ids and ids[-1] == record_id:
+                    continue  # unchanged, and already where removing and adding it back would leave it
             if old is not None and old.get(f.name) is not None:
                 ids = idx.get(self._key(f, old[f.name]), [])
                 if record_id in ids:
@@ -465,10 +470,9 @@ class OrgStore(Emulator):
 
     def _check_fields(self, obj: ObjectSchema, data: Mapping[str, Any]) -> None:
         """Unknown fields fail the whole request, as Salesforce's deserializer does."""
+        fields = obj.fields
         for key, raw in data.items():
-            if key == "attributes":
-                continue
-            if obj.has(key):
+            if key == "attributes" or key.lower() in fields:
                 continue
             rel = obj.relationship(key)
             if rel is not None and isinstance(raw, Mapping):
@@ -486,10 +490,14 @@ class OrgStore(Emulator):
         200-record Collections call sinks all 200.
         """
         self._check_fields(obj, data)
+        fields = obj.fields
         for key, raw in data.items():
-            if key == "attributes" or raw is None or not obj.has(key):
+            if key == "attributes" or raw is None:
                 continue
-            why = _json_refusal(obj.field(key), raw)
+            f = fields.get(key.lower())
+            if f is None:
+                continue
+            why = _json_refusal(f, raw)
             if why:
                 # ASSUMPTION: no line and column: the emulator parses the JSON before it reads fields.
                 raise RequestError(
@@ -504,11 +512,13 @@ class OrgStore(Emulator):
         """Coerce and check ``data``; return the changed fields. Raises :class:`RecordError`."""
         changes: dict[str, Any] = {}
         read_only: list[str] = []
+        fields = obj.fields
         for key, raw in data.items():
             if key == "attributes" or (skip is not None and key.lower() == skip.lower()):
                 continue
-            if obj.has(key):
-                f = obj.field(key)
+            known = fields.get(key.lower())
+            if known is not None:
+                f = known
                 if f.name == "Id":
                     continue
                 value = _coerce(f, raw)

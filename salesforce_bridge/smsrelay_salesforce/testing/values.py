@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from smsrelay.emulators.base import EmuResponse, json_response
@@ -26,6 +27,7 @@ _V = r"/services/data/v(?P<version>\d+\.\d)"
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ID_RE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+_TEXT_TYPES = frozenset({"string", "textarea", "phone", "email", "url", "picklist", "multipicklist"})
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 COLLECTION_MAX = 200  # REST API guide, sObject Collections: "up to 200 records"
 QUERY_PAGE = 2000  # REST API guide, Query: "batches of up to 2,000 records"
@@ -54,6 +56,7 @@ _ERROR_DEFAULTS: dict[str, tuple[int, str]] = {
 # --------------------------------------------------------------------------- ids
 
 
+@lru_cache(maxsize=65_536)  # the same Ids come back call after call
 def _suffix(id15: str) -> str:
     # The 18-character id's checksum: one character per 5-character chunk, a bit per upper-case letter.
     out = ""
@@ -123,6 +126,7 @@ def _csv_value(v: Any) -> str:
 _DT_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?))?\s*(Z|[+-]\d{2}:?\d{2})?")
 
 
+@lru_cache(maxsize=1024)  # a write-back repeats one timestamp across its records; datetimes are immutable
 def _parse_datetime(text: str) -> datetime | None:
     m = _DT_RE.fullmatch(text.strip())
     if not m:
@@ -182,8 +186,8 @@ def _coerce(f: FieldSchema, raw: Any) -> Any:
     if raw is None:
         return False if f.type == "boolean" else None
     t = f.type
-    if t in {"string", "textarea", "phone", "email", "url", "picklist", "multipicklist"}:
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+    if t in _TEXT_TYPES:
+        if type(raw) is not str and (isinstance(raw, bool) or not isinstance(raw, str | int | float)):
             raise RecordError(
                 "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.label}: value not of required type: {raw}", [f.name]
             )
