@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -131,10 +133,12 @@ class BulkApi(OrgStore):
             info = self._job_info(job)
             job.state = "InProgress"
             if self.bulk_processing_seconds <= 0:
-                # "0 completes it at once": done before the close answers, so the first poll sees
-                # JobComplete whatever the machine's load, and call counts are deterministic. A
-                # positive value gives Salesforce's asynchronous processing on the emulator's clock.
-                self._process_job(job)
+                # "0": processed beside the close's answer, as Salesforce processes a job after
+                # answering its close (Bulk API 2.0 Developer Guide, "Close or Abort a Job"), and
+                # every later request waits until it is done, so the first poll sees JobComplete
+                # whatever the machine's load, and call counts are deterministic. A positive value
+                # gives Salesforce's asynchronous processing on the emulator's clock.
+                self._process_beside(job)
             else:
                 self.after(self.bulk_processing_seconds, lambda: self._process_job(job))
             return json_response(info)
@@ -182,6 +186,24 @@ class BulkApi(OrgStore):
         job = self._job(job_id)
         return self._csv_response(job.columns, job.unprocessed, job)
 
+    def _process_beside(self, job: _Job) -> None:
+        def run() -> None:
+            started = time.perf_counter()
+            try:
+                self._process_job(job)
+            except Exception:  # an emulator bug fails the job, never leaves it InProgress
+                log.exception("org emulator: processing Bulk job %s failed", job.id)
+                with self.lock:
+                    job.state, job.error_message, job.modified = "Failed", "UNKNOWN_EXCEPTION", self.clock.now()
+            finally:
+                with self.lock:  # the emulator's own time, as a request's handling is counted
+                    self.serve_seconds += time.perf_counter() - started
+
+        thread = threading.Thread(target=run, name=f"sf-org-bulk-{job.id}", daemon=True)
+        with self._processing_lock:
+            self._processing.append(thread)
+        thread.start()
+
     def _process_job(self, job: _Job) -> None:
         """Run an uploaded ingest job row by row (Bulk API 2.0 has no all-or-none), taking the lock per chunk."""
         with self.lock:
@@ -203,6 +225,7 @@ class BulkApi(OrgStore):
                     job.unprocessed.extend(raw for raw, _ in rows[start:])
                     return
                 self._process_rows(job, obj, rows[start : start + 1000])
+            time.sleep(0)  # let a waiting request take the lock between chunks: a lock is not fair
         with self.lock:
             job.processing_ms = int((self.clock.now() - started).total_seconds() * 1000)
             job.state = "JobComplete"

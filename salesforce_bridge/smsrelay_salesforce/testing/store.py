@@ -10,6 +10,7 @@ import pathlib
 import re
 import secrets
 import ssl
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -156,7 +157,8 @@ class OrgStore(Emulator):
     JWT bearer. ``daily_api_limit``: the ``DailyApiRequests`` allocation.
     ``session_seconds``: access-token lifetime on the emulator's clock.
     ``bulk_processing_seconds``: emulator time an ingest job takes after
-    ``UploadComplete`` (0 completes it at once). ``latency`` seconds (± uniform ``jitter``,
+    ``UploadComplete`` (0: processed beside the close's answer, done before any later request is
+    answered). ``latency`` seconds (± uniform ``jitter``,
     reproducible with ``seed``) pass on ``clock`` before each answer, token endpoint included,
     as the provider emulators do (:class:`smsrelay.emulators.base.Emulator`).
     """
@@ -206,6 +208,8 @@ class OrgStore(Emulator):
         self.api_limit = daily_api_limit
         self.session_seconds = session_seconds
         self.bulk_processing_seconds = bulk_processing_seconds
+        self._processing: list[threading.Thread] = []  # Bulk jobs being processed beside a close's answer
+        self._processing_lock = threading.Lock()
         self.org_id = salesforce_id("00D", 0x5A17)
         self._init_state()
 
@@ -237,6 +241,7 @@ class OrgStore(Emulator):
 
     def reset(self) -> None:
         """Forget records, sessions, jobs, counters and faults; keep the schema and the integration user."""
+        self._settle()
         super().reset()
         with self.lock:
             self._init_state()
@@ -260,7 +265,17 @@ class OrgStore(Emulator):
             if limit is not None:
                 self.api_limit = limit
 
+    def _settle(self) -> None:
+        """Wait for the Bulk jobs processed beside a close's answer (never under ``self.lock``)."""
+        while True:
+            with self._processing_lock:
+                if not self._processing:
+                    return
+                thread = self._processing.pop()
+            thread.join()
+
     def state(self) -> dict[str, Any]:
+        self._settle()
         return {
             "objects": {name: len(rows) for name, rows in self.tables.items()},
             "api_usage": {"used": self.api_used, "max": self.api_limit},
@@ -684,6 +699,7 @@ class OrgStore(Emulator):
 
         >>> org.records("SMS_Message__c", "Status__c = 'Sent'")  # doctest: +SKIP
         """
+        self._settle()
         with self.lock:
             obj = self.schema.object(sobject)
             if where is None:
@@ -698,6 +714,7 @@ class OrgStore(Emulator):
 
     def get(self, sobject: str, record_id: str) -> dict[str, Any] | None:
         """A copy of one record, or ``None``."""
+        self._settle()
         with self.lock:
             obj = self.schema.object(sobject)
             rec = self.tables[obj.name].get(to_18(record_id) or "")
@@ -712,7 +729,9 @@ class OrgStore(Emulator):
         if not req.path.startswith("/services/data/v"):
             return super().dispatch(req)
         # What fell due on the clock (a Bulk job finishing) happens before the answer, so a
-        # client that sleeps on a shared manual clock sees it however fast it polls.
+        # client that sleeps on a shared manual clock sees it however fast it polls; so does a
+        # job processed beside its close's answer.
+        self._settle()
         self.tick()
         if len(req.path) + 1 + len(req.query) > MAX_URI_BYTES:
             # REST API Developer Guide, "Limits": a URI is at most 16,384 bytes; a longer one is
