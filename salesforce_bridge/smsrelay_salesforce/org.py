@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceeded",
+    "CollectionWrite",
     "Org",
     "OrgError",
     "RecordOutcome",
@@ -85,6 +86,19 @@ class RecordOutcome:
     code: str | None = None
     message: str | None = None
     created: bool = False
+
+
+@dataclass(frozen=True)
+class CollectionWrite:
+    """A Collections write checked and encoded before its calls (:meth:`Org.prepare_collection`),
+    so that a thread can ready the next write while the current one is in flight."""
+
+    op: str
+    obj: str
+    records: Sequence[Mapping[str, Any]]
+    refused: dict[int, RecordOutcome]  # by index: values their field cannot take, never sent
+    payloads: tuple[str, ...]  # one JSON body per call of ``batch_size`` records that are sent
+    external_id: str | None = None
 
 
 def soql_quote(value: str) -> str:
@@ -528,6 +542,30 @@ class Org:
             out.extend(self._collection(op, obj, records[i : i + size], external_id))
         return out
 
+    def prepare_collection(
+        self, op: str, obj: str, records: Sequence[Mapping[str, Any]], *, external_id: str | None = None
+    ) -> CollectionWrite:
+        """Check and encode a Collections write now; :meth:`write_prepared` sends it (as ``write`` with ``bulk=False``).
+
+        >>> org.write_prepared(org.prepare_collection("update", "SMS_Message__c", updates))  # doctest: +SKIP
+        [RecordOutcome(ok=True, id='a00...')]
+        """
+        refused = self._refuse_bad_values(obj, records) if records else {}
+        good = [r for i, r in enumerate(records) if i not in refused]
+        size = self.limits.batch_size
+        payloads = tuple(json.dumps(_collection_body(obj, good[i : i + size])) for i in range(0, len(good), size))
+        return CollectionWrite(op, obj, records, refused, payloads, external_id)
+
+    def write_prepared(self, w: CollectionWrite) -> list[RecordOutcome]:
+        """Send a write :meth:`prepare_collection` readied; one outcome per record, in order."""
+        good = [r for i, r in enumerate(w.records) if i not in w.refused]
+        size = self.limits.batch_size
+        sent: list[RecordOutcome] = []
+        for k, payload in enumerate(w.payloads):
+            sent.extend(self._collection(w.op, w.obj, good[k * size : (k + 1) * size], w.external_id, payload))
+        written = iter(sent)
+        return [w.refused[i] if i in w.refused else next(written) for i in range(len(w.records))]
+
     def _refuse_bad_values(self, obj: str, records: Sequence[Mapping[str, Any]]) -> dict[int, RecordOutcome]:
         """Index -> a failed outcome, for each record with a value its field's type cannot take."""
         types = self.field_types(obj)
@@ -545,16 +583,19 @@ class Org:
         return refused
 
     def _collection(
-        self, op: str, obj: str, chunk: Sequence[Mapping[str, Any]], external_id: str | None
+        self,
+        op: str,
+        obj: str,
+        chunk: Sequence[Mapping[str, Any]],
+        external_id: str | None,
+        payload: str | None = None,  # the whole chunk's body, encoded already
     ) -> list[RecordOutcome]:
         results: list[RecordOutcome | None] = [None] * len(chunk)
         todo = list(range(len(chunk)))
         attempt = 0
         while todo:
-            body = {
-                "allOrNone": False,
-                "records": [{"attributes": {"type": obj}, **{k: _wire(v) for k, v in chunk[i].items()}} for i in todo],
-            }
+            if payload is None:
+                payload = json.dumps(_collection_body(obj, [chunk[i] for i in todo]))
             if op == "insert":
                 method, path = "POST", "composite/sobjects"
             elif op == "update":
@@ -564,8 +605,7 @@ class Org:
                 method, path = "PATCH", f"composite/sobjects/{obj}/{external_id}"
             else:
                 raise ValueError(f"unknown write {op!r}")
-            payload = json.dumps(body)
-            answer = self.rest(path, method, payload)
+            answer, payload = self.rest(path, method, payload), None
             if not isinstance(answer, list) or len(answer) != len(todo):
                 raise OrgError(f"Salesforce answered a Collections {op} of {len(todo)} records with {answer!r:.200}")
             retry: list[int] = []
@@ -643,6 +683,14 @@ class Org:
             again = iter(self.write(op, obj, lock_retry, external_id=external_id, bulk=False))
             out = [next(again) if (not o.ok and o.code in TRANSIENT_CODES) else o for o in out]
         return out
+
+
+def _collection_body(obj: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """An sObject Collections request body: each record with its type, values as JSON takes them."""
+    return {
+        "allOrNone": False,
+        "records": [{"attributes": {"type": obj}, **{k: _wire(v) for k, v in rec.items()}} for rec in records],
+    }
 
 
 def _csv_file(records: Sequence[Mapping[str, Any]]) -> bytes:

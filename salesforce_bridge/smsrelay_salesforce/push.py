@@ -44,7 +44,7 @@ from smsrelay import (
     render_template,
 )
 from smsrelay_salesforce.config import BridgeConfig
-from smsrelay_salesforce.org import Org, soql_datetime
+from smsrelay_salesforce.org import CollectionWrite, Org, soql_datetime
 from smsrelay_salesforce.state import Applied, State
 from smsrelay_salesforce.summary import Summary
 
@@ -169,6 +169,10 @@ class _Job:
     outcome: str | None = None  # Rejected / Skipped_Opted_Out before sending
     error_code: str | None = None
     error: str | None = None
+
+
+# A batch the reader readied for the claimer: its jobs, and their claim's write (None: nothing to write).
+_Batch = tuple[list[_Job], CollectionWrite | None]
 
 
 class Pusher:
@@ -303,7 +307,7 @@ class Pusher:
         ahead: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
         side = Summary(dry_run=self.dry_run)  # the claimer's counts, folded in after it ends
         stop = threading.Event()
-        batches: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
+        batches: queue.Queue[_Batch | _Ended] = queue.Queue(maxsize=2)
         read = threading.Thread(target=self._read, args=(rows, batches, stop), name="smsrelay-sf-read", daemon=True)
 
         def claimer() -> None:
@@ -317,8 +321,9 @@ class Pusher:
                     if stop.is_set():
                         continue  # read to the end, claim nothing more
                     self.org.check_budget()
-                    side.due += len(item)
-                    ahead.put(self._stage(item, side, claim=True, ready=True))
+                    jobs, claim_write = item
+                    side.due += len(jobs)
+                    ahead.put(self._stage(jobs, side, claim=True, ready=True, prepared=claim_write))
             except BaseException as exc:  # handed to the sending thread, which raises it
                 ended.error = exc
                 stop.set()
@@ -386,11 +391,12 @@ class Pusher:
         return _Job(id=record["Id"], record=_flat(record), attempts=attempts, key=f"sf-{record['Id']}-{attempts}")
 
     def _read(
-        self, rows: Iterator[dict[str, Any]], batches: queue.Queue[list[_Job] | _Ended], stop: threading.Event
+        self, rows: Iterator[dict[str, Any]], batches: queue.Queue[_Batch | _Ended], stop: threading.Event
     ) -> None:
         """Up to ``limits.send_chunk`` rows of the due query, prepared a batch at a time for
         the claimer (at most two batches ahead), so the next query page and the next batch's
-        preparing overlap the claims. Ends with ``_Ended``; an error is handed on in it."""
+        preparing, and its claim's body, overlap the claims. Ends with ``_Ended``; an error is
+        handed on in it."""
         limit = self.config.limits.send_chunk
         size = max(1, min(self.config.limits.batch_size, 200))
         ended = _Ended()
@@ -403,7 +409,11 @@ class Pusher:
                 taken += len(batch)
                 jobs = [self._job(r) for r in batch]
                 self._ready(jobs)
-                batches.put(jobs)
+                updates, _ = self._claim_updates(jobs, claim=True)
+                claim_write = None
+                if updates and not self.dry_run:
+                    claim_write = self.org.prepare_collection("update", self.m.object, updates)
+                batches.put((jobs, claim_write))
             ended.more = taken >= limit
         except BaseException as exc:
             ended.error = exc
@@ -420,11 +430,20 @@ class Pusher:
             if job.outcome is None:
                 self._render(job)
 
-    def _stage(self, jobs: list[_Job], summary: Summary, *, claim: bool, ready: bool = False) -> list[_Job]:
-        """Prepare (unless ``ready``), check consent, render and claim; the jobs that may be sent."""
+    def _stage(
+        self,
+        jobs: list[_Job],
+        summary: Summary,
+        *,
+        claim: bool,
+        ready: bool = False,
+        prepared: CollectionWrite | None = None,
+    ) -> list[_Job]:
+        """Prepare (unless ``ready``), check consent, render and claim (the ``prepared`` write of
+        :meth:`_claim_updates`, if given); the jobs that may be sent."""
         if not ready:
             self._ready(jobs)
-        jobs = self._claim(jobs, summary, claim=claim)
+        jobs = self._claim(jobs, summary, claim=claim, prepared=prepared)
         for j in jobs:
             if j.outcome == "Rejected":
                 summary.rejected += 1
@@ -513,10 +532,30 @@ class Pusher:
         return out
 
     # -- claiming -----------------------------------------------------------------------------
-    def _claim(self, jobs: list[_Job], summary: Summary, *, claim: bool = True) -> list[_Job]:
+    def _claim(
+        self, jobs: list[_Job], summary: Summary, *, claim: bool = True, prepared: CollectionWrite | None = None
+    ) -> list[_Job]:
         """Write Sending (or the reason it won't be sent) to every record before any send.
 
         With ``claim=False`` (records already in Sending) only the refusals are written."""
+        updates, targets = self._claim_updates(jobs, claim=claim)
+        if self.dry_run or not updates:
+            return jobs
+        if prepared is not None:
+            outcomes = self.org.write_prepared(prepared)
+        else:
+            outcomes = self.org.write("update", self.m.object, updates, bulk=False)
+        kept: list[_Job] = [j for j in jobs if j.outcome is None and not claim]
+        for j, o in zip(targets, outcomes, strict=True):
+            if o.ok:
+                kept.append(j)
+            else:
+                summary.claim_failed += 1
+                log.warning("could not claim %s (%s: %s); it stays queued for the next run", j.id, o.code, o.message)
+        return kept
+
+    def _claim_updates(self, jobs: list[_Job], *, claim: bool) -> tuple[list[dict[str, Any]], list[_Job]]:
+        """The claim's record updates, and the job each is for."""
         f = self.m.f
         updates: list[dict[str, Any]] = []
         targets: list[_Job] = []
@@ -533,17 +572,7 @@ class Pusher:
                     rec[f("phone")] = j.phone
             updates.append(rec)
             targets.append(j)
-        if self.dry_run or not updates:
-            return jobs
-        outcomes = self.org.write("update", self.m.object, updates, bulk=False)
-        kept: list[_Job] = [j for j in jobs if j.outcome is None and not claim]
-        for j, o in zip(targets, outcomes, strict=True):
-            if o.ok:
-                kept.append(j)
-            else:
-                summary.claim_failed += 1
-                log.warning("could not claim %s (%s: %s); it stays queued for the next run", j.id, o.code, o.message)
-        return kept
+        return updates, targets
 
     # -- sending ---------------------------------------------------------------------------
     def _send(self, jobs: list[_Job], summary: Summary, *, done: int = 0) -> dict[str, RecipientResult]:
