@@ -845,10 +845,17 @@ class _Evaluator:
         return resolve(self.schema, self.bound.obj, record, ref.path, self.fetch, self.computed)
 
     def test(self, e: Expr, record: Record) -> bool:
+        # Loops, not all()/any() over a generator: this runs per row and term.
         if isinstance(e, And):
-            return all(self.test(i, record) for i in e.items)
+            for item in e.items:  # noqa: SIM110
+                if not self.test(item, record):
+                    return False
+            return True
         if isinstance(e, Or):
-            return any(self.test(i, record) for i in e.items)
+            for item in e.items:  # noqa: SIM110
+                if self.test(item, record):
+                    return True
+            return False
         if isinstance(e, Not):
             return not self.test(e.item, record)
         if e.op == "=" or e.op == "!=":

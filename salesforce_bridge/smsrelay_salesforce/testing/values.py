@@ -276,12 +276,17 @@ def _coerce(f: FieldSchema, raw: Any) -> Any:
 
 
 _JSON_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?")
+_SCALARS = frozenset({str, int, float})
+_DATE_TYPES = frozenset({"datetime", "date"})
 _JSON_TYPES = {"double": "double", "currency": "double", "percent": "double", "int": "int", "boolean": "boolean"}
 
 
 def _json_refusal(f: FieldSchema, raw: Any) -> str | None:
     """Why Salesforce's JSON deserializer refuses ``raw`` for field ``f`` (``"double from VALUE_STRING value
     abc"``), or None when it takes it (a record-level check may still refuse it)."""
+    t = f.type
+    if type(raw) in _SCALARS and t not in _JSON_TYPES and t not in _DATE_TYPES:
+        return None  # what the checks below conclude for text, numbers and ids, found without them
     token = (
         "VALUE_TRUE" if raw is True else "VALUE_FALSE" if raw is False
         else "VALUE_STRING" if isinstance(raw, str)
@@ -289,7 +294,6 @@ def _json_refusal(f: FieldSchema, raw: Any) -> str | None:
         else "START_ARRAY" if isinstance(raw, list)
         else "VALUE_NUMBER"
     )  # fmt: skip
-    t = f.type
     if t in _JSON_TYPES and t != "boolean":
         if isinstance(raw, bool | Mapping | list):
             return f"{_JSON_TYPES[t]} from {token}"
