@@ -515,6 +515,7 @@ class Org:
         *,
         external_id: str | None = None,
         bulk: bool | None = None,
+        refused: Mapping[int, RecordOutcome] | None = None,
     ) -> list[RecordOutcome]:
         """``insert``, ``update`` (records carry ``Id``) or ``upsert`` (by ``external_id``).
 
@@ -525,13 +526,15 @@ class Org:
         Each value is checked against its field's type first: Salesforce refuses a whole
         Collections call (400 JSON_PARSER_ERROR) for one value it cannot deserialize, so a
         bad record is returned as failed here and never sent, and the rest are written.
+        ``refused``: what :meth:`refusals` found in ``records``, when the caller checked them already.
         """
         if not records:
             return []
-        refused = self._refuse_bad_values(obj, records)
+        if refused is None:
+            refused = self.refusals(obj, records)
         if refused:
             good = [r for i, r in enumerate(records) if i not in refused]
-            written = iter(self.write(op, obj, good, external_id=external_id, bulk=bulk))
+            written = iter(self.write(op, obj, good, external_id=external_id, bulk=bulk, refused={}))
             return [refused[i] if i in refused else next(written) for i in range(len(records))]
         use_bulk = bulk if bulk is not None else len(records) > self.limits.bulk_threshold
         if use_bulk:
@@ -550,7 +553,7 @@ class Org:
         >>> org.write_prepared(org.prepare_collection("update", "SMS_Message__c", updates))  # doctest: +SKIP
         [RecordOutcome(ok=True, id='a00...')]
         """
-        refused = self._refuse_bad_values(obj, records) if records else {}
+        refused = self.refusals(obj, records) if records else {}
         good = [r for i, r in enumerate(records) if i not in refused]
         size = self.limits.batch_size
         payloads = tuple(json.dumps(_collection_body(obj, good[i : i + size])) for i in range(0, len(good), size))
@@ -566,8 +569,13 @@ class Org:
         written = iter(sent)
         return [w.refused[i] if i in w.refused else next(written) for i in range(len(w.records))]
 
-    def _refuse_bad_values(self, obj: str, records: Sequence[Mapping[str, Any]]) -> dict[int, RecordOutcome]:
-        """Index -> a failed outcome, for each record with a value its field's type cannot take."""
+    def refusals(self, obj: str, records: Sequence[Mapping[str, Any]]) -> dict[int, RecordOutcome]:
+        """Index -> a failed outcome, for each record with a value its field's type cannot take
+        (what :meth:`write` refuses to send).
+
+        >>> org.refusals("SMS_Message__c", [{"Id": "a00...", "Parts__c": "two"}])  # doctest: +SKIP
+        {0: RecordOutcome(ok=False, id='a00...', code='INVALID_TYPE_ON_FIELD_IN_RECORD', ...)}
+        """
         types = self.field_types(obj)
         refused: dict[int, RecordOutcome] = {}
         for i, rec in enumerate(records):

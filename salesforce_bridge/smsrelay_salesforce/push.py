@@ -44,7 +44,7 @@ from smsrelay import (
     render_template,
 )
 from smsrelay_salesforce.config import BridgeConfig
-from smsrelay_salesforce.org import CollectionWrite, Org, soql_datetime
+from smsrelay_salesforce.org import CollectionWrite, Org, RecordOutcome, soql_datetime
 from smsrelay_salesforce.state import Applied, State
 from smsrelay_salesforce.summary import Summary
 
@@ -147,8 +147,12 @@ class _Outcomes:
     written: list[tuple[_Job, RecipientResult, datetime]] = field(default_factory=list)
     unsent: list[tuple[_Job, RecipientResult]] = field(default_factory=list)
     doubtful: list[_Job] = field(default_factory=list)
+    # Updates (by index) with a value their field cannot take, found as each send lands, so
+    # the write-back's values need no checking after the last send.
+    refused: dict[int, RecordOutcome] = field(default_factory=dict)
 
     def extend(self, other: _Outcomes) -> None:
+        self.refused.update({len(self.updates) + i: o for i, o in other.refused.items()})
         self.updates += other.updates
         self.written += other.written
         self.unsent += other.unsent
@@ -701,6 +705,8 @@ class Pusher:
                 rec[f("delivery_updated_at")] = now
             updates.append(rec)
             written.append((j, r, now))
+        if updates and not self.dry_run:
+            out.refused = self.org.refusals(self.m.object, updates)
         return out
 
     def _apply(self, out: _Outcomes, summary: Summary) -> None:
@@ -740,7 +746,7 @@ class Pusher:
         # No budget check here: a claimed record must leave Sending once its SMS went out.
         phase, self.org.phase = self.org.phase, "write-back"
         try:
-            outcomes = self.org.write("update", self.m.object, updates)
+            outcomes = self.org.write("update", self.m.object, updates, refused=out.refused)
         finally:
             self.org.phase = phase
         applied: list[Applied] = []
