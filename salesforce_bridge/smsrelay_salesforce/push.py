@@ -746,9 +746,19 @@ class Pusher:
         # No budget check here: a claimed record must leave Sending once its SMS went out.
         phase, self.org.phase = self.org.phase, "write-back"
         try:
-            outcomes = self.org.write("update", self.m.object, updates, refused=out.refused)
+            # The write runs in a helper while this thread stages the state file's rows (uncommitted
+            # until the outcomes say which records were written): the rows cost no time after the call.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-sf-write") as pool:
+                writing = pool.submit(self.org.write, "update", self.m.object, updates, refused=out.refused)
+                staged = [_applied(j, r, now) for j, r, now in written if r.message_id]
+                self.state.remember_after(staged, lambda: self._written(written, writing.result(), summary))
         finally:
             self.org.phase = phase
+
+    def _written(
+        self, written: list[tuple[_Job, RecipientResult, datetime]], outcomes: list[RecordOutcome], summary: Summary
+    ) -> list[Applied]:
+        """What the state file keeps of a write-back: the messages whose record was written."""
         applied: list[Applied] = []
         for (j, r, now), o in zip(written, outcomes, strict=True):
             if not o.ok:
@@ -756,10 +766,8 @@ class Pusher:
                 log.error("write-back of %s failed (%s: %s); it is reconciled next run", j.id, o.code, o.message)
                 continue
             if r.message_id:
-                applied.append(
-                    Applied(r.message_id, j.id, j.key, j.phone, j.sender, DELIVERY_PICKLIST[r.status], _ms(now))
-                )
-        self.state.remember(applied)
+                applied.append(_applied(j, r, now))
+        return applied
 
     # -- crash recovery -----------------------------------------------------------------------------
     def reconcile(self, summary: Summary) -> None:
@@ -841,6 +849,11 @@ def _cut(text: str | None, n: int = 255) -> str | None:
         return None
     text = redact(text)
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _applied(j: _Job, r: RecipientResult, now: datetime) -> Applied:
+    assert r.message_id
+    return Applied(r.message_id, j.id, j.key, j.phone, j.sender, DELIVERY_PICKLIST[r.status], _ms(now))
 
 
 def _ms(dt: datetime) -> datetime:

@@ -23,7 +23,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,6 +166,26 @@ class State:
     def remember(self, applied: Iterable[Applied]) -> None:
         with self.transaction() as db:
             self._remember(db, applied)
+
+    def remember_after(self, staged: Sequence[Applied], settle: Callable[[], Sequence[Applied]]) -> None:
+        """Remember what ``settle`` returns, staging ``staged`` first: ``settle`` runs while the
+        rows are written but not committed, and they are committed only if it returns them all
+        (else they are rolled back and its answer is remembered). Nothing is kept if it raises.
+
+        >>> state.remember_after(rows, lambda: write_back_and_keep_the_written(rows))  # doctest: +SKIP
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self._remember(self.db, staged)
+            kept = settle()
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        if list(kept) == list(staged):
+            self.db.execute("COMMIT")
+            return
+        self.db.execute("ROLLBACK")
+        self.remember(kept)
 
     @staticmethod
     def _remember(db: sqlite3.Connection, applied: Iterable[Applied]) -> None:
