@@ -45,12 +45,14 @@ class Bridge:
         self.config = config
         # With a routing config the push sends through the router, and the pull reads every
         # account's feed; ``client`` is then the first account's, for what needs just one.
-        self.router = Router(config.routing, clock=clock) if config.routing and client is None else None
+        # Without an inbox the send journal is a file beside the state file: each key is claimed
+        # there before its request, so the client need not ask the provider for it first. Routed,
+        # every account's client claims in it, so a key is pinned to the account that sent it.
+        journal = None if config.inbox else str(_journal_path(config.state_file))
+        routing = config.routing if client is None else None
+        self.router = Router(routing, clock=clock, journal=journal) if routing else None
         if self.router is not None:
             client = next(iter(self.router.clients.values()))
-        # Without an inbox the send journal is a file beside the state file: each key is claimed
-        # there before its request, so the client need not ask the provider for it first.
-        journal = None if config.inbox else str(_journal_path(config.state_file))
         self.client = client or Client(settings=config.sms, clock=clock, inbox=config.inbox, journal=journal)
         self.clock = clock or self.client.provider.clock
         self.org = Org(config.org, limits=config.limits, clock=self.clock, session=session, bulk_poll=bulk_poll)
@@ -139,7 +141,7 @@ class Bridge:
     def _compact_journal(self) -> None:
         """The journal beside the state file forgets keys accepted over 14 days ago (the inbox's
         ``dedupe_window``), as the receiver's compaction does for an inbox; keys in flight stay."""
-        journal = self.client.journal if not self.config.inbox and self.router is None else None
+        journal = self.client.journal if not self.config.inbox else None  # routed: the accounts share it
         if journal is not None:
             journal.inbox.compact()
 

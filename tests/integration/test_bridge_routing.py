@@ -120,6 +120,24 @@ def test_a_mixed_batch_is_sent_per_account_and_each_accounts_reports_are_written
     assert len(kudosity_v2_emulator.received("POST", "/v2/sms")) == 2
 
 
+def test_routed_sends_claim_their_keys_in_the_journal_beside_the_state_file(
+    routed_bridge: Bridge, sf_org: Any, kudosity_v2_emulator: KudosityV2Emulator
+) -> None:
+    numbers = [AUSTRALIAN[0], THAI[0], AUSTRALIAN[1]]
+    sf_org.insert(MSG, [{"To__c": n, "Body__c": "Your parcel is on its way", "Status__c": "Queued"} for n in numbers])
+    summary = routed_bridge.sync(pull=False)
+    assert summary.sent == 3 and not summary.failures, summary.errors
+    # Each key was claimed in the journal before its request, so none was looked up at Kudosity
+    # first: the only reads are the preflight's credential checks (GET /v2/sms?limit=1, per account).
+    assert {r.query for r in kudosity_v2_emulator.received("GET")} == {"limit=1"}
+    journal = routed_bridge.client.journal
+    assert journal is not None and Path(str(routed_bridge.config.state_file)).with_suffix(".journal.db").exists()
+    assert all(c.journal is not None for c in routed_bridge.router.clients.values())  # type: ignore[union-attr]
+    keys = [r["Send_Key__c"] for r in sf_org.records(MSG)]
+    claim = journal.begin("kudosity", keys)  # asking again: every Kudosity key is recorded as accepted
+    assert sorted(claim.recorded) == sorted(k for k, n in zip(keys, numbers, strict=True) if n in AUSTRALIAN)
+
+
 def test_a_record_in_doubt_is_left_for_review_and_never_offered_to_the_next_account(
     routed_bridge: Bridge, sf_org: Any, kudosity_v2_emulator: KudosityV2Emulator
 ) -> None:
