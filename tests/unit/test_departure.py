@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from smsrelay import ManualClock
+import pytest
+
+from smsrelay import ManualClock, RateLimited
 from smsrelay.departure import _HTTPConnection, departing
 from smsrelay.emulators.base import Emulator, RateLimit
 from smsrelay.transport import Transport, WindowLimiter
@@ -75,10 +77,8 @@ def test_each_attempt_departs_once_even_after_a_429():
         emu.set_rate_limit(RateLimit(1, 3600))
         transport = Transport(emu.url, provider="x", limiter=turns, clock=ManualClock())
         transport.request("GET", "/anything", ok=lambda r: r.status_code == 404)
-        try:
+        with pytest.raises(RateLimited):  # 429 on every attempt: the emulator's hour is spent
             transport.request("GET", "/anything", ok=lambda r: r.status_code == 404)
-        except Exception:
-            pass
         transport.close()
     attempts = turns.events.count("turn")
     assert attempts >= 2 and turns.events == ["turn", "left"] * attempts
