@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import ConfigError, TransportError
 from smsrelay.redaction import register_secret, safe_dsn
+from smsrelay.transport import TurnMissed
 
 if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
@@ -142,6 +143,7 @@ class SharedRateLimiter:
         self.provider = provider
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
+        self._mine = threading.local()  # when this thread's last turn was due, until its request leaves
         self._conn: Any = None
 
     def __repr__(self) -> str:
@@ -164,11 +166,25 @@ class SharedRateLimiter:
             waited += grant.wait
             late = (self._clock.now() - asked).total_seconds() - grant.wait
             if late <= self.late_after:
+                self._mine.due = asked + timedelta(seconds=grant.wait)
                 return waited
             log.debug("shared rate limit: reached a turn %.3f s late; taking a new one", late)
 
     def departed(self) -> None:
-        """The schedule is shared in the database; a late departure is what ``late_after`` refuses."""
+        """Refuse a turn its request reaches too late, as :meth:`acquire` does, now that it leaves.
+
+        Between the turn and the request's first byte come its preparing and, in a new task
+        process, its connection's handshake; later than ``late_after`` it raises
+        ``TurnMissed`` (nothing is written), and the transport takes a new turn.
+        """
+        due: datetime | None = getattr(self._mine, "due", None)
+        if due is None:
+            return
+        self._mine.due = None
+        late = (self._clock.now() - due).total_seconds()
+        if late > self.late_after:
+            log.debug("shared rate limit: a request left %.3f s after its turn; taking a new one", late)
+            raise TurnMissed(f"left {late:.3f} s after its turn")
 
     def eta(self, calls: int) -> float:
         """Seconds until ``calls`` more requests have gone: the turns already taken, then ours."""

@@ -92,6 +92,12 @@ class RetryPolicy:
 HEADROOM = 0.02
 
 
+class TurnMissed(Exception):
+    """Raised by :meth:`Limiter.departed`: the request reached its connection too long after its
+    turn, and sent now it could meet later turns in the provider's window. Nothing was written;
+    the transport takes a new turn and sends it then."""
+
+
 class Limiter(Protocol):
     """What the transport asks of a rate limiter before each request."""
 
@@ -104,7 +110,10 @@ class Limiter(Protocol):
         ...
 
     def departed(self) -> None:
-        """The request whose turn this thread took last is leaving now (its connection is open)."""
+        """The request whose turn this thread took last is leaving now (its connection is open).
+
+        May raise :class:`TurnMissed` (before anything is written) to have it take a new turn.
+        """
         ...
 
 
@@ -360,10 +369,13 @@ class Transport:
             attempt += 1
             if self.limiter:
                 self.limiter.acquire()
-            with self._count_lock:
-                self.requests_made += 1
+            self._count(1)
             try:
                 resp = self._send(method, url, params=params, json=json, data=data, headers=headers)
+            except TurnMissed:
+                attempt -= 1  # nothing was written: not an attempt, and not a request
+                self._count(-1)
+                continue
             except requests.RequestException as exc:
                 sent = not _never_sent(exc)
                 err: SmsRelayError = TransportError(
@@ -397,8 +409,12 @@ class Transport:
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         if self.limiter is None:
             return self.session.request(method, url, timeout=self.timeout, **kwargs)
-        with departing(self.limiter.departed):
+        with departing(self.limiter.departed):  # may raise TurnMissed before the request is written
             return self.session.request(method, url, timeout=self.timeout, **kwargs)
+
+    def _count(self, n: int) -> None:
+        with self._count_lock:
+            self.requests_made += n
 
     def _pause(self, attempt: int, retry_after: float | None, err: Exception) -> None:
         delay = self.retry.delay(attempt, retry_after)

@@ -9,7 +9,7 @@ import pytest
 from smsrelay import ManualClock, RateLimited
 from smsrelay.departure import _HTTPConnection, departing
 from smsrelay.emulators.base import Emulator, RateLimit
-from smsrelay.transport import Transport, WindowLimiter
+from smsrelay.transport import RetryPolicy, Transport, TurnMissed, WindowLimiter
 
 
 def test_a_late_departure_moves_its_turn():
@@ -82,3 +82,23 @@ def test_each_attempt_departs_once_even_after_a_429():
         transport.close()
     attempts = turns.events.count("turn")
     assert attempts >= 2 and turns.events == ["turn", "left"] * attempts
+
+
+class _MissesOnce(_Turns):
+    """A limiter whose first departure comes too long after its turn."""
+
+    def departed(self) -> None:
+        super().departed()
+        if self.events.count("left") == 1:
+            raise TurnMissed("left 0.3 s after its turn")
+
+
+def test_a_request_that_missed_its_turn_takes_a_new_one_and_is_sent_once():
+    turns = _MissesOnce()
+    with Emulator() as emu:
+        transport = Transport(emu.url, provider="x", limiter=turns, retry=RetryPolicy(attempts=1))
+        # One attempt allowed, and still sent: the missed turn wrote nothing, so it was no attempt.
+        assert transport.request("GET", "/anything", ok=lambda r: r.status_code == 404).status_code == 404
+        transport.close()
+        assert len(emu.received("GET", "/anything")) == 1
+    assert turns.events == ["turn", "left", "turn", "left"] and transport.requests_made == 1

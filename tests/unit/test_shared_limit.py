@@ -17,6 +17,7 @@ import pytest
 
 from smsrelay import Client, ConfigError, ManualClock, SharedRateLimiter, TransportError, load_settings
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
+from smsrelay.transport import TurnMissed
 
 pytestmark = pytest.mark.postgres
 
@@ -203,3 +204,16 @@ def test_a_turn_reached_too_late_is_left_unused_and_a_new_one_taken(postgres_url
     # Turns after `first`: the late one's two, then ahead's, then on_time's one, then ahead's.
     assert round((after_late - first.at) / interval) == 3
     assert round((after_on_time - after_late) / interval) == 2
+
+
+def test_a_request_that_leaves_too_long_after_its_turn_is_not_sent_on_it(postgres_url: str) -> None:
+    clock = ManualClock()
+    limiter = SharedRateLimiter(postgres_url, account="kudosity:depart", rate=10, clock=clock)
+    limiter.acquire()
+    clock.advance(0.05)  # preparing, a handshake: within the headroom (0.08 s at 10/s)
+    limiter.departed()
+    limiter.acquire()
+    clock.advance(0.3)  # a new task process's first connection on a busy host
+    with pytest.raises(TurnMissed):
+        limiter.departed()
+    limiter.departed()  # that turn is spent; nothing else to refuse
