@@ -49,7 +49,6 @@ from urllib.parse import urlsplit
 from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import ConfigError, TransportError
 from smsrelay.redaction import register_secret, safe_dsn
-from smsrelay.transport import TurnMissed
 
 if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
@@ -183,6 +182,9 @@ class SharedRateLimiter:
         self._mine.due = None
         late = (self._clock.now() - due).total_seconds()
         if late > self.late_after:
+            # Imported here: the transport loads requests, which a DAG file importing smsrelay must not.
+            from smsrelay.transport import TurnMissed
+
             log.debug("shared rate limit: a request left %.3f s after its turn; taking a new one", late)
             raise TurnMissed(f"left {late:.3f} s after its turn")
 
