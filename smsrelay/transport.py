@@ -49,7 +49,6 @@ __all__ = [
     "SERVER_ERROR",
     "ErrorRule",
     "Limiter",
-    "RateLimiter",
     "RetryPolicy",
     "StatusTable",
     "Transport",
@@ -115,49 +114,6 @@ class Limiter(Protocol):
         May raise :class:`TurnMissed` (before anything is written) to have it take a new turn.
         """
         ...
-
-
-class RateLimiter:
-    """A token bucket: at most ``rate`` calls a second, in bursts of ``burst``.
-
-    >>> from smsrelay.clock import ManualClock
-    >>> rl = RateLimiter(2, burst=2, clock=ManualClock())
-    >>> rl.acquire(), rl.acquire(), rl.acquire()
-    (0.0, 0.0, 0.5)
-    """
-
-    def __init__(self, rate: float, *, burst: int | None = None, clock: Clock | None = None) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.capacity = float(burst if burst is not None else max(1, int(rate)))
-        self._tokens = self.capacity
-        self._clock = clock or SystemClock()
-        self._stamp = self._clock.now()
-        self._lock = threading.Lock()
-
-    def eta(self, calls: int) -> float:
-        """Seconds ``calls`` more requests take: those within the burst go at once, the rest wait.
-
-        >>> RateLimiter(2, burst=2).eta(6)
-        2.0
-        """
-        return max(0.0, calls - self.capacity) / self.rate
-
-    def acquire(self) -> float:
-        """Take one token, waiting as needed; return the seconds waited."""
-        with self._lock:
-            now = self._clock.now()
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp).total_seconds() * self.rate)
-            self._stamp = now
-            self._tokens -= 1
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            self._clock.sleep(wait)
-        return wait
-
-    def departed(self) -> None:
-        """A bucket's refill starts at the turn; a late departure does not move it."""
 
 
 class WindowLimiter:

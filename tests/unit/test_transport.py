@@ -4,18 +4,7 @@ from email.utils import format_datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smsrelay import ManualClock
-from smsrelay.transport import RateLimiter, RetryPolicy, Transport, parse_retry_after
-
-
-def test_rate_limiter_spaces_calls_at_the_rate():
-    clock = ManualClock()
-    limiter = RateLimiter(15, clock=clock)  # Kudosity's default: 15 calls a second
-    start = clock.now()
-    for _ in range(45):
-        limiter.acquire()
-    # The first 15 are a burst; the next 30 take two seconds.
-    assert (clock.now() - start).total_seconds() == 2.0
+from smsrelay.transport import RetryPolicy, Transport, parse_retry_after
 
 
 def test_retry_after_in_seconds_and_as_a_date():
