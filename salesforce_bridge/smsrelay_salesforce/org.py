@@ -532,28 +532,28 @@ class Org:
             return []
         if refused is None:
             refused = self.refusals(obj, records)
-        if refused:
-            good = [r for i, r in enumerate(records) if i not in refused]
-            written = iter(self.write(op, obj, good, external_id=external_id, bulk=bulk, refused={}))
-            return [refused[i] if i in refused else next(written) for i in range(len(records))]
-        use_bulk = bulk if bulk is not None else len(records) > self.limits.bulk_threshold
-        if use_bulk:
-            return self._bulk(op, obj, records, external_id)
-        out: list[RecordOutcome] = []
-        size = self.limits.batch_size
-        for i in range(0, len(records), size):
-            out.extend(self._collection(op, obj, records[i : i + size], external_id))
-        return out
+        good = [r for i, r in enumerate(records) if i not in refused]
+        use_bulk = bulk if bulk is not None else len(good) > self.limits.bulk_threshold
+        if not use_bulk:
+            prepared = self.prepare_collection(op, obj, records, external_id=external_id, refused=refused)
+            return self.write_prepared(prepared)
+        return _merged(refused, self._bulk(op, obj, good, external_id) if good else [], len(records))
 
     def prepare_collection(
-        self, op: str, obj: str, records: Sequence[Mapping[str, Any]], *, external_id: str | None = None
+        self,
+        op: str,
+        obj: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        external_id: str | None = None,
+        refused: Mapping[int, RecordOutcome] | None = None,
     ) -> CollectionWrite:
         """Check and encode a Collections write now; :meth:`write_prepared` sends it (as ``write`` with ``bulk=False``).
 
         >>> org.write_prepared(org.prepare_collection("update", "SMS_Message__c", updates))  # doctest: +SKIP
         [RecordOutcome(ok=True, id='a00...')]
         """
-        refused = self.refusals(obj, records) if records else {}
+        refused = dict(refused) if refused is not None else (self.refusals(obj, records) if records else {})
         good = [r for i, r in enumerate(records) if i not in refused]
         size = self.limits.batch_size
         payloads = tuple(json.dumps(_collection_body(obj, good[i : i + size])) for i in range(0, len(good), size))
@@ -566,8 +566,7 @@ class Org:
         sent: list[RecordOutcome] = []
         for k, payload in enumerate(w.payloads):
             sent.extend(self._collection(w.op, w.obj, good[k * size : (k + 1) * size], w.external_id, payload))
-        written = iter(sent)
-        return [w.refused[i] if i in w.refused else next(written) for i in range(len(w.records))]
+        return _merged(w.refused, sent, len(w.records))
 
     def refusals(self, obj: str, records: Sequence[Mapping[str, Any]]) -> dict[int, RecordOutcome]:
         """Index -> a failed outcome, for each record with a value its field's type cannot take
@@ -691,6 +690,12 @@ class Org:
             again = iter(self.write(op, obj, lock_retry, external_id=external_id, bulk=False))
             out = [next(again) if (not o.ok and o.code in TRANSIENT_CODES) else o for o in out]
         return out
+
+
+def _merged(refused: Mapping[int, RecordOutcome], written: Sequence[RecordOutcome], n: int) -> list[RecordOutcome]:
+    """``n`` outcomes in the records' order: the refused ones by index, the written ones in turn."""
+    rest = iter(written)
+    return [refused[i] if i in refused else next(rest) for i in range(n)]
 
 
 def _collection_body(obj: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
