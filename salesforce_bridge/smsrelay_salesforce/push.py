@@ -175,8 +175,10 @@ class _Job:
     error: str | None = None
 
 
-# A batch the reader readied for the claimer: its jobs, and their claim's write (None: nothing to write).
-_Batch = tuple[list[_Job], CollectionWrite | None]
+# A claim the reader readied: its write, and the job each of its records is for.
+_Claim = tuple[CollectionWrite, list[_Job]]
+# A batch the reader readied for the claimer: its jobs, and their claim (None: nothing to write).
+_Batch = tuple[list[_Job], _Claim | None]
 
 
 class Pusher:
@@ -413,10 +415,10 @@ class Pusher:
                 taken += len(batch)
                 jobs = [self._job(r) for r in batch]
                 self._ready(jobs)
-                updates, _ = self._claim_updates(jobs, claim=True)
+                updates, targets = self._claim_updates(jobs, claim=True)
                 claim_write = None
                 if updates and not self.dry_run:
-                    claim_write = self.org.prepare_collection("update", self.m.object, updates)
+                    claim_write = (self.org.prepare_collection("update", self.m.object, updates), targets)
                 batches.put((jobs, claim_write))
             ended.more = taken >= limit
         except BaseException as exc:
@@ -441,10 +443,10 @@ class Pusher:
         *,
         claim: bool,
         ready: bool = False,
-        prepared: CollectionWrite | None = None,
+        prepared: _Claim | None = None,
     ) -> list[_Job]:
-        """Prepare (unless ``ready``), check consent, render and claim (the ``prepared`` write of
-        :meth:`_claim_updates`, if given); the jobs that may be sent."""
+        """Prepare (unless ``ready``), check consent, render and claim (the ``prepared`` claim,
+        if given); the jobs that may be sent."""
         if not ready:
             self._ready(jobs)
         jobs = self._claim(jobs, summary, claim=claim, prepared=prepared)
@@ -537,17 +539,19 @@ class Pusher:
 
     # -- claiming -----------------------------------------------------------------------------
     def _claim(
-        self, jobs: list[_Job], summary: Summary, *, claim: bool = True, prepared: CollectionWrite | None = None
+        self, jobs: list[_Job], summary: Summary, *, claim: bool = True, prepared: _Claim | None = None
     ) -> list[_Job]:
         """Write Sending (or the reason it won't be sent) to every record before any send.
 
-        With ``claim=False`` (records already in Sending) only the refusals are written."""
-        updates, targets = self._claim_updates(jobs, claim=claim)
-        if self.dry_run or not updates:
-            return jobs
+        With ``claim=False`` (records already in Sending) only the refusals are written.
+        ``prepared``: the reader built these updates already (:meth:`_claim_updates`)."""
         if prepared is not None:
-            outcomes = self.org.write_prepared(prepared)
+            write, targets = prepared
+            outcomes = self.org.write_prepared(write)
         else:
+            updates, targets = self._claim_updates(jobs, claim=claim)
+            if self.dry_run or not updates:
+                return jobs
             outcomes = self.org.write("update", self.m.object, updates, bulk=False)
         kept: list[_Job] = [j for j in jobs if j.outcome is None and not claim]
         for j, o in zip(targets, outcomes, strict=True):
