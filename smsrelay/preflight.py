@@ -20,6 +20,7 @@ import phonenumbers
 
 from smsrelay.errors import ConfigError, InvalidRequest
 from smsrelay.model import Capabilities, Message
+from smsrelay.phone import region_of
 
 __all__ = ["check_message", "check_sender", "unreachable"]
 
@@ -66,8 +67,7 @@ def unreachable(caps: Capabilities, provider: str, e164: str) -> str | None:
     """
     if caps.countries is None:
         return None
-    number = phonenumbers.parse(e164, None)
-    region = phonenumbers.region_code_for_number(number) or "unknown"
+    region = region_of(e164) or "unknown"
     if region in caps.countries:
         return None
     reach = ", ".join(_country(code) for code in sorted(caps.countries))

@@ -50,7 +50,7 @@ from smsrelay.errors import (
     Unsupported,
 )
 from smsrelay.model import Event, Message, Recipient, RecipientResult, SendResult, Status
-from smsrelay.phone import normalize
+from smsrelay.phone import normalize, region_of
 from smsrelay.preflight import unreachable
 from smsrelay.templates import render
 
@@ -638,7 +638,7 @@ class Router:
 
     def route_for(self, e164: str, tag: str | None = None) -> tuple[int, Route] | None:
         """The first route matching this (normalised) number and tag, with its index."""
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
+        region = region_of(e164) or ""
         for i, route in enumerate(self.config.routes):
             if route.matches(e164, region, tag):
                 return i, route
@@ -747,7 +747,7 @@ class Router:
             error = "no route matches this number" + (f" with tag {tag!r}" if tag else "")
             return RoutedResult(RecipientResult(e164, Status.REJECTED, error=error), None, "no route")
         index, route = found
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
+        region = region_of(e164) or ""
         candidates, refused = self._candidates(index, route, e164, region)
         if not candidates:
             error = "no account of its route reaches this number"

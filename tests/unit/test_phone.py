@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smsrelay.errors import InvalidRequest
-from smsrelay.phone import from_wire, mask, normalize, to_wire
+from smsrelay.phone import _is_valid, _parse_e164, from_wire, mask, normalize, region_of, to_wire
 
 
 @pytest.mark.parametrize(
@@ -153,3 +153,79 @@ def test_a_masked_number_keeps_its_length_and_hides_all_but_six_digits(digits):
     assert len(masked) == len(digits) + 1
     assert (masked[:4], masked[-3:]) == ("+" + digits[:3], digits[-3:])
     assert set(masked[4:-3]) == {"•"}
+
+
+# The fast path for "+<digits>" must give exactly what phonenumbers.parse gives, or step aside.
+def _e164_cases() -> list[str]:
+    cases = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            cc, nsn = example.country_code, phonenumbers.national_significant_number(example)
+            cases |= {e164, e164[:-1], e164 + "7", f"+{cc}0{nsn}", f"+{cc}1{nsn}", f"+{cc}00{nsn}", f"+{cc}{nsn[1:]}"}
+            prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix
+            if prefix:
+                cases.add(f"+{cc}{prefix}{nsn}")  # a national prefix after the country code: parse strips it
+    return sorted(cases)
+
+
+E164_CASES = _e164_cases()
+
+
+def _fields(parsed: phonenumbers.PhoneNumber | None) -> object:
+    return None if parsed is None else (parsed.country_code, parsed.national_number, parsed.italian_leading_zero)
+
+
+def test_the_e164_fast_path_agrees_with_phonenumbers_parse_on_every_region_and_type() -> None:
+    taken = 0
+    for number in E164_CASES:
+        fast = _parse_e164(number)
+        if fast is None:
+            continue
+        taken += 1
+        assert fast == phonenumbers.parse(number, None), number
+        assert _fields(fast) == _fields(phonenumbers.parse(number, "AU")), number
+    assert len(E164_CASES) > 4_000 and taken > len(E164_CASES) // 2  # the fast path is the common path
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{3,16}", fullmatch=True))
+def test_the_e164_fast_path_agrees_with_phonenumbers_parse_on_any_digits(number: str) -> None:
+    fast = _parse_e164(number)
+    if fast is not None:
+        assert fast == phonenumbers.parse(number, None)
+
+
+@pytest.mark.parametrize("number", ["+61491570156", "+66812345678", "+12025550143", "+4407400123456", "+390612345678"])
+def test_region_of_a_normalised_number(number: str) -> None:
+    assert region_of(number) == phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
+
+
+def test_validity_agrees_with_phonenumbers_on_every_region_and_type() -> None:
+    for number in E164_CASES:
+        parsed = phonenumbers.parse(number, None)
+        assert _is_valid(parsed) == phonenumbers.is_valid_number(parsed), number
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{3,16}", fullmatch=True))
+def test_validity_agrees_with_phonenumbers_on_any_digits(number: str) -> None:
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return
+    assert _is_valid(parsed) == phonenumbers.is_valid_number(parsed)
+
+
+@given(st.sampled_from(E164_CASES), st.integers(1, 6), st.integers(0, 999_999))
+def test_fast_paths_agree_with_phonenumbers_near_real_numbers(example: str, tail: int, digits: int) -> None:
+    number = example[:-tail] + str(digits).zfill(6)[-tail:]  # a real range, other subscriber digits
+    fast = _parse_e164(number)
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        assert fast is None
+        return
+    assert fast is None or fast == parsed
+    assert _is_valid(parsed) == phonenumbers.is_valid_number(parsed)
