@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from smsrelay.errors import InvalidRequest
@@ -46,6 +47,7 @@ def _ucs2_units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+@functools.lru_cache(maxsize=256)  # a shared body is analysed once per send, not once per recipient
 def analyse(text: str) -> Segments:
     """Detect the encoding of ``text`` and count its parts.
 

@@ -175,15 +175,14 @@ class KudosityV1Emulator(Emulator):
         for name in ("dlr_callback", "reply_callback", "link_hits_callback", "tracked_link_url"):
             if p.get(name) and not p[name].startswith(("http://", "https://")):
                 return self._invalid(f"'{name}' must be a URL")
-        numbers: list[str] = []
+        seen: dict[str, None] = {}  # each number once, in the order given
         for n in raw_to:
             try:
                 e164 = normalize(n, p.get("countrycode") or None) if p.get("countrycode") else normalize("+" + n)
             except InvalidRequest:
                 continue  # OAS1 send-sms: "invalid numbers will be ignored"
-            digits = e164.lstrip("+")
-            if digits not in numbers:
-                numbers.append(digits)
+            seen[e164.lstrip("+")] = None
+        numbers = list(seen)
         if not numbers:
             return self._error("RECIPIENTS_ERROR", "No valid recipients left after validation", 400)
         parts = analyse(message).parts

@@ -27,7 +27,8 @@ def body_key(sms: PreparedSms) -> tuple[Any, ...]:
     True
     """
     m = sms.message
-    return (sms.body, m.sender, m.send_at, json.dumps(dict(m.options), sort_keys=True, default=str))
+    options = json.dumps(dict(m.options), sort_keys=True, default=str) if m.options else "{}"
+    return (sms.body, m.sender, m.send_at, options)
 
 
 def plan_by_body(batch: Sequence[PreparedSms], size: int) -> list[list[PreparedSms]]:
