@@ -52,8 +52,8 @@ LOOPBACK_COST = (
 )
 ONE_REQUEST = (
     "the floor is one request of 20,000 numbers, so the minimum is one latency; what remains is "
-    "validating 20,000 numbers (about 35 µs each) before that one request can go, and the emulator "
-    "parsing and storing 20,000 recipients. Nothing on the wire is left to save"
+    "preparing 20,000 messages (about 26 µs each of client CPU, validating the number about 7 µs of "
+    "it) before that one request can go. Nothing on the wire is left to save"
 )
 
 
