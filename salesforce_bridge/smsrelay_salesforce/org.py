@@ -435,13 +435,21 @@ class Org:
     # -- reads ----------------------------------------------------------------------------
     def query_iter(self, soql: str) -> Iterator[dict[str, Any]]:
         """Every row of ``soql``, page by page (query_all_iter's loop, with a retry per page)."""
-        page: dict[str, Any] = self.call(lambda sf: sf.query(soql))
+        yield from self._rows(self.call(lambda sf: sf.query(soql)))
+
+    def query_start(self, soql: str) -> Iterator[dict[str, Any]]:
+        """:meth:`query_iter`, with the first page asked for now; the later ones as the rows are read.
+
+        >>> rows = org.query_start("SELECT Id FROM SMS_Message__c")  # doctest: +SKIP
+        """
+        return self._rows(self.call(lambda sf: sf.query(soql)))
+
+    def _rows(self, page: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
             yield from page["records"]
             if page.get("done", True):
                 return
-            nxt = page["nextRecordsUrl"]
-            page = self.call(functools.partial(_query_more, url=nxt))
+            page = self.call(functools.partial(_query_more, url=page["nextRecordsUrl"]))
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         return list(self.query_iter(soql))
@@ -468,9 +476,12 @@ class Org:
         if chunk:
             yield from self.query_iter(f"{head}{key} IN ({','.join(chunk)}){tail}")
 
-    def rest(self, path: str, method: str = "GET", data: str | None = None) -> Any:
-        """One REST call (relative to ``/services/data/vXX.X/``) under :meth:`call`'s rules."""
-        return self.call(functools.partial(_restful, path=path, method=method, data=data))
+    def rest(
+        self, path: str, method: str = "GET", data: str | None = None, *, sent: Callable[[], None] | None = None
+    ) -> Any:
+        """One REST call (relative to ``/services/data/vXX.X/``) under :meth:`call`'s rules;
+        ``sent`` is called once its body has been written, while the answer is awaited."""
+        return self.call(functools.partial(_restful, path=path, method=method, data=data, sent=sent))
 
     def describe(self, obj: str, *, fresh: bool = False) -> dict[str, Any]:
         """The object's REST describe, fetched once per connection unless ``fresh``."""
@@ -559,14 +570,21 @@ class Org:
         payloads = tuple(json.dumps(_collection_body(obj, good[i : i + size])) for i in range(0, len(good), size))
         return CollectionWrite(op, obj, records, refused, payloads, external_id)
 
-    def write_prepared(self, w: CollectionWrite) -> list[RecordOutcome]:
-        """Send a write :meth:`prepare_collection` readied; one outcome per record, in order."""
+    def write_prepared(self, w: CollectionWrite, *, sent: Callable[[], None] | None = None) -> list[RecordOutcome]:
+        """Send a write :meth:`prepare_collection` readied; one outcome per record, in order.
+
+        ``sent`` is called (at most once, in this thread) when the first call's body has been
+        written, so the caller can start other work while Salesforce answers, not before the
+        request is out: another thread's work then overlaps the wait instead of the sending.
+        """
         good = [r for i, r in enumerate(w.records) if i not in w.refused]
         size = self.limits.batch_size
-        sent: list[RecordOutcome] = []
+        written: list[RecordOutcome] = []
+        once = _once(sent) if sent is not None else None
         for k, payload in enumerate(w.payloads):
-            sent.extend(self._collection(w.op, w.obj, good[k * size : (k + 1) * size], w.external_id, payload))
-        return _merged(w.refused, sent, len(w.records))
+            chunk = good[k * size : (k + 1) * size]
+            written.extend(self._collection(w.op, w.obj, chunk, w.external_id, payload, sent=once if k == 0 else None))
+        return _merged(w.refused, written, len(w.records))
 
     def refusals(self, obj: str, records: Sequence[Mapping[str, Any]]) -> dict[int, RecordOutcome]:
         """Index -> a failed outcome, for each record with a value its field's type cannot take
@@ -596,6 +614,7 @@ class Org:
         chunk: Sequence[Mapping[str, Any]],
         external_id: str | None,
         payload: str | None = None,  # the whole chunk's body, encoded already
+        sent: Callable[[], None] | None = None,  # called once the first attempt's body is written
     ) -> list[RecordOutcome]:
         results: list[RecordOutcome | None] = [None] * len(chunk)
         todo = list(range(len(chunk)))
@@ -612,7 +631,7 @@ class Org:
                 method, path = "PATCH", f"composite/sobjects/{obj}/{external_id}"
             else:
                 raise ValueError(f"unknown write {op!r}")
-            answer, payload = self.rest(path, method, payload), None
+            answer, payload = self.rest(path, method, payload, sent=sent), None
             if not isinstance(answer, list) or len(answer) != len(todo):
                 raise OrgError(f"Salesforce answered a Collections {op} of {len(todo)} records with {answer!r:.200}")
             retry: list[int] = []
@@ -732,8 +751,36 @@ class _TimeoutAdapter(requests.adapters.HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def _restful(sf: Salesforce, *, path: str, method: str, data: str | None) -> Any:
-    return sf.restful(path, method=method, data=data)
+def _restful(sf: Salesforce, *, path: str, method: str, data: str | None, sent: Callable[[], None] | None) -> Any:
+    body = _OnWire(data.encode(), sent) if data is not None and sent is not None else data
+    return sf.restful(path, method=method, data=body)
+
+
+class _OnWire(io.BytesIO):
+    """A request body that calls ``sent`` when it has been read to its end: urllib3 reads a
+    file-like body block by block as it writes it, and once more to find it ended."""
+
+    def __init__(self, data: bytes, sent: Callable[[], None]) -> None:
+        super().__init__(data)
+        self._sent: Callable[[], None] | None = sent
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        block = super().read(size)
+        if not block and self._sent is not None:
+            sent, self._sent = self._sent, None
+            sent()
+        return block
+
+
+def _once(fn: Callable[[], None]) -> Callable[[], None]:
+    """``fn``, run by the first call only (a retried request writes its body again)."""
+    left = [fn]
+
+    def run() -> None:
+        if left:
+            left.pop()()
+
+    return run
 
 
 def _query_more(sf: Salesforce, *, url: str) -> Any:

@@ -210,6 +210,7 @@ class Pusher:
         self._consents: set[str] | None = None
         self._consent_read: Future[set[str] | None] | None = None
         self._left: Future[list[dict[str, Any]]] | None = None
+        self._due: Future[Iterator[dict[str, Any]]] | None = None
         self._begun: list[Future[Any]] | None = None
         self._refused: list[_Job] = []
 
@@ -271,23 +272,29 @@ class Pusher:
             self.reconcile(summary)
         finally:
             wait(reads)  # the org is this thread's again
-        rows = self.org.query_iter(self.due_query())
+        due, self._due = self._due, None
+        rows = due.result() if due is not None else self.org.query_iter(self.due_query())
         while self._round(rows, summary):
             pass
         return summary
 
     def begin(self) -> list[Future[Any]]:
-        """Start the two reads a run opens with, at once and in the background: the records a
-        crash left in Sending, and the opt-out list. The bridge calls this before its checks,
-        so all share one round trip; :meth:`run` waits for them (and calls it if nobody did).
+        """Start the three reads a run opens with, at once and in the background: the records a
+        crash left in Sending, the opt-out list, and the due query's first page. The bridge calls
+        this before its checks, so all share one round trip; :meth:`run` waits for them (and
+        calls it if nobody did). The due query names only records the checks and the reconcile
+        do not change (``send.where`` picks due ones; the claim moves them out of it), so reading
+        it first changes nothing but when; a record the reconcile puts back in Queued waits for
+        the next run.
         """
         if self._begun is None:
             self.org.connect()  # signed in here, once: not by two threads at a time
-            pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smsrelay-sf-begin")
+            pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="smsrelay-sf-begin")
             self._consent_read = pool.submit(self._read_as, "claim", self._all_opted_out)
             self._left = pool.submit(self._read_as, "reconcile", self._left_in_sending)
+            self._due = pool.submit(self._read_as, "claim", lambda: self.org.query_start(self.due_query()))
             pool.shutdown(wait=False)
-            self._begun = [self._consent_read, self._left]
+            self._begun = [self._consent_read, self._left, self._due]
         return self._begun
 
     def _read_as(self, phase: str, read: Callable[[], T]) -> T:
@@ -313,29 +320,55 @@ class Pusher:
         ahead: queue.Queue[list[_Job] | _Ended] = queue.Queue(maxsize=2)
         side = Summary(dry_run=self.dry_run)  # the claimer's counts, folded in after it ends
         stop = threading.Event()
-        batches: queue.Queue[_Batch | _Ended] = queue.Queue(maxsize=2)
-        read = threading.Thread(target=self._read, args=(rows, batches, stop), name="smsrelay-sf-read", daemon=True)
+        batches: queue.Queue[_Batch | _Ended] = queue.Queue()
+        room = threading.Semaphore(2)  # the reader's batches whose claim is not on the wire yet: two at most
+        read = threading.Thread(
+            target=self._read, args=(rows, batches, room, stop), name="smsrelay-sf-read", daemon=True
+        )
 
+        # The reader and this thread are let go when a claim is on the wire, not when the claimer
+        # takes it: their work then overlaps Salesforce's answer instead of holding the interpreter
+        # lock while the claimer writes its request (each wait for it costs up to 5 ms a claim).
         def claimer() -> None:
             ended = _Ended()
+            held: list[list[_Job]] = []  # the last claim's jobs, passed on once the next one is out
+
+            def pass_on() -> None:
+                while held:
+                    ahead.put(held.pop())
+
             try:
                 while True:
+                    if batches.empty():
+                        pass_on()  # no claim ready to overlap with
                     item = batches.get()
                     if isinstance(item, _Ended):
                         ended = item
                         break
                     if stop.is_set():
+                        room.release()
                         continue  # read to the end, claim nothing more
-                    self.org.check_budget()
-                    jobs, claim_write = item
-                    side.due += len(jobs)
-                    ahead.put(self._stage(jobs, side, claim=True, ready=True, prepared=claim_write))
+                    left = [room.release, pass_on]
+
+                    def sent(left: list[Callable[[], None]] = left) -> None:
+                        while left:
+                            left.pop(0)()
+
+                    try:
+                        self.org.check_budget()
+                        jobs, claim_write = item
+                        side.due += len(jobs)
+                        kept = self._stage(jobs, side, claim=True, ready=True, prepared=claim_write, sent=sent)
+                    finally:
+                        sent()  # not sent (nothing to claim, or it failed first): let go now
+                    held.append(kept)
             except BaseException as exc:  # handed to the sending thread, which raises it
                 ended.error = exc
                 stop.set()
-                _drain(batches)
+                _drain(batches, room.release)
             finally:
                 read.join()
+                pass_on()
                 ahead.put(ended)
 
         thread = threading.Thread(target=claimer, name="smsrelay-sf-claim", daemon=True)
@@ -397,18 +430,25 @@ class Pusher:
         return _Job(id=record["Id"], record=_flat(record), attempts=attempts, key=f"sf-{record['Id']}-{attempts}")
 
     def _read(
-        self, rows: Iterator[dict[str, Any]], batches: queue.Queue[_Batch | _Ended], stop: threading.Event
+        self,
+        rows: Iterator[dict[str, Any]],
+        batches: queue.Queue[_Batch | _Ended],
+        room: threading.Semaphore,
+        stop: threading.Event,
     ) -> None:
         """Up to ``limits.send_chunk`` rows of the due query, prepared a batch at a time for
-        the claimer (at most two batches ahead), so the next query page and the next batch's
-        preparing, and its claim's body, overlap the claims. Ends with ``_Ended``; an error is
-        handed on in it."""
+        the claimer (one batch for each ``room``: the claimer frees one as each claim goes out),
+        so the next query page and the next batch's preparing, and its claim's body, overlap the
+        claims. Ends with ``_Ended``; an error is handed on in it."""
         limit = self.config.limits.send_chunk
         size = max(1, min(self.config.limits.batch_size, 200))
         ended = _Ended()
         taken = 0
         try:
             while not stop.is_set() and taken < limit:
+                room.acquire()
+                if stop.is_set():
+                    break
                 batch = list(itertools.islice(rows, min(size, limit - taken)))
                 if not batch:
                     break
@@ -444,12 +484,13 @@ class Pusher:
         claim: bool,
         ready: bool = False,
         prepared: _Claim | None = None,
+        sent: Callable[[], None] | None = None,
     ) -> list[_Job]:
         """Prepare (unless ``ready``), check consent, render and claim (the ``prepared`` claim,
-        if given); the jobs that may be sent."""
+        if given; ``sent`` is called once it is on the wire); the jobs that may be sent."""
         if not ready:
             self._ready(jobs)
-        jobs = self._claim(jobs, summary, claim=claim, prepared=prepared)
+        jobs = self._claim(jobs, summary, claim=claim, prepared=prepared, sent=sent)
         for j in jobs:
             if j.outcome == "Rejected":
                 summary.rejected += 1
@@ -539,15 +580,22 @@ class Pusher:
 
     # -- claiming -----------------------------------------------------------------------------
     def _claim(
-        self, jobs: list[_Job], summary: Summary, *, claim: bool = True, prepared: _Claim | None = None
+        self,
+        jobs: list[_Job],
+        summary: Summary,
+        *,
+        claim: bool = True,
+        prepared: _Claim | None = None,
+        sent: Callable[[], None] | None = None,
     ) -> list[_Job]:
         """Write Sending (or the reason it won't be sent) to every record before any send.
 
         With ``claim=False`` (records already in Sending) only the refusals are written.
-        ``prepared``: the reader built these updates already (:meth:`_claim_updates`)."""
+        ``prepared``: the reader built these updates already (:meth:`_claim_updates`), and
+        ``sent`` is called once they are on the wire (:meth:`Org.write_prepared`)."""
         if prepared is not None:
             write, targets = prepared
-            outcomes = self.org.write_prepared(write)
+            outcomes = self.org.write_prepared(write, sent=sent)
         else:
             updates, targets = self._claim_updates(jobs, claim=claim)
             if self.dry_run or not updates:
@@ -842,10 +890,11 @@ class Pusher:
 CONSENT_CACHE = 50_000
 
 
-def _drain(q: queue.Queue[Any]) -> None:
-    """Take from ``q`` until its producer's ``_Ended``, so the producer is never left blocked."""
+def _drain(q: queue.Queue[Any], each: Callable[[], None]) -> None:
+    """Take from ``q`` until its producer's ``_Ended``, calling ``each`` for every item taken
+    (what the producer waits on to go on), so the producer is never left blocked."""
     while not isinstance(q.get(), _Ended):
-        pass
+        each()
 
 
 def _cut(text: str | None, n: int = 255) -> str | None:

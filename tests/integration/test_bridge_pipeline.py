@@ -5,11 +5,13 @@ Against the org emulator and the Kaleyra emulator (100 recipients a request for 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
-from smsrelay import AuthError
+from smsrelay import AuthError, ConfigError
 from tests.fixtures.kaleyra import KALEYRA_SID
 
 MSG = "SMS_Message__c"
@@ -87,3 +89,45 @@ def test_a_provider_refusal_puts_every_claimed_record_back_to_queued(
     kaleyra_emulator.faults.clear()
     summary = bridge.sync(pull=False)
     assert summary.sent == 250 and summary.reconciled == 0 and statuses(sf_org) == {"Sent": 250}
+
+
+def test_the_due_query_goes_out_with_the_start_up_checks_and_a_failed_check_claims_nothing(
+    make_bridge, queue_messages, sf_org, kaleyra_emulator
+) -> None:
+    queue_messages(3, body="Your appointment is tomorrow")
+    # A mapping the org does not match: the checks fail, after the due query was read with them.
+    bridge = kaleyra_bridge(make_bridge, kaleyra_emulator, mapping={"message": {"fields": {"to": "Attempts__c"}}})
+    with pytest.raises(ConfigError, match="nothing was claimed or changed"):
+        bridge.sync(pull=False)
+    soql = [parse_qs(r.query).get("q", [""])[0] for r in sf_org.received("GET")]
+    assert len([q for q in soql if q.endswith("ORDER BY Id") and "Status__c = 'Queued'" in q]) == 1
+    assert statuses(sf_org) == {"Queued": 3}
+    assert kaleyra_emulator.received("POST", SENDS) == []
+
+
+def test_a_claim_lets_the_other_threads_go_once_its_body_is_written_before_the_answer(
+    make_bridge, queue_messages, sf_org
+) -> None:
+    ids = queue_messages(3)
+    org = make_bridge().org
+    write = org.prepare_collection("update", MSG, [{"Id": i, "Status__c": "Sending"} for i in ids])
+    on_wire, answered = threading.Event(), threading.Event()
+    seen: list[bool] = []
+    outcomes: list[Any] = []
+
+    def sent() -> None:
+        seen.append(answered.is_set())
+        on_wire.set()
+
+    def claim() -> None:
+        outcomes.extend(org.write_prepared(write, sent=sent))
+        answered.set()
+
+    worker = threading.Thread(target=claim)
+    with sf_org.lock:  # the org answers nothing until the test lets it
+        worker.start()
+        assert on_wire.wait(10)
+        assert not answered.is_set()
+    worker.join(10)
+    assert seen == [False]  # called once, before the answer
+    assert [o.ok for o in outcomes] == [True] * 3 and statuses(sf_org) == {"Sending": 3}
