@@ -150,11 +150,14 @@ class _Outcomes:
     # Updates (by index) with a value their field cannot take, found as each send lands, so
     # the write-back's values need no checking after the last send.
     refused: dict[int, RecordOutcome] = field(default_factory=dict)
+    # The state file's row for each written one with a message id, also built as each send lands.
+    applied: list[Applied] = field(default_factory=list)
 
     def extend(self, other: _Outcomes) -> None:
         self.refused.update({len(self.updates) + i: o for i, o in other.refused.items()})
         self.updates += other.updates
         self.written += other.written
+        self.applied += other.applied
         self.unsent += other.unsent
         self.doubtful += other.doubtful
 
@@ -757,6 +760,8 @@ class Pusher:
                 rec[f("delivery_updated_at")] = now
             updates.append(rec)
             written.append((j, r, now))
+            if r.message_id:
+                out.applied.append(_applied(j, r, now))
         if updates and not self.dry_run:
             out.refused = self.org.refusals(self.m.object, updates)
         return out
@@ -802,23 +807,31 @@ class Pusher:
             # until the outcomes say which records were written): the rows cost no time after the call.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-sf-write") as pool:
                 writing = pool.submit(self.org.write, "update", self.m.object, updates, refused=out.refused)
-                staged = [_applied(j, r, now) for j, r, now in written if r.message_id]
-                self.state.remember_after(staged, lambda: self._written(written, writing.result(), summary))
+                staged = out.applied
+                self.state.remember_after(staged, lambda: self._written(written, writing.result(), summary, staged))
         finally:
             self.org.phase = phase
 
     def _written(
-        self, written: list[tuple[_Job, RecipientResult, datetime]], outcomes: list[RecordOutcome], summary: Summary
+        self,
+        written: list[tuple[_Job, RecipientResult, datetime]],
+        outcomes: list[RecordOutcome],
+        summary: Summary,
+        staged: list[Applied],
     ) -> list[Applied]:
-        """What the state file keeps of a write-back: the messages whose record was written."""
+        """What the state file keeps of a write-back: the ``staged`` rows (one per written job
+        with a message id, in order) whose record was written; ``staged`` itself when all were."""
+        if all(o.ok for o in outcomes):
+            return staged
+        rows = iter(staged)
         applied: list[Applied] = []
-        for (j, r, now), o in zip(written, outcomes, strict=True):
+        for (j, r, _), o in zip(written, outcomes, strict=True):
+            row = next(rows) if r.message_id else None
             if not o.ok:
                 summary.writeback_failed += 1
                 log.error("write-back of %s failed (%s: %s); it is reconciled next run", j.id, o.code, o.message)
-                continue
-            if r.message_id:
-                applied.append(_applied(j, r, now))
+            elif row is not None:
+                applied.append(row)
         return applied
 
     # -- crash recovery -----------------------------------------------------------------------------

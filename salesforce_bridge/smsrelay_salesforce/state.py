@@ -181,7 +181,7 @@ class State:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        if list(kept) == list(staged):
+        if kept is staged or list(kept) == list(staged):
             self.db.execute("COMMIT")
             return
         self.db.execute("ROLLBACK")
