@@ -44,6 +44,9 @@ def normalize(number: str, default_region: str | None = None) -> str:
         elif raw.isdigit() and len(raw) > 10:
             # Digits with a country code but no "+", as many providers write them.
             candidate = "+" + raw
+    plain = _plain_e164(candidate)
+    if plain is not None and _valid_national(*plain):
+        return candidate  # format_number(parse(candidate), E164) of a plain number is the number itself
     try:
         parsed = _parse_e164(candidate) or phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException as exc:
@@ -59,31 +62,33 @@ _E164 = re.compile(r"\+[1-9][0-9]{3,16}")
 
 
 def _parse_e164(number: str) -> phonenumbers.PhoneNumber | None:
-    """What ``phonenumbers.parse`` returns for a plain ``+<digits>`` number, a few times faster; else None.
+    """What ``phonenumbers.parse`` returns for a plain ``+<digits>`` number (see ``_plain_e164``); else None."""
+    plain = _plain_e164(number)
+    if plain is None:
+        return None
+    import phonenumbers
+
+    return phonenumbers.PhoneNumber(country_code=plain[0], national_number=int(plain[1]))
+
+
+def _plain_e164(number: str) -> tuple[int, str] | None:
+    """A ``+<digits>`` number as ``parse`` reads it, country code and national number; else None.
 
     Exact by construction: it takes only input that ``parse`` would read as country code plus
     national number untouched, and leaves the rest (a national prefix after the country code,
     leading zeros, unknown codes, other characters) to ``parse``. A send validates every number,
-    and ``parse``'s general scanning is most of that cost; ``tests/unit/test_phone.py`` holds it
+    and ``parse``'s general scanning was most of that cost; ``tests/unit/test_phone.py`` holds it
     equal to ``parse``.
     """
     if not _E164.fullmatch(number):
         return None
-    import phonenumbers
-
     code, national = _split_country_code(number[1:])
-    if not code:
+    if not code or len(national) < 2 or national[0] == "0":
         return None
-    if len(national) < 2 or national[0] == "0":
-        return None
-    region = phonenumbers.region_code_for_country_code(code)
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
-    if metadata is None:
-        return None
-    prefix = metadata.national_prefix_for_parsing
-    if prefix and _national_prefix(prefix).match(national):
-        return None  # parse may strip it as a national prefix or carrier code
-    return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    prefix = _national_prefix(code)
+    if prefix is False or (prefix is not None and prefix.match(national)):
+        return None  # no metadata; or parse may strip a national prefix or carrier code
+    return code, national
 
 
 def _split_country_code(digits: str) -> tuple[int, str]:
@@ -98,8 +103,15 @@ def _split_country_code(digits: str) -> tuple[int, str]:
 
 
 @functools.cache
-def _national_prefix(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _national_prefix(code: int) -> re.Pattern[str] | Literal[False] | None:
+    """The country code's ``national_prefix_for_parsing``, compiled; False if it has no metadata."""
+    import phonenumbers
+
+    region = phonenumbers.region_code_for_country_code(code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+    if metadata is None:
+        return False
+    return re.compile(metadata.national_prefix_for_parsing) if metadata.national_prefix_for_parsing else None
 
 
 # phonenumbers' number types: a number is valid if it matches the general description and any
@@ -121,8 +133,11 @@ def _is_valid(parsed: phonenumbers.PhoneNumber) -> bool:
         import phonenumbers
 
         return phonenumbers.is_valid_number(parsed)
-    regions = _regions(parsed.country_code)
-    nsn = str(parsed.national_number)
+    return _valid_national(parsed.country_code or 0, str(parsed.national_number))
+
+
+def _valid_national(code: int, nsn: str) -> bool:
+    regions = _regions(code)
     if len(regions) == 1:  # the only region is the number's, unchecked
         return regions[0] is not None and regions[0].valid(nsn)
     for region in regions:

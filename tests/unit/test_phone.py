@@ -229,3 +229,22 @@ def test_fast_paths_agree_with_phonenumbers_near_real_numbers(example: str, tail
         return
     assert fast is None or fast == parsed
     assert _is_valid(parsed) == phonenumbers.is_valid_number(parsed)
+
+
+def _reference(number: str) -> str | None:
+    """normalize() as plain phonenumbers calls: E.164, or None where normalize raises."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    ok = phonenumbers.is_valid_number(parsed)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) if ok else None
+
+
+def test_normalize_agrees_with_phonenumbers_on_every_region_and_type() -> None:
+    for number in E164_CASES:
+        try:
+            got: str | None = normalize(number)
+        except InvalidRequest:
+            got = None
+        assert got == _reference(number), number
