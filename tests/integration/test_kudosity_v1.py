@@ -7,6 +7,7 @@ from decimal import Decimal
 from urllib.parse import parse_qsl
 
 import pytest
+import requests
 
 from smsrelay import Client, Message, Recipient
 from smsrelay.emulators.kudosity_v1 import KudosityV1Emulator
@@ -198,3 +199,20 @@ def test_v1_needs_the_secret():
         Client("kudosity", env={}, api="v1", api_key="k-123456")
     with pytest.raises(ConfigError, match="api must be v2 or v1"):
         Client("kudosity", env={}, api="v3", api_key="k-123456")
+
+
+def test_emulator_counts_a_number_given_twice_once_in_the_order_given(kudosity_v1_emulator):
+    # OAS1 send-sms: `to` is a list of numbers; the emulator sends each distinct number once.
+    to = "61491570157,61491570156,+61491570157,61491570158"
+    answer = requests.post(
+        kudosity_v1_emulator.url + "/send-sms.json",
+        data={"message": "Hi", "to": to, "from": SENDER},
+        auth=(V1_KEY, V1_SECRET),
+        timeout=10,
+    ).json()
+    assert answer["recipients"] == 3
+    assert list(kudosity_v1_emulator.messages[answer["message_id"]]["recipients"]) == [
+        "61491570157",
+        "61491570156",
+        "61491570158",
+    ]
