@@ -40,10 +40,15 @@ def ids_by_account(value: Any) -> ByAccount:
     from smsrelay_airflow.outcomes import message_ids_from
 
     out: ByAccount = {}
+    seen: dict[str | None, set[str]] = {}  # a list scan per id would be quadratic: a campaign has 100,000s
 
     def add(account: Any, ids: Iterable[str]) -> None:
-        bucket = out.setdefault(None if account is None else str(account), [])
-        bucket.extend(i for i in ids if i not in bucket)
+        name = None if account is None else str(account)
+        bucket, known = out.setdefault(name, []), seen.setdefault(name, set())
+        for i in ids:
+            if i not in known:
+                known.add(i)
+                bucket.append(i)
 
     def walk(item: Any) -> None:
         if isinstance(item, Mapping):

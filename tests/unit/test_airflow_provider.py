@@ -287,6 +287,22 @@ def test_send_returns_json_safe_results_and_a_retry_reuses_the_stored_ids(sandbo
     assert {p: len(m) for p, m in sandbox_outbox(sandbox_conn).items()} == {"+61491570156": 1, "+61491570157": 1}
 
 
+def test_return_results_off_keeps_ids_and_counts_and_a_retry_still_finds_the_rows(sandbox_conn: Path) -> None:
+    from smsrelay_airflow.polling import ids_by_account
+
+    store = StateStore()
+    op = SendSmsOperator(task_id="send", to=["+61491570156", "+61491570157"], message="Hi", return_results=False)
+
+    first = op.execute(context(TI(try_number=1), store))
+
+    assert "results" not in first and (first["accepted"], first["rejected"], first["parts"]) == (2, 0, 2)
+    assert ids_by_account(first) == {None: first["message_ids"]}  # what SmsDeliverySensor follows
+    assert [r["to"] for r in store.get(STATE_KEY)["results"]] == ["+61491570156", "+61491570157"]
+    again = op.execute(context(TI(try_number=2), store))
+    assert again["message_ids"] == first["message_ids"]
+    assert {p: len(m) for p, m in sandbox_outbox(sandbox_conn).items()} == {"+61491570156": 1, "+61491570157": 1}
+
+
 def test_a_retry_without_stored_ids_asks_the_provider_first(kudosity_conn: Any) -> None:
     op = SendSmsOperator(task_id="send", to=["+61491574001", "+61491574002"], message="Code 1234")
 

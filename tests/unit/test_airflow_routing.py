@@ -87,6 +87,16 @@ def test_the_operator_sends_each_recipient_through_its_routes_account(
     assert len(smskit_emulator.received("POST", "/api/sms/send")) == 1
 
 
+def test_without_results_rows_each_message_still_names_its_account(
+    monkeypatch: pytest.MonkeyPatch, mesms_emulator: MeSmsEmulator, smskit_emulator: SmsKitEmulator
+) -> None:
+    connect(monkeypatch, {"routing": routing(mesms_emulator, smskit_emulator)})
+    op = SendSmsOperator(task_id="send", to=[THAI, AUSTRALIAN], message="Deploy done", return_results=False)
+    output = op.execute(context(store=StateStore()))
+    assert output["accepted"] == 2 and all(set(r) == {"message_id", "account"} for r in output["results"])
+    assert sorted(ids_by_account(output)) == ["phone", "th"]  # a sensor asks each account for its own
+
+
 def test_a_retry_sends_only_what_the_earlier_try_did_not(
     monkeypatch: pytest.MonkeyPatch, mesms_emulator: MeSmsEmulator, smskit_emulator: SmsKitEmulator
 ) -> None:

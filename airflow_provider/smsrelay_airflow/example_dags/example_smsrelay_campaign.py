@@ -69,6 +69,9 @@ with DAG(
         # How many shards send at once. The account's rate is kept by the connection's
         # rate_limit_store across all of them, whatever this number and the worker count.
         max_active_tis_per_dag=4,
+        # The sensor and the summary need only the ids and counts: the per-recipient rows
+        # (~150 bytes each) stay in the task state, out of XCom.
+        return_results=False,
     ).expand(to=shards())
 
     delivered = SmsDeliverySensor(

@@ -127,6 +127,12 @@ class SendSmsOperator(BaseOperator):
     variables (``Hi {{ name }}``). ``vars`` is templated by Airflow, so
     ``vars={"day": "{{ ds }}"}`` brings the context into a per-recipient message.
 
+    ``return_results=False`` leaves the per-recipient ``results`` rows out of the return
+    value: it keeps ``message_ids`` and the counts, which is all ``SmsDeliverySensor`` and a
+    summary need, at a fraction of the XCom (a row is ~150 bytes, 1.5 MB for a shard of
+    10,000). The rows stay in the task state, for retries. On a routed connection each
+    accepted message keeps a row of its id and account, so a sensor asks the right account.
+
     >>> SendSmsOperator(task_id="notify", to=["+61491570156"], message="Deploy {{ ds }} done")  # doctest: +SKIP
     >>> SendSmsOperator.partial(task_id="campaign", message_template="Hi {{ name }}").expand(
     ...     to=[[{"to": "+61491570156", "name": "Ann"}], [{"to": "+61491570157", "name": "Bo"}]])  # doctest: +SKIP
@@ -151,6 +157,7 @@ class SendSmsOperator(BaseOperator):
         delivery_timeout: timedelta | float = timedelta(hours=24),
         fail_on_rejected: bool = True,
         hook_params: Mapping[str, Any] | None = None,
+        return_results: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -170,6 +177,7 @@ class SendSmsOperator(BaseOperator):
         )
         self.fail_on_rejected = fail_on_rejected
         self.hook_params = dict(hook_params or {})
+        self.return_results = return_results
 
     @cached_property
     def hook(self) -> SmsHook:
@@ -205,7 +213,8 @@ class SendSmsOperator(BaseOperator):
             previous = None  # the recipients changed between tries: trust only the provider's lookup
         if not recipients:
             self.log.info("No recipients: nothing to send.")
-            return self._output({"provider": None, "key": key, "sent_at": None, "results": [], "batch_id": None})
+            empty: dict[str, Any] = {"provider": None, "key": key, "sent_at": None, "results": [], "batch_id": None}
+            return self._returned(self._output(empty))
         # An earlier try may have sent some of these: with a store, only one that reached the
         # send (it writes the state first); without one (Airflow < 3.3), any earlier try.
         resume = bool(state) if store is not None else try_number > 1
@@ -238,16 +247,16 @@ class SendSmsOperator(BaseOperator):
         output = self._output(output)
         self._log_summary(output)
         if output["rejected"] and self.fail_on_rejected:
-            context["ti"].xcom_push(key="return_value", value=output)
+            context["ti"].xcom_push(key="return_value", value=self._returned(output))
             raise AirflowException(self._rejections(output))
         if self.wait_for_delivery and output["message_ids"]:
             self.defer(
                 trigger=self._trigger(output),
                 method_name="execute_complete",
-                kwargs={"output": output},
+                kwargs={"output": self._returned(output)},
                 timeout=self.delivery_timeout,
             )
-        return output
+        return self._returned(output)
 
     def _send(
         self,
@@ -436,6 +445,18 @@ class SendSmsOperator(BaseOperator):
             "parts": sum(int(r.get("parts") or 0) for r in results if r.get("message_id")),
         }
 
+    def _returned(self, output: dict[str, Any]) -> dict[str, Any]:
+        """The return value: ``output``, without its per-recipient rows when ``return_results`` is off."""
+        if self.return_results:
+            return output
+        rows = output["results"]
+        out = {k: v for k, v in output.items() if k != "results"}
+        if any(r and "account" in r for r in rows):  # routed: a sensor must know each message's account
+            out["results"] = [
+                {"message_id": r["message_id"], "account": r["account"]} for r in rows if r and r.get("message_id")
+            ]
+        return out
+
     def _log_summary(self, output: Mapping[str, Any]) -> None:
         self.log.info(
             "%s: %d accepted (%d parts), %d not sent.",
@@ -477,10 +498,11 @@ class SendSmsOperator(BaseOperator):
             raise AirflowException(f"{self.task_id}: waiting for delivery failed: {(event or {}).get('message')}")
         statuses: Mapping[str, Mapping[str, Any]] = event["statuses"]
         result = dict(output or {})
-        result["results"] = [
-            {**r, "status": statuses.get(r.get("message_id") or "", {}).get("status", r["status"])}
-            for r in result.get("results", [])
-        ]
+        if "results" in result:  # absent, or ids and accounts only, with return_results=False
+            result["results"] = [
+                {**r, "status": statuses.get(r.get("message_id") or "", {}).get("status", r.get("status"))}
+                for r in result["results"]
+            ]
         result["delivery"] = dict(statuses)
         verdict = judge(statuses, tuple(self.success_statuses))
         if verdict.failures:
