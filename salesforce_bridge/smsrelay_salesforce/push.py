@@ -278,7 +278,11 @@ class Pusher:
         due, self._due = self._due, None
         rows = due.result() if due is not None else self.org.query_iter(self.due_query())
         while self._round(rows, summary):
-            pass
+            # A full round: start another only if a row is left (not to spin up a round for none).
+            first = next(rows, None)
+            if first is None:
+                break
+            rows = itertools.chain([first], rows)
         return summary
 
     def begin(self) -> list[Future[Any]]:
