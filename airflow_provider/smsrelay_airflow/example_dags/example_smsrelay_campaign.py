@@ -17,7 +17,9 @@ each (which the provider would answer with 429s)::
       "extra": {"sender": "Acme", "rate_limit_store": "postgresql://airflow@db/smsrelay"}}'
 
 On a backend that cannot be asked by key (Kudosity V1), also give the workers
-``SMSRELAY_JOURNAL`` (the same URL), so a shard whose worker dies is not sent twice.
+``SMSRELAY_JOURNAL`` (the same URL), so a shard whose worker dies is not sent twice. For
+shards of thousands, see docs/airflow.md ("Sharding a campaign"): hand them over compactly,
+and set ``[workers] min_heartbeat_interval = 1`` so a finished shard frees its slot at once.
 """
 
 from __future__ import annotations
