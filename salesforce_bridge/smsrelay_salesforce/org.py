@@ -663,11 +663,16 @@ class Org:
         job: dict[str, Any] = {"object": obj, "operation": op, "contentType": "CSV", "lineEnding": "LF"}
         if op == "upsert":
             job["externalIdFieldName"] = key
-        # The job is opened while its CSV is written: the file's writing costs no round trip.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-sf-bulk") as pool:
+        # The job is opened while its CSV is written: the file's writing costs no round trip. Each
+        # record's outcome should it be written is built while the job is uploaded and processed.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-sf-bulk")
+        try:
             opened = pool.submit(self.rest, "jobs/ingest/", "POST", json.dumps(job))
             data = _csv_file(records)
             info = opened.result()
+            written = pool.submit(lambda: [RecordOutcome(True, str(r["Id"]) if r.get("Id") else None) for r in records])
+        finally:
+            pool.shutdown(wait=False)
         job_id = info["id"]
         self.call(
             lambda sf: sf._call_salesforce(
@@ -699,6 +704,8 @@ class Org:
             text = row.get("sf__Error") or ""
             code, _, msg = text.partition(":")
             errors[row.get(key) or row.get("sf__Id") or ""] = (code.strip(), msg.strip())
+        if not errors:
+            return written.result()
         out: list[RecordOutcome] = []
         lock_retry: list[Mapping[str, Any]] = []
         for rec in records:
