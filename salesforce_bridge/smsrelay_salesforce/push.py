@@ -317,9 +317,11 @@ class Pusher:
     def _round(self, rows: Iterator[dict[str, Any]], summary: Summary) -> bool:
         """Up to ``limits.send_chunk`` due records, pipelined in three threads: a reader pages
         through the due query and prepares a batch (``limits.batch_size``) at a time, two
-        batches ahead at most; a claimer claims each in one Collections call, two claimed
-        batches ahead at most; this thread sends what is claimed as soon as a few full provider
-        requests are ready, then writes back once. Returns whether more rows may follow.
+        batches ahead of the claims on the wire at most; a claimer claims each in one
+        Collections call, handing a claimed batch on once the next claim is on the wire, two
+        claimed batches ahead at most (three, with the one it holds); this thread sends what is
+        claimed as soon as a few full provider requests are ready, then writes back once.
+        Returns whether more rows may follow.
 
         Only this thread sends, and only jobs whose claim Salesforce confirmed. The write-back
         starts after the reader and the claimer have ended.
