@@ -89,7 +89,7 @@ def retry(to: list[Any], store: StateStore | None, try_number: int = 2, **kw: An
 
 
 def results(store: StateStore) -> list[dict[str, Any]]:
-    return list(StateStore.get(store, STATE_KEY)["results"])
+    return store.rows()
 
 
 # -- no journal, a provider that cannot be asked by key: in doubt, with the keys ---------------

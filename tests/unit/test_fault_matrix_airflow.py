@@ -84,12 +84,12 @@ def execute(store: StateStore, try_number: int) -> dict[str, Any] | None:
 
 def tally(emu: KudosityV2Emulator, store: StateStore) -> Counter[str]:
     """The cell's counts from the task state (what a further retry would act on) and the emulator."""
-    state = store.get(STATE_KEY)
+    rows = store.rows()
     counts = stored(emu)
     refs = {str(m["recipient"]).lstrip("+"): m.get("message_ref") for m in emu.outbound}
     t: Counter[str] = Counter()
-    assert sorted(r["to"] for r in state["results"]) == sorted(NUMBERS)
-    for row in state["results"]:
+    assert sorted(r["to"] for r in rows) == sorted(NUMBERS)
+    for row in rows:
         n = counts[row["to"]]
         t["duplicates"] += max(0, n - 1)
         if row["message_id"]:
@@ -98,7 +98,7 @@ def tally(emu: KudosityV2Emulator, store: StateStore) -> Counter[str]:
         elif row["status"] == "unknown":
             t["in doubt"] += 1
             # Its key is in the task state, and is the one the provider holds.
-            assert row["key"] == idempotency_key(state["key"], row["to"], BODY)
+            assert row["key"] == idempotency_key(store.get(STATE_KEY)["key"], row["to"], BODY)
             t["losses"] += n == 1 and refs[row["to"].lstrip("+")] != row["key"]
         else:
             t["failed"] += 1
