@@ -177,6 +177,8 @@ def _round_half_up(value: float, scale: int) -> float:
     """A number rounded to the field's scale half away from zero, as Salesforce stores it
     (Salesforce Help, "Custom Field Types", Number: "Salesforce rounds" to the decimal places
     given; 2.5 becomes 3), not Python's round-half-to-even (``round(2.5) == 2``)."""
+    if scale >= 0 and float(value).is_integer():
+        return float(value)  # a whole number has nothing to round (Attempts__c, Parts__c): no Decimal
     quantum = Decimal(1).scaleb(-scale)
     return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
 
