@@ -51,15 +51,15 @@ DAG_ID = "bench_airflow_scale"
 PARALLELISM = 4
 # What would close the misses (the report lists it under each).
 PACE = (
-    "shards that do not end together: the bucket shares its turns evenly, so the 4 running shards end "
-    "together, and the account idles while the next 4 start (the scheduler, the task's start-up, imports, "
-    "PostgreSQL and the first 500 numbers: 2 to 4 s each time on two busy cores). Turns first come, first "
-    "served by shard (a shard's requests reserved as one block) keep one shard sending while the next start: "
-    "a prototype measured 1.09 and 1.15 (1.17 without it between them)"
+    "shards that do not end together: the bucket shares its turns evenly, so shards that start together "
+    "end together, and the account idles while the next ones start (the scheduler, the task's start-up, "
+    "imports, PostgreSQL and the first 500 numbers: 1 to 1.5 s each time on two busy cores; 1.09 in a run "
+    "without such a gap). Turns first come, first served by shard (a shard's requests reserved as one block) "
+    "keep one shard sending while the next start: a prototype measured 1.09 and 1.15 (1.17 without it)"
 )
 PACE_E2E = (
-    "not at this size: the shared limit paces 8% under 15/s (1.08 at best), and the audience task and the "
-    "first shards' start-up come before the first request (5 s or more): about 1.3 with no gap at all"
+    "not at this size: the shared limit paces 8% under 15/s (1.08 at best), and the audience task, the first "
+    "shards' start-up and the last one's end lie outside the requests (about 7 s): 1.35 in a run with no gap"
 )
 RESUME = (
     "the send journal (SMSRELAY_JOURNAL) on every worker: without it, a retry on a backend that cannot be "
