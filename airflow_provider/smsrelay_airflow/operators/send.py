@@ -260,8 +260,10 @@ class SendSmsOperator(BaseOperator):
             raise AirflowFailException(f"{self.task_id}: {exc}") from None
         if store is not None:
             # Before anything else can fail: a retry must find these ids.
+            rows = output["results"]
+            doubt = any(r and _ambiguous(r) for r in rows)  # on_doubt="report" returns such rows
             stored = {k: output[k] for k in ("key", "provider", "batch_id", "sent_at")}
-            store.set(STATE_KEY, {**stored, "results": _packed(output["results"])})
+            store.set(STATE_KEY, {**stored, "results": rows if doubt else _packed(rows)})
         output = self._output(output)
         self._log_summary(output)
         if output["rejected"] and self.fail_on_rejected:
