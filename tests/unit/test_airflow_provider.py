@@ -410,6 +410,22 @@ def test_wait_for_delivery_defers_to_a_polling_trigger_and_fails_on_a_failed_mes
         op.execute_complete(context(), event=event, output=output)
 
 
+def test_waiting_for_delivery_without_results_rows_returns_ids_counts_and_statuses(sandbox_conn: Path) -> None:
+    op = SendSmsOperator(
+        task_id="send", to=["+61491570156", "+61491570157"], message="Hi", wait_for_delivery=True, return_results=False
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    output = deferred.value.kwargs["output"]
+    assert "results" not in output and deferred.value.trigger.message_ids == output["message_ids"]
+
+    event = asyncio.run(anext(deferred.value.trigger.run())).payload
+    done = op.execute_complete(context(), event=event, output=output)
+
+    assert "results" not in done and done["accepted"] == 2
+    assert {d["status"] for d in done["delivery"].values()} == {"delivered"}
+
+
 # -- triggers and sensors -----------------------------------------------------------------------
 def test_triggers_serialize_round_trip() -> None:
     for trigger in (
