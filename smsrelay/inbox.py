@@ -154,11 +154,18 @@ def _reconnecting(fn: Callable[Concatenate[Inbox, P], R]) -> Callable[Concatenat
     return wrapper
 
 
+def _encode(event: Event) -> str:
+    return json.dumps(event_to_dict(event), ensure_ascii=False, default=str)
+
+
 @dataclass
 class _Pending:
     events: Sequence[Event]
     source: tuple[str, str | None] | None
-    account: str | None = None
+    account: str | None
+    # Each event's JSON, encoded by the appending thread: the writer then holds the write
+    # lock (PostgreSQL's advisory lock, SQLite's) only for the statements, not for encoding.
+    data: Sequence[str]
     done: threading.Event = field(default_factory=threading.Event)
     result: AppendResult | None = None
     error: BaseException | None = None
@@ -193,7 +200,7 @@ class _GroupCommit:
     def submit(
         self, events: Sequence[Event], source: tuple[str, str | None] | None, account: str | None = None
     ) -> AppendResult:
-        pending = _Pending(events, source, account)
+        pending = _Pending(events, source, account, [_encode(e) for e in events])
         self.enqueue(pending)
         pending.done.wait()
         if pending.error is not None:
@@ -373,7 +380,7 @@ class Inbox(abc.ABC):
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
                 loop.call_soon_threadsafe(settle, p)
 
-        self._batcher().enqueue(_Pending(events, source, account, on_done=wake))
+        self._batcher().enqueue(_Pending(events, source, account, [_encode(e) for e in events], on_done=wake))
         return await future
 
     def _append_in(
@@ -383,20 +390,21 @@ class Inbox(abc.ABC):
         source: tuple[str, str | None] | None,
         now: float,
         account: str | None = None,
+        data: Sequence[str] = (),
     ) -> AppendResult:
         added = dupes = stale = 0
-        for event in events:
+        data = data or [_encode(e) for e in events]
+        for i, event in enumerate(events):
             eid = event.event_id
             if self._exec(cur, "SELECT 1 FROM tombstones WHERE event_id = ?", (eid,)).fetchone():
                 dupes += 1
                 continue
             superseded = isinstance(event, Delivery) and not self._take_status(cur, event, now)
-            data = json.dumps(event_to_dict(event), ensure_ascii=False, default=str)
             row = self._exec(
                 cur,
                 "INSERT INTO events (event_id, provider, kind, message_id, received_at, superseded, data, account)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
-                (eid, event.provider, event.kind, event.message_id, now, 1 if superseded else 0, data, account),
+                (eid, event.provider, event.kind, event.message_id, now, int(superseded), data[i], account),
             ).fetchone()
             if row is None:
                 dupes += 1
@@ -442,7 +450,7 @@ class Inbox(abc.ABC):
 
     def _append_many(self, cur: Any, batch: Sequence[_Pending], now: float) -> list[AppendResult]:
         """Every append of a group, in order, in the open transaction ``cur``."""
-        return [self._append_in(cur, p.events, p.source, now, p.account) for p in batch]
+        return [self._append_in(cur, p.events, p.source, now, p.account, p.data) for p in batch]
 
     def _take_status(self, cur: Any, event: Delivery, now: float) -> bool:
         """Record ``event`` as its message's status if it supersedes the stored one."""
@@ -894,7 +902,7 @@ class PostgresInbox(Inbox):
         results = []
         for p in batch:
             added = dupes = stale = 0
-            for event in p.events:
+            for i, event in enumerate(p.events):
                 eid = event.event_id
                 if seen.get(eid):  # tombstoned: compacted, still deduplicated
                     dupes += 1
@@ -904,9 +912,8 @@ class PostgresInbox(Inbox):
                     dupes += 1
                     continue
                 seen[eid] = False
-                data = json.dumps(event_to_dict(event), ensure_ascii=False, default=str)
                 rows_in.append(
-                    (eid, event.provider, event.kind, event.message_id, now, int(superseded), data, p.account)
+                    (eid, event.provider, event.kind, event.message_id, now, int(superseded), p.data[i], p.account)
                 )
                 added += 1
                 stale += int(superseded)
