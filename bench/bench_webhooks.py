@@ -163,6 +163,7 @@ class _Run:
     cpu: str
     receiver_us: float  # receiver CPU per event, all replicas together
     receiver_cores: float  # all replicas together
+    total_us: float  # CPU per event of the receivers, PostgreSQL and the load generator together
 
 
 def _database_pids(inbox_url: str) -> list[int]:
@@ -217,7 +218,9 @@ def _measure(label: str, inbox_url: str, workdir: Path, n: int, replicas: int = 
     cpu += f", PostgreSQL {db_cpu / elapsed:.2f}" if db_pids else ""
     cpu += f", other processes {others:.2f}, of {os.cpu_count()}"
     per_event = sum(server_cpu) / (n - warm) * 1e6
-    return _Run((n - warm) / elapsed, cuts[49] * 1000, cuts[98] * 1000, cpu, per_event, sum(server_cpu) / elapsed)
+    total = (sum(server_cpu) + own_cpu + db_cpu) / (n - warm) * 1e6
+    rate = (n - warm) / elapsed
+    return _Run(rate, cuts[49] * 1000, cuts[98] * 1000, cpu, per_event, sum(server_cpu) / elapsed, total)
 
 
 def _figures(name: str, r: _Run, detail: str, *, goals: bool, smoke: bool = False) -> list[Figure]:
@@ -274,6 +277,8 @@ def run(smoke: bool) -> list[Figure]:
         figures += _figures("receiver → PostgreSQL, 1 replica", one, detail, goals=False)
         figures += _figures("receiver → PostgreSQL, 2 replicas", two, detail, goals=False)
         ratio = two.rate / one.rate
+        # With every core busy at the two-replica run's CPU per event, no more events fit.
+        ceiling = (os.cpu_count() or 1) / two.total_us * 1e6
         figures.append(
             Figure(
                 "webhooks",
@@ -287,7 +292,9 @@ def run(smoke: bool) -> list[Figure]:
                 f" 1 replica, {two.receiver_cores:.2f} with 2 ({two.cpu}). A replica is one Python process, held"
                 " to one core: two replicas gain only the CPU that the second core has left after the load"
                 " generator, PostgreSQL and other processes, and each batches half as many requests per"
-                " commit and per loop turn, so it spends more CPU per event",
+                " commit and per loop turn, so it spends more CPU per event. At that run's CPU per event"
+                f" (receivers, PostgreSQL and load generator: {two.total_us:.0f} µs), {os.cpu_count()} cores"
+                f" fit at most {ceiling:,.0f} events/s, {ceiling / one.rate:.2f}× one replica's rate",
                 closes="a core per replica, with PostgreSQL and the load generator on other cores or hosts",
             )
         )
