@@ -237,6 +237,10 @@ class _GroupCommit:
         self.thread.join(30)
 
 
+# How long close() waits for a transaction in another thread to end before leaving its connection.
+_CLOSE_WAIT = 60.0
+
+
 class Inbox(abc.ABC):
     """The log's interface; :func:`open_inbox` picks the backend from a URL."""
 
@@ -254,6 +258,10 @@ class Inbox(abc.ABC):
         self._local = threading.local()
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
+        # Held while a connection is in a transaction: close() waits for it, as closing an
+        # SQLite connection under a query running in another thread crashes the interpreter
+        # (e.g. a cancelled Airflow trigger's read, still in its worker thread).
+        self._in_use: dict[Any, threading.RLock] = {}
 
     # -- backend hooks ------------------------------------------------------------
     @abc.abstractmethod
@@ -277,13 +285,16 @@ class Inbox(abc.ABC):
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Any]:
         conn = self._conn()
-        try:
-            with self._transaction(conn, write) as cur:
-                yield cur
-        except Exception:
-            if self._is_broken(conn):
-                self._discard(conn)  # e.g. the database restarted: the next call reconnects
-            raise
+        with self._conns_lock:
+            in_use = self._in_use.setdefault(conn, threading.RLock())
+        with in_use:
+            try:
+                with self._transaction(conn, write) as cur:
+                    yield cur
+            except Exception:
+                if self._is_broken(conn):
+                    self._discard(conn)  # e.g. the database restarted: the next call reconnects
+                raise
 
     def _is_broken(self, conn: Any) -> bool:
         return False
@@ -295,6 +306,7 @@ class Inbox(abc.ABC):
         with self._conns_lock:
             if conn in self._conns:
                 self._conns.remove(conn)
+            self._in_use.pop(conn, None)
         with contextlib.suppress(Exception):
             conn.close()
 
@@ -659,9 +671,18 @@ class Inbox(abc.ABC):
             group.stop()
         with self._conns_lock:
             conns, self._conns = self._conns, []
+            in_use, self._in_use = self._in_use, {}
         for conn in conns:
-            with contextlib.suppress(Exception):  # closing is best effort
-                conn.close()
+            lock = in_use.get(conn)
+            if lock is not None and not lock.acquire(timeout=_CLOSE_WAIT):
+                log.warning("inbox: a connection still in a transaction after %g s is left open", _CLOSE_WAIT)
+                continue
+            try:
+                with contextlib.suppress(Exception):  # closing is best effort
+                    conn.close()
+            finally:
+                if lock is not None:
+                    lock.release()
         self._local = threading.local()
 
     def __enter__(self) -> Inbox:

@@ -345,3 +345,28 @@ def test_the_watch_list_keeps_each_accounts_sends(open_test_inbox):
     assert inbox.watched("kaleyra", account="in") == {"a1": "+919876543210", "a2": None}
     assert list(inbox.watched("kaleyra", account="in2")) == ["b1"]
     assert list(inbox.watched("kaleyra")) == ["a1", "a2", "b1"]
+
+
+def test_close_waits_for_a_transaction_running_in_another_thread(tmp_path):
+    # Closing an SQLite connection under another thread's query crashed the interpreter (a
+    # cancelled Airflow trigger's read, still running in its worker thread, met the close).
+    inbox = open_inbox(tmp_path / "inbox.db")
+    inside, release, order = threading.Event(), threading.Event(), []
+
+    def reader() -> None:
+        with inbox.transaction() as execute:
+            inside.set()
+            release.wait(10)
+            order.append(execute("SELECT count(*) FROM events", ()).fetchone()[0])
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=lambda: (inbox.close(), order.append("closed")))
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive() and order == []  # close() waits for the open transaction
+    release.set()
+    thread.join(10)
+    closer.join(10)
+    assert order == [0, "closed"]
