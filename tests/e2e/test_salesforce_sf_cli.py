@@ -45,6 +45,9 @@ def _env(bin_dir: pathlib.Path, home: pathlib.Path) -> dict[str, str]:
         "HOME": str(home),
         "SF_DISABLE_TELEMETRY": "true",
         "SF_AUTOUPDATE_DISABLE": "true",
+        # What this sf's @oclif/plugin-update reads (dist/hooks/init.js: scopedEnvVarTrue("DISABLE_AUTOUPDATE")):
+        # without it, every sf call spawns a detached `sf update --autoupdate` that outlives the test.
+        "SF_DISABLE_AUTOUPDATE": "true",
         "SF_SKIP_NEW_VERSION_CHECK": "true",
     }
 
