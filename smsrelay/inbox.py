@@ -278,16 +278,19 @@ class Inbox(abc.ABC):
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
+            self._track(conn)
         return conn
+
+    def _track(self, conn: Any) -> None:
+        """Remember a new connection, for close(), with the lock its transactions hold."""
+        with self._conns_lock:
+            self._conns.append(conn)
+            self._in_use[conn] = threading.RLock()
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Any]:
         conn = self._conn()
-        with self._conns_lock:
-            in_use = self._in_use.setdefault(conn, threading.RLock())
-        with in_use:
+        with self._in_use.get(conn) or contextlib.nullcontext():  # none once close() has let it go
             try:
                 with self._transaction(conn, write) as cur:
                     yield cur
@@ -761,8 +764,7 @@ class SqliteInbox(Inbox):
     def _conn(self) -> Any:
         if self._memory:  # one shared connection, or each thread would see its own empty database
             if not self._conns:
-                conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-                self._conns.append(conn)
+                self._track(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
             return self._conns[0]
         return super()._conn()
 

@@ -48,7 +48,7 @@ def normalize(number: str, default_region: str | None = None) -> str:
     if plain is not None and _valid_national(*plain):
         return candidate  # format_number(parse(candidate), E164) of a plain number is the number itself
     try:
-        parsed = _parse_e164(candidate) or phonenumbers.parse(candidate, region)
+        parsed = _number(*plain) if plain else phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException as exc:
         hint = "" if region or raw.startswith("+") else " (no default country is set: write it as +<country code>…)"
         raise InvalidRequest(f"{raw!r} is not a phone number: {exc._msg}{hint}", field="to", recipient=raw) from None
@@ -64,11 +64,13 @@ _E164 = re.compile(r"\+[1-9][0-9]{3,16}")
 def _parse_e164(number: str) -> phonenumbers.PhoneNumber | None:
     """What ``phonenumbers.parse`` returns for a plain ``+<digits>`` number (see ``_plain_e164``); else None."""
     plain = _plain_e164(number)
-    if plain is None:
-        return None
+    return _number(*plain) if plain else None
+
+
+def _number(code: int, national: str) -> phonenumbers.PhoneNumber:
     import phonenumbers
 
-    return phonenumbers.PhoneNumber(country_code=plain[0], national_number=int(plain[1]))
+    return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
 
 
 def _plain_e164(number: str) -> tuple[int, str] | None:
