@@ -39,16 +39,11 @@ def ids_by_account(value: Any) -> ByAccount:
 
     from smsrelay_airflow.outcomes import message_ids_from
 
-    out: ByAccount = {}
-    seen: dict[str | None, set[str]] = {}  # a list scan per id would be quadratic: a campaign has 100,000s
+    # Each account's ids in order, once each: a dict, as a list scan per id is quadratic on 100,000s.
+    out: dict[str | None, dict[str, None]] = {}
 
     def add(account: Any, ids: Iterable[str]) -> None:
-        name = None if account is None else str(account)
-        bucket, known = out.setdefault(name, []), seen.setdefault(name, set())
-        for i in ids:
-            if i not in known:
-                known.add(i)
-                bucket.append(i)
+        out.setdefault(None if account is None else str(account), {}).update(dict.fromkeys(ids))
 
     def walk(item: Any) -> None:
         if isinstance(item, Mapping):
@@ -76,7 +71,7 @@ def ids_by_account(value: Any) -> ByAccount:
     walk(value)
     if None in out and len(out) > 1:
         raise ValueError("message_ids: some ids name their account and some do not; name it for all, or for none")
-    return {account: ids for account, ids in out.items() if ids}
+    return {account: list(ids) for account, ids in out.items() if ids}
 
 
 def for_trigger(by_account: Mapping[str | None, Sequence[str]]) -> list[str] | dict[str, list[str]]:
