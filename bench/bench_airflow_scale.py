@@ -51,15 +51,14 @@ DAG_ID = "bench_airflow_scale"
 PARALLELISM = 4
 # What would close the misses (the report lists it under each).
 PACE = (
-    "shards that do not end together: the bucket shares its turns evenly, so shards that start together "
-    "end together, and the account idles while the next ones start (the scheduler, the task's start-up, "
-    "imports, PostgreSQL and the first 500 numbers: 1 to 1.5 s each time on two busy cores; 1.09 in a run "
-    "without such a gap). Turns first come, first served by shard (a shard's requests reserved as one block) "
-    "keep one shard sending while the next start: a prototype measured 1.09 and 1.15 (1.17 without it)"
+    "less headroom in SharedRateLimiter: it paces 6% under 15/s (1.064 at best), and a send books its ready "
+    "requests' turns as one block, so shards end one after another and the account does not idle while the "
+    "next ones start; a run above that is a turn reached late on two busy cores, or a shard starting slower "
+    "than the others' booked turns run out"
 )
 PACE_E2E = (
-    "not at this size: the shared limit paces 8% under 15/s (1.08 at best), and the audience task, the first "
-    "shards' start-up and the last one's end lie outside the requests (about 7 s): 1.35 in a run with no gap"
+    "not at this size: the shared limit paces 6% under 15/s (1.064 at best), and the audience task, the first "
+    "shards' start-up and the last one's end lie outside the requests (about 7 s, a quarter of the minimum)"
 )
 RESUME = (
     "the send journal (SMSRELAY_JOURNAL) on every worker: without it, a retry on a backend that cannot be "
@@ -281,7 +280,7 @@ def _measure(
             goal="0",
             met=st["rate_limited"] == 0,
             detail=how,
-            closes="more headroom in SharedRateLimiter (8% absorbs a request 80 ms late; a busier host needs more)",
+            closes="more headroom in SharedRateLimiter (6% absorbs a request 64 ms late; a busier host needs more)",
         ),
         Figure(
             BENCH,

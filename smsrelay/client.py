@@ -152,11 +152,11 @@ class _Sending:
         todo = [p for p in window if p.key not in settled and p.key not in in_flight]
         for chunk in client._plan([p for p in window if p.key in in_flight]):
             self._submit(chunk, fresh=False)
-        for chunk in self.stream.add(todo):
+        ready = self.stream.add(todo) + (self.stream.close() if last else [])
+        if ready and client.provider.limiter is not None and not self.dry_run:
+            client.provider.limiter.book(len(ready))  # one block of the account's turns, if shared
+        for chunk in ready:
             self._submit(chunk, fresh=True)
-        if last:
-            for chunk in self.stream.close():
-                self._submit(chunk, fresh=True)
         self._collect(block=False)
 
     def wait(self) -> None:

@@ -115,6 +115,10 @@ class Limiter(Protocol):
         """
         ...
 
+    def book(self, calls: int) -> None:
+        """``calls`` requests are ready to go: a limiter shared with other senders may take their turns now."""
+        ...
+
 
 class WindowLimiter:
     """At most ``limit`` requests in any ``window`` seconds: a provider's "N per period".
@@ -172,6 +176,9 @@ class WindowLimiter:
                 wait = self.window - (now - self._sent[0]).total_seconds()
             self._clock.sleep(wait)
             waited += wait
+
+    def book(self, calls: int) -> None:
+        """Nothing to book: this process's window has no other senders to queue behind."""
 
     def departed(self) -> None:
         """Count this thread's last turn from now: its request is leaving only now."""

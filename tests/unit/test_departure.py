@@ -70,6 +70,9 @@ class _Turns:
     def departed(self) -> None:
         self.events.append("left")
 
+    def book(self, calls: int) -> None:
+        self.events.append(f"book {calls}")
+
 
 def test_each_attempt_departs_once_even_after_a_429():
     turns = _Turns()

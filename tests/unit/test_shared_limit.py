@@ -39,9 +39,11 @@ WORKER = textwrap.dedent(
     else:  # as the transport uses it: wait for the turn, then 'send' (a row stamped by the database)
         limiter = SharedRateLimiter(dsn, account=account, rate=rate)
         with psycopg.connect(dsn, autocommit=True) as db:
+            if mode == "book":  # as a send with all its requests ready does
+                limiter.book(turns)
             for _ in range(turns):
                 limiter.acquire()
-                db.execute("INSERT INTO sends (at) VALUES (clock_timestamp())")
+                db.execute("INSERT INTO sends (at, pid) VALUES (clock_timestamp(), pg_backend_pid())")
     """
 )
 
@@ -94,6 +96,26 @@ def most_in_any_window(times: list[datetime], window: timedelta) -> int:
     return most
 
 
+def sends_at_the_rate(
+    dsn: str, account: str, rate: float, turns: int, mode: str, workers: int
+) -> list[tuple[datetime, int]]:
+    """Workers' 'sends' (database time, process), checked against the schedule the limiter keeps."""
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("CREATE TABLE sends (at TIMESTAMPTZ NOT NULL, pid INTEGER)")
+    # The first turn, taken here, marks where the schedule starts.
+    limiter = SharedRateLimiter(dsn, account=account, rate=rate)
+    start = limiter.reserve().at
+    run_workers(dsn, account, rate, turns, mode, workers=workers)
+    with psycopg.connect(dsn, autocommit=True) as db:
+        rows = [(at, pid) for at, pid in db.execute("SELECT at, pid FROM sends ORDER BY at")]
+    # Counted by the database's clock: by `start + k` turns' time, at most k sends had happened.
+    interval = timedelta(seconds=limiter.interval)
+    for k, (at, _) in enumerate(rows, start=1):
+        assert at >= start + k * interval - timedelta(microseconds=2), f"send {k} came early"
+    assert most_in_any_window([at for at, _ in rows], timedelta(seconds=1)) <= rate
+    return rows
+
+
 def test_two_processes_on_one_bucket_never_exceed_the_rate(postgres_url: str) -> None:
     rate, turns = 40.0, 150
     outs = run_workers(postgres_url, "kudosity:test", rate, turns, "reserve")
@@ -111,20 +133,9 @@ def test_two_processes_on_one_bucket_never_exceed_the_rate(postgres_url: str) ->
 
 def test_turns_taken_and_waited_for_keep_the_rate_at_the_receiving_end(postgres_url: str) -> None:
     rate, turns = 30.0, 12
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute("CREATE TABLE sends (at TIMESTAMPTZ NOT NULL)")
-    # The first turn, taken here, marks where the schedule starts.
-    start = SharedRateLimiter(postgres_url, account="kudosity:live", rate=rate).reserve().at
-    run_workers(postgres_url, "kudosity:live", rate, turns, "acquire", workers=3)
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        sends = sorted(row[0] for row in db.execute("SELECT at FROM sends"))
+    sends = [at for at, _ in sends_at_the_rate(postgres_url, "kudosity:live", rate, turns, "acquire", workers=3)]
 
     assert len(sends) == 3 * turns
-    # Counted by the database's clock: by `start + k` turns' time, at most k sends had happened.
-    interval = timedelta(seconds=1 / (rate * 0.92))
-    for k, at in enumerate(sends, start=1):
-        assert at >= start + k * interval - timedelta(microseconds=2), f"send {k} came early"
-    assert most_in_any_window(sends, timedelta(seconds=1)) <= rate
 
 
 def test_an_idle_bucket_gives_its_burst_then_spaces_turns(postgres_url: str) -> None:
@@ -195,12 +206,12 @@ def test_a_turn_reached_too_late_is_left_unused_and_a_new_one_taken(postgres_url
     late = SharedRateLimiter(postgres_url, account="kudosity:late", rate=10, clock=StallingClock(0.3))
     on_time = SharedRateLimiter(postgres_url, account="kudosity:late", rate=10, clock=StallingClock(0.02))
 
-    late.acquire()  # slept 0.3 s past its turn (more than 0.08 s): takes a second one
+    late.acquire()  # slept 0.3 s past its turn (more than 0.048 s): takes a second one
     after_late = ahead.reserve().at
     on_time.acquire()  # 0.02 s past: within the headroom, used
     after_on_time = ahead.reserve().at
 
-    interval = timedelta(seconds=1 / (10 * 0.92))
+    interval = timedelta(seconds=ahead.interval)
     # Turns after `first`: the late one's two, then ahead's, then on_time's one, then ahead's.
     assert round((after_late - first.at) / interval) == 3
     assert round((after_on_time - after_late) / interval) == 2
@@ -210,10 +221,38 @@ def test_a_request_that_leaves_too_long_after_its_turn_is_not_sent_on_it(postgre
     clock = ManualClock()
     limiter = SharedRateLimiter(postgres_url, account="kudosity:depart", rate=10, clock=clock)
     limiter.acquire()
-    clock.advance(0.05)  # preparing, a handshake: within the headroom (0.08 s at 10/s)
+    clock.advance(0.04)  # preparing, a handshake: within the allowance (0.048 s at 10/s)
     limiter.departed()
     limiter.acquire()
     clock.advance(0.3)  # a new task process's first connection on a busy host
     with pytest.raises(TurnMissed):
         limiter.departed()
     limiter.departed()  # that turn is spent; nothing else to refuse
+
+
+def test_booked_blocks_are_served_first_come_first_served_at_the_rate(postgres_url: str) -> None:
+    """Two senders with all their requests ready (two shards): one sends all of its, then the other."""
+    rate, turns = 40.0, 20
+    rows = sends_at_the_rate(postgres_url, "kudosity:blocks", rate, turns, "book", workers=2)
+
+    assert len(rows) == 2 * turns
+    pids = [pid for _, pid in rows]
+    assert pids == [pids[0]] * turns + [pids[-1]] * turns  # not interleaved: one block, then the other
+
+
+def test_a_block_is_at_most_two_seconds_of_turns_and_a_late_booked_turn_is_skipped(postgres_url: str) -> None:
+    clock = ManualClock()
+    mine = SharedRateLimiter(postgres_url, account="kudosity:book", rate=10, clock=clock)
+    other = SharedRateLimiter(postgres_url, account="kudosity:book", rate=10, clock=ManualClock())
+    assert mine.max_block == 18  # 2 s at 10/s, 6% under
+    mine.book(500)
+    after = other.reserve()  # queued behind the whole block, not behind 500 turns
+    assert round(after.wait / mine.interval) == 18
+
+    assert mine.acquire() == 0.0  # the block's first turn is now
+    mine.departed()
+    clock.advance(3 * mine.interval + mine.late_after + 0.001)  # stalled past the next three turns
+    mine.acquire()  # the late ones are left unused: it waits for the fifth
+    assert len(mine._booked) == 18 - 5
+    mine.close()
+    assert len(mine._booked) == 0
