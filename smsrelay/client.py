@@ -554,7 +554,33 @@ class Client:
         if not fresh and not self.capabilities.idempotency:
             # Claimed before without an outcome (a crash mid-send, or in doubt): ask first.
             return self._reconcile(chunk, "claimed by an earlier send that recorded no outcome", on_doubt)
+        if fresh and self.journal is not None and not dry_run:
+            return self._claim_and_send(chunk, on_doubt)
         return self._send_chunk(chunk, dry_run, on_doubt)
+
+    def _claim_and_send(self, chunk: list[PreparedSms], on_doubt: OnDoubt) -> tuple[str | None, list[RecipientResult]]:
+        """Claim one request's keys in the journal as a worker takes it, then send what this claimed.
+
+        Claimed here rather than with its window, a crash leaves in flight only the requests
+        the workers held. A key another send claimed since the window was looked up stays
+        theirs: its recorded result comes back, or it is reconciled as any key in flight.
+        """
+        assert self.journal is not None
+        claim = self.journal.begin(self.provider.name, [p.key for p in chunk])
+        if not claim.recorded and not claim.in_flight:
+            return self._send_chunk(chunk, False, on_doubt)
+        by_key: dict[str, RecipientResult] = dict(claim.recorded)
+        mine = [p for p in chunk if p.key in set(claim.fresh)]
+        theirs = [p for p in chunk if p.key in set(claim.in_flight)]
+        batch_id: str | None = None
+        if mine:
+            batch_id, results = self._send_chunk(mine, False, on_doubt)
+            by_key.update((p.key, r) for p, r in zip(mine, results, strict=True))
+        if theirs:
+            other_id, results = self._run_chunk(theirs, False, False, on_doubt, None)
+            batch_id = batch_id or other_id
+            by_key.update((p.key, r) for p, r in zip(theirs, results, strict=True))
+        return batch_id, [by_key[p.key] for p in chunk]
 
     def _plan(self, ready: list[PreparedSms]) -> list[list[PreparedSms]]:
         """The provider's requests for these messages (``Provider.plan_requests``)."""
@@ -573,7 +599,7 @@ class Client:
         if dry_run or not ready:
             return {}, set()
         if self.journal is not None:
-            claim = self.journal.begin(self.provider.name, [p.key for p in ready])
+            claim = self.journal.known(self.provider.name, [p.key for p in ready])  # claimed per request, later
             if claim.recorded:
                 log.info(
                     "%s: %d message(s) were sent before with the same key", self.provider.name, len(claim.recorded)

@@ -1,7 +1,8 @@
 """The send journal: each idempotency key is used once, across calls, processes and re-runs.
 
-A key is claimed, durably, before its request is written, and its outcome is recorded
-after. So a later send with the same key finds one of three things:
+A key is claimed, durably, before its request is written (``send_many`` claims each
+request's keys as a worker takes it), and its outcome is recorded after. So a later send
+with the same key finds one of three things:
 
 - **accepted**: the recorded result comes back, and nothing is sent;
 - **in flight** (claimed, no outcome: the process crashed mid-send, another one is
@@ -41,6 +42,7 @@ __all__ = ["Claim", "SendJournal"]
 
 _PENDING = "pending"  # claimed before the request; no outcome yet (or in doubt)
 _DONE = "done"  # accepted; ``result`` holds the recorded RecipientResult
+_LOOKUP_BATCH = 500  # keys per SELECT … IN: well under SQLite's limit on parameters
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,28 @@ class SendJournal:
                     out.recorded[key] = _load(result)
                 else:
                     out.in_flight.append(key)
+        return out
+
+    def known(self, provider: str, keys: Sequence[str]) -> Claim:
+        """What the journal holds of ``keys``, claiming none: accepted ones and ones in flight.
+
+        ``send_many`` looks a window of keys up with this, then claims each request's keys
+        (:meth:`begin`) only as a worker takes it, so a crash leaves in flight only what
+        the workers held.
+        """
+        out = Claim()
+        unique = list(dict.fromkeys(keys))
+        with self.inbox.transaction() as execute:
+            for i in range(0, len(unique), _LOOKUP_BATCH):
+                batch = unique[i : i + _LOOKUP_BATCH]
+                marks = ", ".join("?" * len(batch))  # placeholders only: every value is a parameter
+                sql = f"SELECT key, state, result FROM sends WHERE provider = ? AND key IN ({marks})"  # noqa: S608
+                rows = execute(sql, (provider, *batch)).fetchall()
+                for key, state, result in rows:
+                    if state == _DONE and result:
+                        out.recorded[str(key)] = _load(result)
+                    else:
+                        out.in_flight.append(str(key))
         return out
 
     def finish(self, provider: str, results: Sequence[RecipientResult]) -> None:

@@ -8,14 +8,15 @@ one, the lookup by key before sending.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from smsrelay import AmbiguousSend, Client, Message, Recipient
+from smsrelay.emulators.kudosity_v1 import KudosityV1Emulator
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from smsrelay.inbox import open_inbox
-from smsrelay.journal import SendJournal
+from smsrelay.journal import Claim, SendJournal
 
 NUMBERS = ["+61491570156", "+61491570157", "+61491570158"]
 
@@ -140,3 +141,82 @@ def test_compaction_forgets_accepted_keys_after_the_dedupe_window_but_keeps_thos
         assert claim.fresh == ["done"] and claim.in_flight == ["flight"]
     finally:
         inbox.close()
+
+
+class RivalClaims(SendJournal):
+    """The journal as it is met when another process claims ``taken`` between a send's look-up and its claim."""
+
+    def __init__(self, url: str, taken: str) -> None:
+        super().__init__(open_inbox(url))
+        self.rival = SendJournal(open_inbox(url))
+        self.taken: str | None = taken
+
+    def begin(self, provider: str, keys: Sequence[str]) -> Claim:
+        if self.taken in keys:
+            assert self.rival.begin(provider, [self.taken]).fresh == [self.taken]
+            self.taken = None
+        return super().begin(provider, keys)
+
+
+def test_a_key_another_send_claims_after_the_look_up_stays_theirs(
+    kudosity_v1_factory: Callable[..., Client], kudosity_v1_emulator: KudosityV1Emulator, tmp_path
+) -> None:
+    keys = [f"k-{i}" for i in range(len(NUMBERS))]
+    journal = RivalClaims(str(tmp_path / "state.db"), taken=keys[1])
+    try:
+        result = kudosity_v1_factory(journal=journal).send_many(
+            Message("Hi"), [Recipient(n, key=k) for n, k in zip(NUMBERS, keys, strict=True)], on_doubt="report"
+        )
+    finally:
+        journal.rival.inbox.close()
+        journal.inbox.close()
+    # One request for the two this send claimed; the rival's key is in doubt, never sent by this one.
+    assert [r.accepted for r in result.results] == [True, False, True]
+    assert [r.key for r in result.in_doubt] == [keys[1]]
+    sends = kudosity_v1_emulator.received("POST", r"/send-sms\.json")
+    assert [sorted(r.form()["to"].split(",")) for r in sends] == [[NUMBERS[0].lstrip("+"), NUMBERS[2].lstrip("+")]]
+
+
+# A send that is killed mid-way: 200 personalised messages on Kudosity V1 (one request each), 4 in flight.
+KILLED = """
+import sys
+from smsrelay import Client, Message, Recipient
+
+url, journal = sys.argv[1], sys.argv[2]
+client = Client("kudosity", api="v1", api_key=sys.argv[3], api_secret=sys.argv[4], sender="61481074185",
+                base_url=url, journal=journal, concurrency=4, rate_limit=1000, env={})
+recipients = [Recipient(f"+614915{i:05d}", {"name": f"n{i}"}, key=f"k-{i}") for i in range(200)]
+client.send_many(Message("Hi {{ name }}"), recipients)
+"""
+
+
+def test_a_send_killed_mid_way_leaves_in_flight_only_the_requests_its_workers_held(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures.kudosity import V1_KEY, V1_SECRET
+
+    url = str(tmp_path / "state.db")
+    with KudosityV1Emulator(credentials={V1_KEY: V1_SECRET}, latency=0.05) as emu:
+        proc = subprocess.Popen([sys.executable, "-c", KILLED, emu.url, url, V1_KEY, V1_SECRET])
+        try:
+            deadline = time.monotonic() + 60
+            while len(emu.received("POST", r"/send-sms\.json")) < 40 and proc.poll() is None:
+                assert time.monotonic() < deadline, "the send did not start"
+                time.sleep(0.01)
+        finally:
+            proc.kill()
+            proc.wait()
+        sent_count = len(emu.received("POST", r"/send-sms\.json"))
+    journal = SendJournal(open_inbox(url))
+    try:
+        in_flight = journal.in_flight("kudosity")
+        claim = journal.known("kudosity", [f"k-{i}" for i in range(200)])
+    finally:
+        journal.inbox.close()
+    assert 40 <= sent_count < 200
+    # Keys are claimed as workers take their requests: in flight are at most what the 4 workers held
+    # and what had answered but was not yet recorded, not the 200 the send had prepared.
+    assert 1 <= len(in_flight) <= 8, in_flight
+    assert len(claim.recorded) + len(claim.in_flight) <= sent_count + 4
