@@ -559,13 +559,15 @@ class Client:
         return self._send_chunk(chunk, dry_run, on_doubt)
 
     def _claim_and_send(self, chunk: list[PreparedSms], on_doubt: OnDoubt) -> tuple[str | None, list[RecipientResult]]:
-        """Claim one request's keys in the journal as a worker takes it, then send what this claimed.
+        """Claim one request's keys in the journal when its turn comes, then send what this claimed.
 
         Claimed here rather than with its window, a crash leaves in flight only the requests
-        the workers held. A key another send claimed since the window was looked up stays
+        that were leaving. A key another send claimed since the window was looked up stays
         theirs: its recorded result comes back, or it is reconciled as any key in flight.
         """
         assert self.journal is not None
+        # Its turn first: keys claimed while it waits would be in doubt after a crash.
+        self.provider.take_turn()
         claim = self.journal.begin(self.provider.name, [p.key for p in chunk])
         if not claim.recorded and not claim.in_flight:
             return self._send_chunk(chunk, False, on_doubt)

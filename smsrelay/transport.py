@@ -272,6 +272,7 @@ class Transport:
         self.error_mapper = error_mapper
         self.requests_made = 0
         self._count_lock = threading.Lock()
+        self._held = threading.local()  # a turn this thread took ahead of its next request
         self.session = requests.Session()
         # Its connections tell the limiter when a request leaves (smsrelay.departure).
         adapter = DepartureAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -306,6 +307,12 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
+    def take_turn(self) -> None:
+        """Wait for the rate limit's turn now; this thread's next request goes on it."""
+        if self.limiter is not None and not getattr(self._held, "turn", False):
+            self.limiter.acquire()
+            self._held.turn = True
+
     def request(
         self,
         method: str,
@@ -331,7 +338,10 @@ class Transport:
         while True:
             attempt += 1
             if self.limiter:
-                self.limiter.acquire()
+                if getattr(self._held, "turn", False):
+                    self._held.turn = False  # taken ahead (take_turn)
+                else:
+                    self.limiter.acquire()
             self._count(1)
             try:
                 resp = self._send(method, url, params=params, json=json, data=data, headers=headers)

@@ -149,6 +149,15 @@ class Provider(abc.ABC):
             clock=self.clock,
         )
 
+    def take_turn(self) -> None:
+        """Wait for the rate limit's turn of this thread's next request now, not when it is made.
+
+        The client claims a request's keys once its turn has come, so a crash while it waits
+        leaves them unclaimed.
+        """
+        if self.transport is not None:
+            self.transport.take_turn()
+
     @property
     def limiter(self) -> Limiter | None:
         """What paces this adapter's requests, if anything does (``Client.estimate`` asks it)."""

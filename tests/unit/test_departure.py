@@ -87,6 +87,18 @@ def test_each_attempt_departs_once_even_after_a_429():
     assert attempts >= 2 and turns.events == ["turn", "left"] * attempts
 
 
+def test_a_turn_taken_ahead_is_the_next_requests_and_only_its():
+    turns = _Turns()
+    with Emulator() as emu:
+        transport = Transport(emu.url, provider="x", limiter=turns, clock=ManualClock())
+        transport.take_turn()
+        transport.take_turn()  # already held: not a second turn
+        for _ in range(2):
+            transport.request("GET", "/anything", ok=lambda r: r.status_code == 404)
+        transport.close()
+    assert turns.events == ["turn", "left", "turn", "left"]
+
+
 class _MissesOnce(_Turns):
     """A limiter whose first departure comes too long after its turn."""
 
