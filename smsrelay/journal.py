@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,9 +40,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Claim", "SendJournal"]
 
+Execute = Callable[[str, Sequence[Any]], Any]
+
 _PENDING = "pending"  # claimed before the request; no outcome yet (or in doubt)
 _DONE = "done"  # accepted; ``result`` holds the recorded RecipientResult
-_LOOKUP_BATCH = 500  # keys per SELECT … IN: well under SQLite's limit on parameters
+_BATCH = 500  # keys per statement: well under SQLite's and PostgreSQL's limits on parameters
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,16 @@ def _load(text: str) -> RecipientResult:
     )
 
 
+def _batches(keys: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(keys), _BATCH):
+        yield keys[i : i + _BATCH]
+
+
+def _marks(batch: Sequence[str]) -> str:
+    """One placeholder per key: every value is a parameter."""
+    return ", ".join("?" * len(batch))
+
+
 class SendJournal:
     """Durable claims and outcomes of idempotency keys, in the inbox's database."""
 
@@ -94,68 +106,95 @@ class SendJournal:
         """Claim the keys not seen before, in one transaction; report the others.
 
         Two processes claiming one key at once: one claims it, the other finds it in
-        flight (the write lock serialises them), so only one request is written.
+        flight (the write lock serialises them), so only one request is written. A few
+        statements per 500 keys, not one per key: on PostgreSQL the transaction holds the
+        inbox's write lock, and a request waits for its claim.
         """
         claim = uuid.uuid4().hex
         now = self.inbox.clock.now().timestamp()
-        out = Claim()
+        unique = list(dict.fromkeys(keys))
         with self.inbox.transaction() as execute:
-            for key in dict.fromkeys(keys):
-                # One statement for a new key (the common case); a second only for a known one.
-                inserted = execute(
-                    "INSERT INTO sends (provider, key, state, claim, result, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (provider, key) DO NOTHING",
-                    (provider, key, _PENDING, claim, None, now),
-                ).rowcount
-                if inserted == 1:
-                    out.fresh.append(key)
-                    continue
-                row = execute("SELECT state, result FROM sends WHERE provider = ? AND key = ?", (provider, key))
-                state, result = row.fetchone()
-                if state == _DONE and result:
-                    out.recorded[key] = _load(result)
-                else:
-                    out.in_flight.append(key)
+            for batch in _batches(unique):
+                values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(batch))
+                execute(
+                    "INSERT INTO sends (provider, key, state, claim, result, updated_at) "  # noqa: S608 (placeholders)
+                    f"VALUES {values} ON CONFLICT (provider, key) DO NOTHING",
+                    [v for key in batch for v in (provider, key, _PENDING, claim, None, now)],
+                )
+            rows = self._rows(execute, provider, unique)
+        out = Claim()
+        for key in unique:
+            state, claimed_by, result = rows[key]
+            if claimed_by == claim and state == _PENDING:
+                out.fresh.append(key)
+            elif state == _DONE and result:
+                out.recorded[key] = _load(result)
+            else:
+                out.in_flight.append(key)
         return out
 
     def known(self, provider: str, keys: Sequence[str]) -> Claim:
         """What the journal holds of ``keys``, claiming none: accepted ones and ones in flight.
 
         ``send_many`` looks a window of keys up with this, then claims each request's keys
-        (:meth:`begin`) only as a worker takes it, so a crash leaves in flight only what
-        the workers held.
+        (:meth:`begin`) only when its turn comes, so a crash leaves in flight only the
+        requests that were leaving.
         """
-        out = Claim()
         unique = list(dict.fromkeys(keys))
         with self.inbox.transaction() as execute:
-            for i in range(0, len(unique), _LOOKUP_BATCH):
-                batch = unique[i : i + _LOOKUP_BATCH]
-                marks = ", ".join("?" * len(batch))  # placeholders only: every value is a parameter
-                sql = f"SELECT key, state, result FROM sends WHERE provider = ? AND key IN ({marks})"  # noqa: S608
-                rows = execute(sql, (provider, *batch)).fetchall()
-                for key, state, result in rows:
-                    if state == _DONE and result:
-                        out.recorded[str(key)] = _load(result)
-                    else:
-                        out.in_flight.append(str(key))
+            rows = self._rows(execute, provider, unique)
+        out = Claim()
+        for key in unique:
+            if key not in rows:
+                continue
+            state, _, result = rows[key]
+            if state == _DONE and result:
+                out.recorded[key] = _load(result)
+            else:
+                out.in_flight.append(key)
+        return out
+
+    @staticmethod
+    def _rows(execute: Execute, provider: str, keys: Sequence[str]) -> dict[str, tuple[str, str, str | None]]:
+        """State, claim and result of each of ``keys`` the journal holds."""
+        out: dict[str, tuple[str, str, str | None]] = {}
+        for batch in _batches(keys):
+            sql = f"SELECT key, state, claim, result FROM sends WHERE provider = ? AND key IN ({_marks(batch)})"  # noqa: S608
+            for key, state, claimed_by, result in execute(sql, (provider, *batch)).fetchall():
+                out[str(key)] = (str(state), str(claimed_by), result)
         return out
 
     def finish(self, provider: str, results: Sequence[RecipientResult]) -> None:
         """Record each key's outcome: accepted is kept, in doubt stays in flight, not sent is released."""
         now = self.inbox.clock.now().timestamp()
+        done: dict[str, str] = {}
+        doubt: list[str] = []
+        released: list[str] = []
+        for r in results:
+            if not r.key:
+                continue
+            if r.accepted or (r.message_id and not r.in_doubt):
+                done[r.key] = _dump(r)
+            elif r.in_doubt:
+                doubt.append(r.key)
+            else:
+                released.append(r.key)
         with self.inbox.transaction() as execute:
-            for r in results:
-                if not r.key:
-                    continue
-                if r.accepted or (r.message_id and not r.in_doubt):
-                    execute(
-                        "UPDATE sends SET state = ?, result = ?, updated_at = ? WHERE provider = ? AND key = ?",
-                        (_DONE, _dump(r), now, provider, r.key),
-                    )
-                elif r.in_doubt:
-                    execute("UPDATE sends SET updated_at = ? WHERE provider = ? AND key = ?", (now, provider, r.key))
-                else:
-                    execute("DELETE FROM sends WHERE provider = ? AND key = ?", (provider, r.key))
+            for batch in _batches(list(done)):
+                values = ", ".join(["(?, ?)"] * len(batch))
+                execute(
+                    f"WITH v (key, result) AS (VALUES {values}) "  # noqa: S608 (placeholders)
+                    "UPDATE sends SET state = ?, result = v.result, updated_at = ? FROM v "
+                    "WHERE sends.provider = ? AND sends.key = v.key",
+                    [*(v for key in batch for v in (key, done[key])), _DONE, now, provider],
+                )
+            for batch in _batches(doubt):
+                execute(
+                    f"UPDATE sends SET updated_at = ? WHERE provider = ? AND key IN ({_marks(batch)})",  # noqa: S608
+                    [now, provider, *batch],
+                )
+            for batch in _batches(released):
+                execute(f"DELETE FROM sends WHERE provider = ? AND key IN ({_marks(batch)})", [provider, *batch])  # noqa: S608
 
     def in_flight(self, provider: str, *, older_than: timedelta = timedelta(0)) -> list[str]:
         """Keys claimed without an outcome (crashed or in doubt), oldest first: ``smsrelay reconcile``'s work."""

@@ -220,3 +220,28 @@ def test_a_send_killed_mid_way_leaves_in_flight_only_the_requests_its_workers_he
     # and what had answered but was not yet recorded, not the 200 the send had prepared.
     assert 1 <= len(in_flight) <= 8, in_flight
     assert len(claim.recorded) + len(claim.in_flight) <= sent_count + 4
+
+
+def test_claims_and_outcomes_of_many_keys_on_each_backend(inbox_url: str) -> None:
+    """Keys go to the database a few statements per 500: past the batch edges, every key is still its own."""
+    from smsrelay.model import RecipientResult, Status
+
+    journal = SendJournal(open_inbox(inbox_url))
+    try:
+        keys = [f"k-{i}" for i in range(1203)]
+        first = journal.begin("kudosity", keys[:600])
+        assert first.fresh == keys[:600]
+        journal.finish(
+            "kudosity",
+            [RecipientResult(f"+61491{i:06d}", Status.QUEUED, f"m-{i}", 1, key=k) for i, k in enumerate(keys[:300])]
+            + [RecipientResult(f"+61491{i:06d}", Status.REJECTED, key=keys[i]) for i in range(300, 450)],
+        )  # 300 accepted, 150 released, 150 still in flight
+        again = journal.begin("kudosity", [*keys, *keys[:10]])  # duplicates count once
+        assert list(again.recorded) == keys[:300]
+        assert again.recorded["k-299"].message_id == "m-299" and again.recorded["k-0"].to == "+61491000000"
+        assert again.in_flight == keys[450:600]
+        assert again.fresh == keys[300:450] + keys[600:]
+        assert journal.known("kudosity", keys).in_flight == keys[300:]
+        assert journal.known("sms-other", keys).in_flight == []  # per provider
+    finally:
+        journal.inbox.close()
