@@ -331,7 +331,8 @@ def _measure(
     counts = emu.sends_per_recipient()
     duplicates = sum(c - 1 for c in counts.values() if c > 1)
     missing = recipients - len(counts)
-    in_doubt = len(numbers - set(counts))  # of the killed shard's recipients
+    unsent = len(numbers - set(counts))  # of the killed shard's recipients
+    in_doubt = _in_flight(journal)  # claimed, no outcome: what the task fails naming
     tries = services.query(
         "SELECT try_number, state FROM task_instance WHERE run_id = ? AND task_id = 'send' AND map_index = ?",
         run_id,
@@ -357,13 +358,23 @@ def _measure(
             "recipients left in doubt by the kill",
             in_doubt,
             "",
-            detail=f"of the killed shard, not sent again: Kudosity V1 cannot be asked by key, so the task "
-            f"fails naming them, for a person to settle (smsrelay reconcile); {missing} unsent in the run",
+            detail=f"keys the journal holds claimed without an outcome: the requests in flight at the kill. "
+            f"Kudosity V1 cannot be asked by key, so the retry sends none of them and fails naming them, for a "
+            f"person to settle (smsrelay reconcile); of the killed shard {unsent:,} unsent, {missing:,} in the run",
         ),
     ]
     for f in figures[-2:]:
         print(f"# {f.name}: {f.value} {f.unit} ({f.detail})", file=sys.stderr, flush=True)
     return figures
+
+
+def _in_flight(journal: str) -> int:
+    """Keys the send journal holds claimed without an outcome."""
+    import psycopg
+
+    with psycopg.connect(journal) as db:
+        row = db.execute("SELECT count(*) FROM sends WHERE state = 'pending'").fetchone()
+    return int(row[0]) if row else 0
 
 
 if __name__ == "__main__":
