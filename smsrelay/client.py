@@ -572,8 +572,9 @@ class Client:
         if not claim.recorded and not claim.in_flight:
             return self._send_chunk(chunk, False, on_doubt)
         by_key: dict[str, RecipientResult] = dict(claim.recorded)
-        mine = [p for p in chunk if p.key in set(claim.fresh)]
-        theirs = [p for p in chunk if p.key in set(claim.in_flight)]
+        fresh, in_flight = set(claim.fresh), set(claim.in_flight)
+        mine = [p for p in chunk if p.key in fresh]
+        theirs = [p for p in chunk if p.key in in_flight]
         batch_id: str | None = None
         if mine:
             batch_id, results = self._send_chunk(mine, False, on_doubt)
