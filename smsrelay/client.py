@@ -566,8 +566,11 @@ class Client:
         theirs: its recorded result comes back, or it is reconciled as any key in flight.
         """
         assert self.journal is not None
-        # Its turn first: keys claimed while it waits would be in doubt after a crash.
-        self.provider.take_turn()
+        try:
+            # Its turn first: keys claimed while it waits would be in doubt after a crash.
+            self.provider.take_turn()
+        except TransportError as exc:  # e.g. the shared rate limit's store is down: nothing was sent
+            return None, [self._failed(p, exc) for p in chunk]
         claim = self.journal.begin(self.provider.name, [p.key for p in chunk])
         if not claim.recorded and not claim.in_flight:
             return self._send_chunk(chunk, False, on_doubt)

@@ -1,8 +1,8 @@
 """The send journal: each idempotency key is used once, across calls, processes and re-runs.
 
 A key is claimed, durably, before its request is written (``send_many`` claims each
-request's keys as a worker takes it), and its outcome is recorded after. So a later send
-with the same key finds one of three things:
+request's keys once its rate-limit turn has come), and its outcome is recorded after. So a
+later send with the same key finds one of three things:
 
 - **accepted**: the recorded result comes back, and nothing is sent;
 - **in flight** (claimed, no outcome: the process crashed mid-send, another one is

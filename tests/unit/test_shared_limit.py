@@ -17,6 +17,8 @@ import pytest
 
 from smsrelay import Client, ConfigError, ManualClock, SharedRateLimiter, TransportError, load_settings
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
+from smsrelay.inbox import open_inbox
+from smsrelay.journal import SendJournal
 from smsrelay.transport import TurnMissed
 
 pytestmark = pytest.mark.postgres
@@ -164,7 +166,7 @@ def test_accounts_have_their_own_buckets_and_the_key_is_not_stored(postgres_url:
     assert not any("key-" in r for r in rows)
 
 
-def test_the_password_never_shows_and_an_unreachable_store_sends_nothing(postgres_server: str) -> None:
+def test_the_password_never_shows_and_an_unreachable_store_sends_nothing(postgres_server: str, tmp_path) -> None:
     url = postgres_server.replace("smsrelay@", "smsrelay:hunter2pw@").rsplit(":", 1)[0] + ":1/db"
     with KudosityV2Emulator() as emu:
         settings = load_settings(
@@ -179,7 +181,15 @@ def test_the_password_never_shows_and_an_unreachable_store_sends_nothing(postgre
             with pytest.raises(TransportError) as caught:
                 client.send("+61491570156", "Hello", key="store-down-1")
             assert "hunter2pw" not in str(caught.value) and "cannot be reached" in str(caught.value)
+        journal = str(tmp_path / "journal.db")
+        with Client(settings=settings, journal=journal) as client, pytest.raises(TransportError):
+            client.send("+61491570156", "Hello", key="store-down-2")
         assert emu.received("POST", "/v2/sms") == []  # the store decides before anything is sent
+    claims = SendJournal(open_inbox(journal))
+    try:
+        assert claims.in_flight("kudosity") == []  # nor is anything claimed: the next send sends it
+    finally:
+        claims.inbox.close()
 
 
 def test_the_setting_must_be_a_postgresql_url_and_the_error_does_not_echo_it() -> None:
