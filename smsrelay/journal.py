@@ -93,6 +93,22 @@ def _marks(batch: Sequence[str]) -> str:
     return ", ".join("?" * len(batch))
 
 
+def _sorted(rows: dict[str, tuple[str, str, str | None]], keys: Sequence[str], claim: str | None) -> Claim:
+    """The journal's rows of ``keys`` as a Claim: ``claim``'s own new ones fresh, accepted, or in flight."""
+    out = Claim()
+    for key in keys:
+        if key not in rows:
+            continue
+        state, claimed_by, result = rows[key]
+        if claim is not None and claimed_by == claim and state == _PENDING:
+            out.fresh.append(key)
+        elif state == _DONE and result:
+            out.recorded[key] = _load(result)
+        else:
+            out.in_flight.append(key)
+    return out
+
+
 class SendJournal:
     """Durable claims and outcomes of idempotency keys, in the inbox's database."""
 
@@ -122,16 +138,7 @@ class SendJournal:
                     [v for key in batch for v in (provider, key, _PENDING, claim, None, now)],
                 )
             rows = self._rows(execute, provider, unique)
-        out = Claim()
-        for key in unique:
-            state, claimed_by, result = rows[key]
-            if claimed_by == claim and state == _PENDING:
-                out.fresh.append(key)
-            elif state == _DONE and result:
-                out.recorded[key] = _load(result)
-            else:
-                out.in_flight.append(key)
-        return out
+        return _sorted(rows, unique, claim)
 
     def known(self, provider: str, keys: Sequence[str]) -> Claim:
         """What the journal holds of ``keys``, claiming none: accepted ones and ones in flight.
@@ -143,16 +150,7 @@ class SendJournal:
         unique = list(dict.fromkeys(keys))
         with self.inbox.transaction() as execute:
             rows = self._rows(execute, provider, unique)
-        out = Claim()
-        for key in unique:
-            if key not in rows:
-                continue
-            state, _, result = rows[key]
-            if state == _DONE and result:
-                out.recorded[key] = _load(result)
-            else:
-                out.in_flight.append(key)
-        return out
+        return _sorted(rows, unique, None)
 
     @staticmethod
     def _rows(execute: Execute, provider: str, keys: Sequence[str]) -> dict[str, tuple[str, str, str | None]]:
