@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from smsrelay import AmbiguousSend, Client, Message, Recipient
+from smsrelay import AmbiguousSend, Client, Message, Recipient, TransportError
 from smsrelay.emulators.kudosity_v1 import KudosityV1Emulator
 from smsrelay.emulators.kudosity_v2 import KudosityV2Emulator
 from smsrelay.inbox import open_inbox
@@ -245,3 +245,45 @@ def test_claims_and_outcomes_of_many_keys_on_each_backend(inbox_url: str) -> Non
         assert journal.known("sms-other", keys).in_flight == []  # per provider
     finally:
         journal.inbox.close()
+
+
+class StoreGoesDown:
+    """A shared rate limit whose store gives the first turn, then cannot be reached."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+
+    def acquire(self) -> float:
+        self.turns += 1
+        if self.turns > 1:
+            raise TransportError("the shared rate limit store cannot be reached; nothing was sent")
+        return 0.0
+
+    def eta(self, calls: int) -> float:
+        return 0.0
+
+    def departed(self) -> None:
+        pass
+
+    def book(self, calls: int) -> None:
+        pass
+
+
+def test_a_request_whose_turn_cannot_be_taken_is_neither_sent_nor_claimed(
+    kudosity_v2_factory: Callable[..., Client], kudosity_v2_emulator: KudosityV2Emulator, tmp_path
+) -> None:
+    url = str(tmp_path / "state.db")
+    client = kudosity_v2_factory(journal=url, concurrency=1)
+    assert client.provider.transport is not None
+    client.provider.transport.limiter = StoreGoesDown()  # the store fails after the first turn
+    result = client.send_many(Message("Hi"), [Recipient(n, key=f"down-{i}") for i, n in enumerate(NUMBERS)])
+
+    assert [r.accepted for r in result.results] == [True, False, False]
+    assert all(r.retryable and "cannot be reached" in (r.error or "") for r in result.results[1:])
+    assert len(kudosity_v2_emulator.received("POST", "/v2/sms")) == 1
+    journal = SendJournal(open_inbox(url))
+    try:
+        claim = journal.known("kudosity", [f"down-{i}" for i in range(len(NUMBERS))])
+    finally:
+        journal.inbox.close()
+    assert list(claim.recorded) == ["down-0"] and claim.in_flight == []  # the others were never claimed
