@@ -356,8 +356,9 @@ class Inbox(abc.ABC):
         if source is not None:
             _check_name(source[0])
         if not self.group_commit:
+            data = [_encode(e) for e in events]  # before the write lock, as the group commit does
             with self._tx() as cur:
-                return self._append_in(cur, events, source, _ts(self.clock.now()), account)
+                return self._append_in(cur, events, source, _ts(self.clock.now()), account, data)
         return self._batcher().submit(events, source, account)
 
     async def append_async(
@@ -404,11 +405,11 @@ class Inbox(abc.ABC):
         events: Sequence[Event],
         source: tuple[str, str | None] | None,
         now: float,
-        account: str | None = None,
-        data: Sequence[str] = (),
+        account: str | None,
+        data: Sequence[str],
     ) -> AppendResult:
+        """Store ``events`` (``data``: each one's JSON) in the open transaction ``cur``."""
         added = dupes = stale = 0
-        data = data or [_encode(e) for e in events]
         for i, event in enumerate(events):
             eid = event.event_id
             if self._exec(cur, "SELECT 1 FROM tombstones WHERE event_id = ?", (eid,)).fetchone():
@@ -961,7 +962,7 @@ class PostgresInbox(Inbox):
             )
         for p in batch:
             if p.source is not None:
-                self._append_in(cur, [], p.source, now)
+                self._append_in(cur, [], p.source, now, None, ())
         return results
 
 
