@@ -38,7 +38,10 @@ _NAMED = re.compile(
     r"(?i)(?P<name>\b(?:" + "|".join(SECRET_NAMES) + r")\b(?:[\"']\s*[:=]\s*[\"']|\s*[:=]\s*[\"']?))"
     r"(?P<value>(?:Basic |Bearer )?[^\s\"'&,;}]+)"
 )
-_URL_USERINFO = re.compile(r"(?P<scheme>https?://)[^/\s:@]+:[^/\s@]+@")
+# Userinfo up to the last "@" before the path, since a password may hold an "@". In an HTTP URL
+# the user may be an API key (Basic auth), so both go; in a DSN (postgresql://…) the user stays.
+_URL_USERINFO = re.compile(r"(?P<scheme>https?://)[^/\s:@]+:[^/\s]*@")
+_URL_PASSWORD = re.compile(r"(?P<user>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s]*@")
 
 
 def register_secret(value: str | None) -> None:
@@ -70,6 +73,7 @@ def redact(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
+    text = _URL_PASSWORD.sub(r"\g<user>***@", text)
     return _NAMED.sub(lambda m: m.group("name") + MASK, text)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smsrelay import redaction
-from smsrelay.redaction import MASK, redact, register_secret
+from smsrelay.redaction import MASK, redact, register_secret, safe_dsn
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +91,36 @@ def test_a_password_in_a_url_is_masked_and_the_rest_kept():
     assert redact("GET https://ann:pw-123@api.example.com/v1?x=1") == "GET https://***@api.example.com/v1?x=1"
     assert redact("http://ann:pw-123@h/") == "http://***@h/"
     assert redact("https://api.example.com/a@b") == "https://api.example.com/a@b"
+    # A password may hold an "@": all of it goes, up to the last "@" before the path.
+    assert redact("https://ann:pw@123@h/x?to=a@b") == "https://***@h/x?to=a@b"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("journal postgresql://app:s3cret@db/x", "journal postgresql://app:***@db/x"),
+        ("postgresql://:s3cret@db/x", "postgresql://:***@db/x"),
+        ("redis://app:s3c@ret@cache:6379/0", "redis://app:***@cache:6379/0"),
+        ("postgresql://app@db/x and 10:30@home", "postgresql://app@db/x and 10:30@home"),
+    ],
+)
+def test_a_password_in_any_other_url_is_masked_and_its_user_kept(text, masked):
+    assert redact(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/smsrelay", "postgresql://app:***@db:5432/smsrelay"),
+        ("postgresql://:s3cret@db/x", "postgresql://:***@db/x"),
+        ("postgresql://app:s3c@ret@db/x", "postgresql://app:***@db/x"),
+        ("postgresql://app@db/x?sslmode=require", "postgresql://app@db/x?sslmode=require"),
+        ("sqlite:///var/lib/smsrelay/inbox.db", "sqlite:///var/lib/smsrelay/inbox.db"),
+        ("host=db user=app password=s3cret", "host=db user=app password=***"),
+        ("postgresql://db/x?password=s3cret&sslmode=require", "postgresql://db/x?password=***&sslmode=require"),
+        # urlsplit refuses this one (an unclosed IPv6 bracket); its password is masked all the same.
+        ("postgresql://app:s3cret@[db/x", "postgresql://app:***@[db/x"),
+    ],
+)
+def test_safe_dsn_masks_the_password_in_every_form(dsn, shown):
+    assert safe_dsn(dsn) == shown
