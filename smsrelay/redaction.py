@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import threading
-from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["MASK", "redact", "register_secret", "safe_dsn"]
 
@@ -85,11 +84,4 @@ def safe_dsn(dsn: str) -> str:
     >>> safe_dsn("host=db user=app password=s3cret")
     'host=db user=app password=***'
     """
-    try:
-        parts = urlsplit(dsn)
-        if parts.password is not None:
-            host = parts.netloc.rsplit("@", 1)[1]
-            dsn = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
-    except ValueError:  # not a URL (a malformed port, say): redact() below still masks password=…
-        pass
-    return redact(dsn)
+    return redact(dsn)  # a URL's password (_URL_PASSWORD) or a key=value one (_NAMED)
