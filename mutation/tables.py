@@ -37,10 +37,10 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "smsrelay.lifecycle": (("PROGRESS",), ("tests/unit/test_lifecycle.py",)),
     "smsrelay.segments": (("SINGLE", "MULTI"), ("tests/unit/test_segments.py",)),
     "smsrelay.redaction": (("SECRET_NAMES",), ("tests/unit/test_redaction.py",)),
-    "smsrelay.providers.kaleyra": (("STATUS", "TRACE_STATUS"), ("tests/unit/test_kaleyra_parsing.py",)),
-    "smsrelay.providers.kudosity.tables": (("V2_STATUS", "V1_STATUS"), ("tests/unit/test_kudosity_parsing.py",)),
-    "smsrelay.providers.mesms": (("STATUS", "REASONS", "MESSAGE_STATUS"), ("tests/unit/test_mesms_mapping.py",)),
-    "smsrelay.providers.smskit": (("STATUS", "EVENT_STATUS"), ("tests/unit/test_smskit_webhooks.py",)),
+    "smsrelay.providers.kaleyra": (("STATUS", "TRACE_STATUS"), ("tests/unit/test_status_tables.py",)),
+    "smsrelay.providers.kudosity.tables": (("V2_STATUS", "V1_STATUS"), ("tests/unit/test_status_tables.py",)),
+    "smsrelay.providers.mesms": (("STATUS", "REASONS", "MESSAGE_STATUS"), ("tests/unit/test_status_tables.py",)),
+    "smsrelay.providers.smskit": (("STATUS", "EVENT_STATUS"), ("tests/unit/test_status_tables.py",)),
 }
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly")
 TIMEOUT = 120.0  # seconds; a mutant that makes the tests hang is killed
