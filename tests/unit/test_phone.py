@@ -3,8 +3,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smsrelay import phone
 from smsrelay.errors import InvalidRequest
 from smsrelay.phone import _is_valid, _parse_e164, from_wire, mask, normalize, region_of, to_wire
+
+
+@pytest.fixture(autouse=True)
+def _cold_caches():
+    """Each test builds the regions' compiled patterns itself, not only the first that needs them.
+
+    make mutation runs a mutant of ``_region`` against the tests that call it: with warm caches
+    that is whichever test ran first, and the mutant's wrong patterns would meet no other test.
+    """
+    phone._regions.cache_clear()
+    phone._national_prefix.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -201,6 +213,20 @@ def test_the_e164_fast_path_agrees_with_phonenumbers_parse_on_any_digits(number:
 @pytest.mark.parametrize("number", ["+61491570156", "+66812345678", "+12025550143", "+4407400123456", "+390612345678"])
 def test_region_of_a_normalised_number(number: str) -> None:
     assert region_of(number) == phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
+
+
+def test_region_of_every_region_that_shares_its_calling_code() -> None:
+    # +1 (US, CA, the Caribbean), +7 (RU, KZ), +44 (GB, GG, IM, JE), …: the code alone does not say.
+    shared = [r for rs in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.values() if len(rs) > 1 for r in rs]
+    checked = 0
+    for region in shared:
+        example = phonenumbers.example_number(region)
+        if example is None:
+            continue
+        number = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        assert region_of(number) == phonenumbers.region_code_for_number(example), number
+        checked += 1
+    assert checked > 40
 
 
 def test_validity_agrees_with_phonenumbers_on_every_region_and_type() -> None:
