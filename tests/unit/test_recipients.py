@@ -57,16 +57,55 @@ def test_a_bad_file_names_the_file_and_line(tmp_path: Path, text: str, line: int
     assert detail in err.value.detail
 
 
-def test_a_file_that_is_not_text_is_a_config_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("data", "line", "byte"),
+    [
+        (b"\xffto,name\n+61491570156,Ann\n", 1, "0xff"),
+        # Within the first block the file is decoded in: the error still names the byte's own line.
+        (b"to,name\n+61491570156,Ann\n+61491570157,Z\xfcrich\n", 3, "0xfc"),
+    ],
+)
+def test_a_byte_that_is_not_utf8_names_its_line(tmp_path: Path, data: bytes, line: int, byte: str) -> None:
     path = tmp_path / "people.csv"
-    path.write_bytes(b"to,name\n+61491570156,\xff\xfe\n")
+    path.write_bytes(data)
 
-    with pytest.raises(ConfigError, match=r"is not (CSV text|valid CSV)") as err:
+    with pytest.raises(ConfigError) as err:
         read_recipients_csv(path)
 
-    assert err.value.file == str(path)
+    assert (err.value.file, err.value.line) == (str(path), line)
+    assert err.value.detail == f"is not UTF-8 text (byte {byte}); save the file as CSV UTF-8"
+
+
+def test_a_row_the_csv_module_refuses_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "to,name\n+61491570156,Ann\n+61491570157," + "x" * 200_000 + "\n")
+
+    with pytest.raises(ConfigError) as err:
+        read_recipients_csv(path)
+
+    assert (err.value.file, err.value.line) == (str(path), 3)
+    assert err.value.detail == "is not valid CSV: field larger than field limit (131072)"
+
+
+def test_a_quoted_cell_keeps_its_line_break_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_bytes(b'to,note\r\n+61491570156,"first\r\nsecond"\r\n')
+
+    [row] = read_recipients_csv(path)
+
+    assert dict(row.recipient.vars) == {"note": "first\r\nsecond"}
+
+
+def test_a_column_without_a_name_is_no_variable(tmp_path: Path) -> None:
+    rows = read_recipients_csv(write(tmp_path, "to,,name, \n+61491570156,x,Ann,y\n"))
+
+    assert dict(rows[0].recipient.vars) == {"name": "Ann"}
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read the recipients file"):
-        read_recipients_csv(tmp_path / "absent.csv")
+    path = tmp_path / "absent.csv"
+
+    with pytest.raises(ConfigError) as err:
+        read_recipients_csv(path)
+
+    assert (err.value.file, err.value.line) == (str(path), None)
+    assert err.value.detail == "cannot read the recipients file: No such file or directory"
