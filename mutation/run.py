@@ -15,7 +15,7 @@ The score leaves out the mutants listed in ``mutation/equivalents.md``: those ch
 but not its behaviour, so no test can kill them. Each has a line there saying why. A listed
 mutant that a test kills, or that no longer exists, is reported as stale so the list stays true.
 
-    python mutation/run.py                  # a fresh run (about 6 minutes on 2 busy cores)
+    python mutation/run.py                  # a run (about 2 minutes on 2 cores)
     python mutation/run.py --core-only      # skip the adapters' tables
     python mutation/run.py --fail-under 90  # exit 1 if a module scores below 90%
 """

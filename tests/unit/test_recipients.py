@@ -76,6 +76,16 @@ def test_a_byte_that_is_not_utf8_names_its_line(tmp_path: Path, data: bytes, lin
     assert err.value.detail == f"is not UTF-8 text (byte {byte}); save the file as CSV UTF-8"
 
 
+def test_a_header_the_csv_module_refuses_is_line_1(tmp_path: Path) -> None:
+    path = write(tmp_path, "to," + "x" * 200_000 + "\n+61491570156,Ann\n")
+
+    with pytest.raises(ConfigError) as err:
+        read_recipients_csv(path)
+
+    assert (err.value.file, err.value.line) == (str(path), 1)
+    assert err.value.detail == "is not CSV text: field larger than field limit (131072)"
+
+
 def test_a_row_the_csv_module_refuses_names_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, "to,name\n+61491570156,Ann\n+61491570157," + "x" * 200_000 + "\n")
 
