@@ -167,3 +167,32 @@ def test_classify_never_raises_and_reject_wins(text):
     result = words.classify(text)
     if words.reject is not None and words.reject.search(text):
         assert result == "rejected"
+
+
+def test_words_and_regexes_match_in_any_case():
+    words = ReplyWords.parse(["SHIP"], ["hold"])
+    assert (words.classify("ship it"), words.classify("HOLD ON"), words.classify("Ship")) == (
+        "approved",
+        "rejected",
+        "approved",
+    )
+    assert ReplyWords.parse(r"\bgo\b", None).classify("GO now") == "approved"
+
+
+def test_gate_codes_spread_over_every_code_and_keep_leading_zeros():
+    codes = {gate_code(f"run-{i}") for i in range(500)}
+    assert len(codes) > 450 and all(len(c) == 4 and c.isdigit() for c in codes)
+    assert any(c.startswith("0") for c in codes)
+
+
+def test_a_later_question_to_the_same_number_seen_in_the_feed_holds_a_bare_reply():
+    approval = Approval(Gate(None, frozenset({"a"}), approvers=frozenset({LEAD})))
+    approval.observe([Delivery("d1", "sandbox", LEAD, T0, "a", status=Status.QUEUED)])
+    approval.observe([Delivery("d2", "sandbox", LEAD, T0 + timedelta(seconds=10), "b", status=Status.QUEUED)])
+    approval.observe([reply("YES", T0 + timedelta(seconds=30))])
+    assert approval.verdict().decision == "undecided"
+    other = Approval(Gate(None, frozenset({"a"}), approvers=frozenset({LEAD})))
+    other.observe([Delivery("d1", "sandbox", LEAD, T0, "a", status=Status.QUEUED)])
+    other.observe([Delivery("d3", "sandbox", OTHER, T0 + timedelta(seconds=20), "c", status=Status.QUEUED)])
+    other.observe([reply("YES", T0 + timedelta(seconds=30))])
+    assert other.verdict().decision == "approved"  # a question to another number is no rival
