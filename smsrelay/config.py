@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smsrelay.errors import ConfigError
-from smsrelay.redaction import register_secret
-from smsrelay.shared_limit import register_dsn, safe_dsn
+from smsrelay.redaction import redact, register_secret
+from smsrelay.shared_limit import register_dsn
 
 if TYPE_CHECKING:
     import yaml
@@ -101,7 +101,7 @@ class ProviderSettings:
             if f.name in SECRET_FIELDS:
                 value = "***"
             elif f.name == "rate_limit_store":
-                value = safe_dsn(value)
+                value = redact(value)
             shown.append(f"{f.name}={value!r}")
         return f"ProviderSettings({', '.join(shown)})"
 

@@ -47,7 +47,7 @@ from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import ConfigError, InvalidRequest
 from smsrelay.lifecycle import precedence
 from smsrelay.model import Delivery, Event, Status, event_from_dict, event_to_dict
-from smsrelay.redaction import safe_dsn
+from smsrelay.redaction import redact
 
 __all__ = [
     "AppendResult",
@@ -850,7 +850,7 @@ class PostgresInbox(Inbox):
                     self._exec(cur, f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS account TEXT")
 
     def __repr__(self) -> str:
-        return f"PostgresInbox({safe_dsn(self.url)!r})"
+        return f"PostgresInbox({redact(self.url)!r})"
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -865,7 +865,7 @@ class PostgresInbox(Inbox):
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
             raise ConfigError(
-                f"cannot connect to the PostgreSQL inbox {safe_dsn(self.url)!r}: {safe_dsn(str(exc))}",
+                f"cannot connect to the PostgreSQL inbox {redact(self.url)!r}: {redact(str(exc))}",
                 field="inbox",
             ) from None
 
@@ -981,6 +981,6 @@ def open_inbox(url: str | Path, *, clock: Clock | None = None, **kw: Any) -> Inb
         raise ConfigError(f"use sqlite:///path for an SQLite inbox, got {text!r}", field="inbox")
     elif "://" in text:
         raise ConfigError(
-            f"unknown inbox URL scheme in {safe_dsn(text)!r}; use postgresql://… or sqlite:///path", field="inbox"
+            f"unknown inbox URL scheme in {redact(text)!r}; use postgresql://… or sqlite:///path", field="inbox"
         )
     return SqliteInbox(text, clock=clock, **kw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 
-__all__ = ["MASK", "redact", "register_secret", "safe_dsn"]
+__all__ = ["MASK", "redact", "register_secret"]
 
 MASK = "***"
 
@@ -65,6 +65,8 @@ def redact(text: str) -> str:
 
     >>> redact("x-api-key: abc123 sent")
     'x-api-key: *** sent'
+    >>> redact("postgresql://app:s3cret@db:5432/smsrelay"), redact("host=db user=app password=s3cret")
+    ('postgresql://app:***@db:5432/smsrelay', 'host=db user=app password=***')
     """
     if not text:
         return text
@@ -74,14 +76,3 @@ def redact(text: str) -> str:
     text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
     text = _URL_PASSWORD.sub(r"\g<user>***@", text)
     return _NAMED.sub(lambda m: m.group("name") + MASK, text)
-
-
-def safe_dsn(dsn: str) -> str:
-    """The connection string with its password masked, for reprs, logs and errors.
-
-    >>> safe_dsn("postgresql://app:s3cret@db:5432/smsrelay")
-    'postgresql://app:***@db:5432/smsrelay'
-    >>> safe_dsn("host=db user=app password=s3cret")
-    'host=db user=app password=***'
-    """
-    return redact(dsn)  # a URL's password (_URL_PASSWORD) or a key=value one (_NAMED)

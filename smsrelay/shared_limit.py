@@ -57,12 +57,12 @@ from urllib.parse import urlsplit
 
 from smsrelay.clock import Clock, SystemClock
 from smsrelay.errors import ConfigError, TransportError
-from smsrelay.redaction import register_secret, safe_dsn
+from smsrelay.redaction import redact, register_secret
 
 if TYPE_CHECKING:
     from smsrelay.config import ProviderSettings
 
-__all__ = ["Grant", "SharedRateLimiter", "account_key", "register_dsn", "safe_dsn", "shared_limiter"]
+__all__ = ["Grant", "SharedRateLimiter", "account_key", "register_dsn", "shared_limiter"]
 
 log = logging.getLogger("smsrelay.shared_limit")
 
@@ -162,7 +162,7 @@ class SharedRateLimiter:
         self._conn: Any = None
 
     def __repr__(self) -> str:
-        return f"SharedRateLimiter({safe_dsn(self._dsn)!r}, account={self.account!r}, rate={self.rate:g})"
+        return f"SharedRateLimiter({redact(self._dsn)!r}, account={self.account!r}, rate={self.rate:g})"
 
     # -- the Limiter protocol ---------------------------------------------------
     def acquire(self) -> float:
@@ -300,8 +300,8 @@ class SharedRateLimiter:
                         broken.close()
                     if attempt == 2 or broken is None:  # a fresh connection failed: the store is down
                         raise TransportError(
-                            f"the shared rate limit store {safe_dsn(self._dsn)!r} cannot be reached: "
-                            f"{safe_dsn(str(exc))}; nothing was sent",
+                            f"the shared rate limit store {redact(self._dsn)!r} cannot be reached: "
+                            f"{redact(str(exc))}; nothing was sent",
                             provider=self.provider,
                         ) from None
                     log.warning("shared rate limit: the database connection was lost; retrying on a new one")
